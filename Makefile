@@ -1,0 +1,28 @@
+# The two commands of README.md, and what they stand on. Every target runs the
+# project's setup first (idempotent; a second or two when everything is installed).
+BUILD ?= build
+CMAKE_FLAGS ?=
+JOBS ?= $(shell nproc)
+
+.PHONY: setup configure build demo test clean
+
+setup:
+	bash scripts/setup.sh
+
+configure: setup
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
+
+build: configure
+	cmake --build $(BUILD) -j $(JOBS)
+
+# The main job: the known-answer self-check (becomes the comparison benchmark once the
+# CLI exists).
+demo: build
+	./$(BUILD)/host/sectorcrypt-selfcheck
+
+# Builds and runs every test.
+test: build
+	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
+
+clean:
+	rm -rf $(BUILD)
