@@ -1,0 +1,54 @@
+// The CUDA AES-XTS kernels' host-side launch interface (built only when CUDA is enabled).
+//
+// A batch is `count` sectors of one size and direction in device memory, contiguous;
+// sector i uses key table entry key_index[i] and IV number iv_numbers[i]. Launch wrappers
+// take a stream, never allocate, never synchronise, and return the launch's cudaError_t.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/sector_format.h"
+#include "kernels/xts_key.h"
+
+namespace sectorcrypt::cuda {
+
+// Which AES the kernels run. `table`: T-tables in shared memory (fast; timing depends on
+// data, so only for trusted-co-tenancy use). `constant_time`: no data-dependent memory
+// access. The default is stated where the engine picks it.
+enum class AesVariant { table, constant_time };
+
+const char* aes_variant_name(AesVariant v);  // "table", "constant_time"
+
+// One expanded XTS key as the kernels read it: a plain struct copied into device memory
+// (a key table is an array of these). Zero it when the key is released.
+struct DeviceXtsKey {
+  alignas(16) uint8_t data_enc[15][16];
+  alignas(16) uint8_t data_dec[15][16];
+  alignas(16) uint8_t tweak_enc[15][16];
+  int32_t rounds;  // 10 or 14
+  int32_t pad[3];
+};
+
+// Host side: fills *out from a created key (no CUDA call).
+void to_device_key(const XtsKey& key, DeviceXtsKey* out);
+
+struct GpuBatch {
+  const uint8_t* in;            // device: count * sector_size bytes
+  uint8_t* out;                 // device: may equal in (in place)
+  std::size_t count;            // sectors
+  uint32_t sector_size;         // 512..4096, a multiple of 16
+  Direction dir;
+  IvMode iv_mode;
+  const uint64_t* iv_numbers;   // device: count IV numbers
+  const uint32_t* key_index;    // device: count indices into keys
+  const DeviceXtsKey* keys;     // device key table
+};
+
+// Enqueues the batch on `stream`. Returns cudaSuccess or the launch error (argument
+// errors are reported as cudaErrorInvalidValue before anything is enqueued).
+cudaError_t launch_xts(const GpuBatch& batch, AesVariant variant, cudaStream_t stream);
+
+}  // namespace sectorcrypt::cuda
