@@ -1,0 +1,304 @@
+// The sectorcrypt engine: batched AES-XTS over sectors with bounded, preallocated memory.
+//
+// Everything the data path touches is allocated by Engine::create: N slots of B bytes of
+// pinned host memory, the GPU's device buffers, streams and events, fixed-capacity rings,
+// request records, the key table, the oneTBB arena. After create returns no engine
+// thread allocates heap memory; load is absorbed by backpressure (a full engine blocks
+// in submit() or answers would_block from try_submit()), never by allocation.
+//
+// Data flow (one oneTBB parallel_pipeline, started at create, running until shutdown):
+//   admit    (serial, in order) take accepted requests in FIFO order, coalesce small ones
+//            and split large ones into batches of at most one slot each, gather data
+//            into the slot where the backend needs it staged
+//   crypt    (parallel)         run the backend over the batch
+//   complete (serial, in order) scatter, merge statuses, deliver completions, free slot
+//
+// COMPLETION ORDER: completions are delivered in admission order. Requests submitted
+// through submit()/try_submit() are admitted in the order they were accepted (FIFO over
+// all producer threads); a request split over several slots completes once, when its
+// last part is done, with the worst status of its parts. A zero-copy slot submitted with
+// submit_slot() may be admitted ahead of copy requests that are still queued (it needs
+// no slot, so it never waits behind them); it is then ordered by that admission.
+// Callbacks are never run concurrently with each other.
+//
+// CALLBACKS run on an engine thread. They must not block on the engine: no submit()
+// (try_submit() is fine), no acquire_slot() (try_acquire_slot() is fine), no drain(),
+// no destruction of the engine. They may call release_slot(), poll(), shutdown().
+#pragma once
+
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "kernels/sector_format.h"
+#include "kernels/status.h"
+#include "kernels/xts_key.h"
+
+namespace sectorcrypt {
+
+enum class BackendKind {
+  automatic,  // the GPU when discover_gpus().usable(), else the CPU
+  cpu,        // cpu::xts_crypt_sectors / xts_crypt_gathered on the arena's threads
+  cuda,       // H2D -> cuda::launch_xts -> D2H per slot, on the slot's stream
+};
+const char* backend_kind_name(BackendKind kind);  // "auto", "cpu", "cuda"
+
+// Which AES the CUDA kernels run. constant_time (the default) has no data-dependent
+// memory access; table (shared-memory T-tables) is faster but only for trusted
+// co-tenancy.
+enum class GpuAes { constant_time, table };
+
+struct EngineConfig {
+  BackendKind backend = BackendKind::automatic;
+  unsigned threads = 0;                 // arena threads; 0: hardware concurrency
+  std::size_t slot_count = 8;           // batch slots = pipeline tokens (>= 1)
+  std::size_t slot_bytes = 1u << 20;    // bytes per slot: a multiple of 4096, >= 4096
+  std::size_t request_capacity = 0;     // accepted-but-not-finished requests; 0: 8 * slots
+  std::size_t max_parts_per_batch = 0;  // requests coalesced into one slot; 0: min(B/512, 256)
+  std::size_t key_capacity = 64;        // key table entries (>= 1)
+  uint32_t flush_deadline_us = 100;     // a partly filled batch waits at most this long
+  bool require_locked_memory = false;   // fail create if slot memory cannot be locked
+  int gpu_ordinal = 0;                  // CUDA device for the cuda backend
+  GpuAes gpu_aes = GpuAes::constant_time;
+};
+
+// Names a key table entry. Stale handles (removed keys) are detected: a reused entry
+// gets a new handle.
+struct KeyHandle {
+  uint64_t value = 0;
+  bool valid() const { return value != 0; }
+  friend bool operator==(KeyHandle a, KeyHandle b) { return a.value == b.value; }
+};
+
+// Scatter/gather lists hold at most this many segments per side (no allocation).
+inline constexpr std::size_t kMaxSegments = 16;
+
+// Called once per request with its final status (ok, shut_down, backend_failure, ...).
+// `status` is valid only during the call.
+using CompletionCallback = void (*)(const Status& status, void* user_context);
+
+// A copy request. The iovec arrays are copied at submit; the memory they point at must
+// stay valid (and the source unchanged) until the completion.
+struct Request {
+  KeyHandle key;
+  Direction dir = Direction::encrypt;
+  SectorFormat format;
+  uint64_t start_sector = 0;     // 512-byte units, as a bio (see sector_format.h)
+  const iovec* src = nullptr;    // 1..kMaxSegments segments; the total is whole sectors
+  std::size_t src_count = 0;
+  const iovec* dst = nullptr;    // dst_count == 0: in place (the result replaces src)
+  std::size_t dst_count = 0;     // else the same total as src, disjoint from src
+  CompletionCallback callback = nullptr;  // run on an engine thread when done (optional)
+  void* user_context = nullptr;
+  bool post_completion = false;  // also post a Completion for poll()/wait_completions()
+  bool flush = false;            // send its batch at once instead of waiting to coalesce
+};
+
+// A slot lent to the caller for the zero-copy path: fill `data` in place, then
+// submit_slot(); the result is written back into `data`.
+struct SlotHandle {
+  uint32_t index = UINT32_MAX;
+  uint8_t* data = nullptr;
+  std::size_t capacity = 0;  // == EngineConfig::slot_bytes
+};
+
+struct SlotRequest {
+  KeyHandle key;
+  Direction dir = Direction::encrypt;
+  SectorFormat format;
+  uint64_t start_sector = 0;
+  std::size_t bytes = 0;         // from data[0]: whole sectors, <= capacity
+  CompletionCallback callback = nullptr;
+  void* user_context = nullptr;
+  bool post_completion = false;
+};
+
+// What poll() returns for requests submitted with post_completion.
+struct Completion {
+  Status status;
+  void* user_context = nullptr;
+  uint64_t bytes = 0;
+  uint32_t slot = UINT32_MAX;  // zero-copy: the slot holding the result; else UINT32_MAX
+};
+
+// Fixed log2 latency histogram: bucket i counts latencies in [2^(i-1), 2^i) ns
+// (bucket 0: 0 ns).
+struct LatencyHistogram {
+  static constexpr std::size_t kBuckets = 64;
+  uint64_t buckets[kBuckets] = {};
+  uint64_t count() const;
+  // Upper bound (ns) of the bucket holding the q-quantile, q in [0, 1]; 0 when empty.
+  uint64_t quantile_ns(double q) const;
+  uint64_t p50_ns() const { return quantile_ns(0.50); }
+  uint64_t p99_ns() const { return quantile_ns(0.99); }
+};
+
+// A snapshot of the engine's counters (each read atomically; the set is not one instant).
+struct EngineStats {
+  uint64_t bytes = 0;               // bytes completed ok
+  uint64_t requests = 0;            // requests completed (any status)
+  uint64_t requests_failed = 0;     // completed with a status other than ok
+  uint64_t batches = 0;             // batches (slots) through the pipeline
+  uint64_t parts = 0;               // request parts in those batches
+  uint64_t submit_waits = 0;        // submit()/acquire_slot() calls that had to block
+  uint64_t submit_wait_ns = 0;      // total time they blocked
+  uint64_t would_block = 0;         // try_submit()/try_acquire_slot() answered would_block
+  uint64_t admit_ns = 0;            // time in each stage, summed over batches
+  uint64_t crypt_ns = 0;
+  uint64_t complete_ns = 0;
+  bool memory_locked = false;       // slot memory is pinned (CUDA) or mlock'ed
+  LatencyHistogram latency;         // accept -> completion delivered, per request
+};
+
+class Engine {
+ public:
+  // Allocates everything and starts the pipeline.
+  //
+  // RETURN VALUE: ok and *out set; or
+  //   invalid_length     a size in `config` is out of range (named in the message)
+  //   unavailable        backend cuda asked for but no GPU is usable (reason included)
+  //   resource_exhausted memory, locked memory (require_locked_memory: the message names
+  //                      RLIMIT_MEMLOCK and its `ulimit -l` value), streams, threads
+  // On error *out is untouched and nothing is leaked.
+  // THREAD SAFETY: any thread.
+  static Status create(const EngineConfig& config, std::unique_ptr<Engine>* out);
+
+  // shutdown(), then frees everything. Not from a callback.
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // ---- keys (off the data path; may take a lock and, for CUDA, copy to the device) ----
+
+  // Validates and expands a 32- or 64-byte XTS key into a free table entry.
+  //
+  // RETURN VALUE: ok and *out set; invalid_key (length, equal halves: the message says
+  // which); resource_exhausted (table full); backend_failure (device upload failed).
+  // THREAD SAFETY: any thread, concurrently with everything.
+  Status add_key(const uint8_t* key, std::size_t len, KeyOptions options, KeyHandle* out);
+
+  // Zeroes the entry (host and device copies) and frees it for reuse.
+  //
+  // RETURN VALUE: ok; invalid_key (unknown or stale handle); would_block (the key is in
+  // use by accepted, unfinished requests: drain() first, or retry).
+  // THREAD SAFETY: any thread. A remove racing a submit with the same key may make
+  // either fail (never both succeed unsafely).
+  Status remove_key(KeyHandle key);
+
+  // ---- copy requests ----
+
+  // Validates `req` synchronously, then waits for a free request record and queues it.
+  //
+  // RETURN VALUE: ok (accepted: exactly one completion follows); or, before anything is
+  // taken and with no completion and no byte of output written:
+  //   invalid_key     unknown/stale/removed handle
+  //   invalid_format  sector size or IV generator
+  //   invalid_length  no segments, too many (> kMaxSegments), empty segment, total not a
+  //                   whole number of sectors, dst total != src total
+  //   invalid_buffer  null base, dst overlapping src or itself, misaligned start sector
+  //                   with iv_large_sectors
+  //   shut_down       the engine is shutting down (also for a waiter woken by it)
+  // THREAD SAFETY: any thread except a callback.
+  Status submit(const Request& req);
+
+  // As submit(), but never waits.
+  //
+  // RETURN VALUE: as submit(), plus would_block when no request record is free right now
+  // ("full"; a valid request is never answered with invalid_* and vice versa).
+  // THREAD SAFETY: any thread, including callbacks.
+  Status try_submit(const Request& req);
+
+  // ---- zero-copy ----
+
+  // Lends a free slot: the caller fills slot->data, then calls submit_slot().
+  //
+  // RETURN VALUE: ok and *slot set; shut_down. try_acquire_slot: also would_block.
+  // THREAD SAFETY: any thread; acquire_slot not from a callback.
+  Status acquire_slot(SlotHandle* slot);
+  Status try_acquire_slot(SlotHandle* slot);
+
+  // Queues the lent slot's first req.bytes bytes for crypt in place. The slot stays lent:
+  // after the completion the result is in slot.data; the caller then release_slot()s it.
+  //
+  // RETURN VALUE: ok (exactly one completion follows); invalid_key, invalid_format,
+  // invalid_length (bytes 0, not whole sectors, > capacity), invalid_buffer (not a slot
+  // lent to the caller, or already submitted; misaligned start), shut_down. On error
+  // the slot is still lent and its data untouched.
+  // THREAD SAFETY: any thread.
+  Status submit_slot(const SlotHandle& slot, const SlotRequest& req);
+
+  // Returns a lent slot to the pool (not while submitted and not yet completed).
+  //
+  // RETURN VALUE: ok; invalid_buffer (not lent, or its request is still running).
+  // THREAD SAFETY: any thread, including callbacks.
+  Status release_slot(const SlotHandle& slot);
+
+  // ---- polled completions ----
+
+  // Moves up to `max` posted completions into out[] in completion order, without
+  // waiting. RETURN VALUE: how many. THREAD SAFETY: any thread.
+  std::size_t poll(Completion* out, std::size_t max);
+
+  // As poll(), but waits up to timeout_us for at least one. RETURN VALUE: how many (0 on
+  // timeout, or when shut down with nothing left). THREAD SAFETY: any thread, not a
+  // callback.
+  std::size_t wait_completions(Completion* out, std::size_t max, uint64_t timeout_us);
+
+  // ---- synchronous bulk ----
+
+  // Encrypts/decrypts `bytes` from `in` to `out` (in == out: in place) through the
+  // pipeline and returns when done (split over slots; several in flight).
+  //
+  // RETURN VALUE: the validation errors of submit(), or the request's final status.
+  // THREAD SAFETY: any thread except a callback.
+  Status crypt_sync(KeyHandle key, Direction dir, const SectorFormat& format,
+                    uint64_t start_sector, const void* in, void* out, std::size_t bytes);
+
+  // The same over file descriptors: pread()s `bytes` from in_fd at in_offset through
+  // slots (zero-copy path, several in flight) and pwrite()s the result to out_fd at
+  // out_offset (in_fd == out_fd with equal offsets works in place).
+  //
+  // RETURN VALUE: ok; the validation errors of submit_slot(); invalid_length (short
+  // read: end of file before `bytes`); backend_failure naming errno for a failed
+  // pread/pwrite; shut_down. On error some output may have been written.
+  // THREAD SAFETY: any thread except a callback.
+  Status crypt_fd(KeyHandle key, Direction dir, const SectorFormat& format,
+                  uint64_t start_sector, int in_fd, off_t in_offset, int out_fd,
+                  off_t out_offset, uint64_t bytes);
+
+  // ---- lifecycle ----
+
+  // Waits until every request accepted before the call has completed (partly filled
+  // batches are sent at once rather than at their deadline).
+  //
+  // RETURN VALUE: ok; unavailable when called from a callback (it would wait on itself).
+  // THREAD SAFETY: any thread except a callback.
+  Status drain();
+
+  // Stops admitting (later submits get shut_down, blocked submitters wake with it);
+  // batches already in the pipeline complete normally; accepted requests not yet in a
+  // batch complete with shut_down. Every accepted request gets exactly one completion.
+  // Returns when all of that is done; idempotent. From a callback it only starts the
+  // shutdown and returns.
+  // THREAD SAFETY: any thread.
+  void shutdown();
+
+  // ---- introspection (any thread) ----
+  BackendKind backend() const;            // cpu or cuda: what `automatic` resolved to
+  const char* backend_detail() const;     // e.g. "cpu (VAES-AVX2), 4 threads"
+  bool memory_locked() const;             // slot memory pinned (CUDA) or mlock'ed
+  const char* memory_detail() const;      // e.g. "mlock'ed", "not locked: RLIMIT_..."
+  const EngineConfig& config() const;     // with the defaults resolved
+  EngineStats stats() const;
+
+  struct Impl;
+
+ private:
+  explicit Engine(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace sectorcrypt
