@@ -1,0 +1,87 @@
+// The AES lookup tables of the table-based GPU variant, generated at compile time from the
+// field arithmetic (no literal tables to mistype), host/device (SC_HOST_DEVICE constexpr),
+// so the host tests and the kernels read the very same numbers.
+//
+// Word layout matches aes_table_core.h: a state column is a little-endian 32-bit word,
+// row r in byte r.
+//   te0[x] = column (2 S[x], S[x], S[x], 3 S[x])           -- MixColumns column 0
+//   td0[x] = column (14 Si[x], 9 Si[x], 13 Si[x], 11 Si[x])  -- InvMixColumns column 0
+// The other three columns are byte rotations of these (rotl by 8, 16, 24), so one table
+// per direction suffices. S[x] is byte 1 (and byte 2) of te0[x]; the inverse S-box has no
+// such home in td0, so it is kept separately.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/portable.h"
+
+namespace sectorcrypt::aes_tables {
+
+// Product in GF(2^8) modulo x^8 + x^4 + x^3 + x + 1.
+SC_HOST_DEVICE constexpr uint8_t gf_mul(uint8_t a, uint8_t b) {
+  uint8_t r = 0;
+  for (int i = 0; i < 8; ++i) {
+    if (b & 1) r ^= a;
+    const bool carry = (a & 0x80) != 0;
+    a = static_cast<uint8_t>(a << 1);
+    if (carry) a ^= 0x1b;
+    b >>= 1;
+  }
+  return r;
+}
+
+// x^254 (the inverse, with 0 -> 0) by square-and-multiply; compile-time only, so plain.
+SC_HOST_DEVICE constexpr uint8_t gf_inv(uint8_t x) {
+  uint8_t result = 1;
+  uint8_t base = x;
+  for (int e = 254; e != 0; e >>= 1) {
+    if (e & 1) result = gf_mul(result, base);
+    base = gf_mul(base, base);
+  }
+  return result;
+}
+
+SC_HOST_DEVICE constexpr uint8_t rotl8(uint8_t b, int k) {
+  return static_cast<uint8_t>((b << k) | (b >> (8 - k)));
+}
+
+// FIPS-197 §5.1.1: the inverse followed by the affine map.
+SC_HOST_DEVICE constexpr uint8_t sbox(uint8_t x) {
+  const uint8_t b = gf_inv(x);
+  return static_cast<uint8_t>(b ^ rotl8(b, 1) ^ rotl8(b, 2) ^ rotl8(b, 3) ^ rotl8(b, 4) ^
+                              0x63);
+}
+
+// The inverse affine map followed by the inverse.
+SC_HOST_DEVICE constexpr uint8_t inv_sbox(uint8_t s) {
+  return gf_inv(static_cast<uint8_t>(rotl8(s, 1) ^ rotl8(s, 3) ^ rotl8(s, 6) ^ 0x05));
+}
+
+SC_HOST_DEVICE constexpr uint32_t column(uint8_t r0, uint8_t r1, uint8_t r2, uint8_t r3) {
+  return uint32_t{r0} | uint32_t{r1} << 8 | uint32_t{r2} << 16 | uint32_t{r3} << 24;
+}
+
+struct AesTables {
+  uint32_t te0[256];
+  uint32_t td0[256];
+  uint32_t inv_sbox4[64];  // inverse S-box packed four entries a word: byte x&3 of word x>>2
+};
+
+SC_HOST_DEVICE constexpr AesTables make_aes_tables() {
+  AesTables t{};
+  for (int x = 0; x < 256; ++x) {
+    const uint8_t s = sbox(static_cast<uint8_t>(x));
+    t.te0[x] = column(gf_mul(s, 2), s, s, gf_mul(s, 3));
+    const uint8_t si = inv_sbox(static_cast<uint8_t>(x));
+    t.td0[x] = column(gf_mul(si, 14), gf_mul(si, 9), gf_mul(si, 13), gf_mul(si, 11));
+    t.inv_sbox4[x >> 2] |= uint32_t{si} << (8 * (x & 3));
+  }
+  return t;
+}
+
+// Entry x of the packed inverse S-box, given its word (inv_sbox4[x >> 2]).
+SC_HOST_DEVICE uint32_t unpack_inv_sbox(uint32_t word, uint32_t x) {
+  return (word >> (8 * (x & 3))) & 0xffu;
+}
+
+}  // namespace sectorcrypt::aes_tables

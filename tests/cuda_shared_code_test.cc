@@ -1,0 +1,274 @@
+// The CUDA kernels' host/device code, run on the host: the tables and their per-lane
+// shared-memory layout, the IV block, the lane walk over a sector, and both AES variants'
+// rounds, emulating a warp's 32 lanes exactly as the kernels run them (xts_walk.cuh),
+// checked against the reference and OpenSSL. Needs no CUDA: only SC_HOST_DEVICE headers.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "host/gpu_devices.h"
+#include "host/peer_ciphers.h"
+#include "kernels/aes_ct_core.h"
+#include "kernels/cuda/aes_table_core.h"
+#include "kernels/cuda/aes_table_layout.h"
+#include "kernels/cuda/aes_tables.h"
+#include "kernels/cuda/xts_block_core.h"
+#include "kernels/xts_key.h"
+#include "kernels/xts_reference.h"
+#include "tests/test_support.h"
+
+namespace sectorcrypt {
+namespace {
+
+using cuda_core::Block;
+using cuda_core::ByteRoundKeys;
+using cuda_core::kLanes;
+
+constexpr aes_tables::AesTables kTables = aes_tables::make_aes_tables();
+
+// The shared-memory image a thread block builds (aes_table_layout.h), filled by the same
+// function with one thread.
+struct ReplicatedTables {
+  std::vector<uint32_t> te = std::vector<uint32_t>(cuda_core::kColumnTableWords);
+  std::vector<uint32_t> td = std::vector<uint32_t>(cuda_core::kColumnTableWords);
+  std::vector<uint32_t> inv = std::vector<uint32_t>(cuda_core::kInvSboxWords);
+  ReplicatedTables() {
+    cuda_core::fill_replicated(te.data(), kTables.te0, 256, 0, 1);
+    cuda_core::fill_replicated(td.data(), kTables.td0, 256, 0, 1);
+    cuda_core::fill_replicated(inv.data(), kTables.inv_sbox4, 64, 0, 1);
+  }
+};
+
+const ReplicatedTables& replicated() {
+  static const ReplicatedTables t;
+  return t;
+}
+
+enum class Variant { table, constant_time };
+
+const char* variant_name(Variant v) { return v == Variant::table ? "table" : "constant_time"; }
+
+// The kernels' policies, host side: the same round code, tables read through lane `lane`'s
+// view of the replicated image.
+template <int Rounds>
+Block encrypt(Variant v, const Block& b, const ByteRoundKeys& k, int lane) {
+  if (v == Variant::constant_time) return cuda_core::ct_encrypt(b, k, Rounds);
+  const cuda_core::LaneTables t(replicated().te.data(), nullptr, lane);
+  return cuda_core::table_encrypt<Rounds>(b, k, t);
+}
+
+template <int Rounds>
+Block decrypt(Variant v, const Block& b, const ByteRoundKeys& k, int lane) {
+  if (v == Variant::constant_time) return cuda_core::ct_decrypt(b, k, Rounds);
+  const cuda_core::LaneTables t(replicated().td.data(), replicated().inv.data(), lane);
+  return cuda_core::table_decrypt<Rounds>(b, k, t);
+}
+
+Block encrypt_rounds(Variant v, const Block& b, const ByteRoundKeys& k, int rounds, int lane) {
+  return rounds == 10 ? encrypt<10>(v, b, k, lane) : encrypt<14>(v, b, k, lane);
+}
+
+Block crypt_rounds(Variant v, Direction dir, const Block& b, const ByteRoundKeys& k,
+                   int rounds, int lane) {
+  if (dir == Direction::encrypt) return encrypt_rounds(v, b, k, rounds, lane);
+  return rounds == 10 ? decrypt<10>(v, b, k, lane) : decrypt<14>(v, b, k, lane);
+}
+
+// One sector as a warp runs it: lane `tweak_lane` encrypts the tweak (phase 1), then each of
+// the 32 lanes walks its blocks (phase 2).
+void emulate_sector(Variant v, const XtsKey& key, Direction dir, IvMode mode, uint64_t iv,
+                    int tweak_lane, const uint8_t* in, uint8_t* out, uint32_t sector_size) {
+  const ByteRoundKeys k2{key.tweak_encrypt().rk};
+  const int rounds = key.tweak_encrypt().rounds;
+  const xts::Tweak t = cuda_core::sector_tweak(
+      [&](const Block& b) { return encrypt_rounds(v, b, k2, rounds, tweak_lane); }, mode, iv);
+  const ByteRoundKeys k1{dir == Direction::encrypt ? key.data_encrypt().rk
+                                                   : key.data_decrypt().rk};
+  for (int lane = 0; lane < kLanes; ++lane) {
+    const auto cipher = [&](const Block& b) { return crypt_rounds(v, dir, b, k1, rounds, lane); };
+    const auto load = [&](uint32_t j) { return cuda_core::load_block(in + 16 * j); };
+    const auto store = [&](uint32_t j, const Block& b) { cuda_core::store_block(b, out + 16 * j); };
+    cuda_core::lane_walk(cipher, t, lane, sector_size / 16, load, store);
+  }
+}
+
+TEST(CudaSharedCode, TablesMatchTheConstantTimeSbox) {
+  EXPECT_EQ(aes_tables::sbox(0x00), 0x63);
+  EXPECT_EQ(aes_tables::sbox(0x53), 0xed);  // FIPS-197 §5.1.1 example
+  EXPECT_EQ(aes_tables::inv_sbox(0x63), 0x00);
+  for (int base = 0; base < 256; base += 8) {
+    uint64_t in = 0;
+    for (int i = 0; i < 8; ++i) in |= uint64_t(base + i) << (8 * i);
+    const uint64_t s = aes_ct::sub_bytes8(in);
+    const uint64_t si = aes_ct::inv_sub_bytes8(in);
+    for (int i = 0; i < 8; ++i) {
+      const int x = base + i;
+      const uint8_t sx = static_cast<uint8_t>(s >> (8 * i));
+      ASSERT_EQ(aes_tables::sbox(static_cast<uint8_t>(x)), sx) << x;
+      ASSERT_EQ(aes_tables::inv_sbox(static_cast<uint8_t>(x)), static_cast<uint8_t>(si >> (8 * i)));
+      ASSERT_EQ((kTables.te0[x] >> 8) & 0xff, sx);
+      ASSERT_EQ(aes_tables::unpack_inv_sbox(kTables.inv_sbox4[x >> 2], x),
+                static_cast<uint32_t>(si >> (8 * i) & 0xff));
+    }
+  }
+}
+
+// Every lane reads its own bank whatever the byte, and reads the right entry.
+TEST(CudaSharedCode, ReplicatedLayoutIsPerLaneBankAndExact) {
+  const auto& r = replicated();
+  for (int lane = 0; lane < kLanes; ++lane) {
+    const cuda_core::LaneTables te(r.te.data(), r.inv.data(), lane);
+    const cuda_core::LaneTables td(r.td.data(), r.inv.data(), lane);
+    for (uint32_t x = 0; x < 256; ++x) {
+      const std::ptrdiff_t word = &te.cols[x * cuda_core::kTableCopies] - r.te.data();
+      ASSERT_EQ(word % 32, lane);
+      const std::ptrdiff_t inv_word = &te.inv[(x >> 2) * cuda_core::kTableCopies] - r.inv.data();
+      ASSERT_EQ(inv_word % 32, lane);
+      ASSERT_EQ(te.te0(x), kTables.te0[x]);
+      ASSERT_EQ(td.td0(x), kTables.td0[x]);
+      ASSERT_EQ(te.inv_sbox(x), aes_tables::inv_sbox(static_cast<uint8_t>(x)));
+    }
+  }
+}
+
+TEST(CudaSharedCode, IvBlockMatchesMakeIv) {
+  for (uint64_t n : {uint64_t{0}, uint64_t{1}, uint64_t{0xffffffff}, uint64_t{0x0123456789abcdef},
+                     ~uint64_t{0}}) {
+    for (IvMode mode : {IvMode::plain64, IvMode::plain, IvMode::plain64be}) {
+      uint8_t expected[16], got[16];
+      make_iv(mode, n, expected);
+      cuda_core::store_block(cuda_core::iv_block(mode, n), got);
+      EXPECT_EQ(0, std::memcmp(expected, got, 16)) << iv_mode_name(mode) << " " << n;
+    }
+  }
+}
+
+// The lane walk reaches every block's tweak T * x^j: compare with the serial doubling.
+TEST(CudaSharedCode, LaneWalkTweaksAreSerialDoublings) {
+  auto& gen = testing::rng();
+  for (int trial = 0; trial < 64; ++trial) {
+    const xts::Tweak t0{gen(), trial == 0 ? ~uint64_t{0} : gen()};
+    std::vector<xts::Tweak> serial(256);
+    serial[0] = t0;
+    for (int j = 1; j < 256; ++j) serial[j] = xts::mul_x(serial[j - 1]);
+    for (int lane = 0; lane < kLanes; ++lane) {
+      xts::Tweak t = cuda_core::lane_first_tweak(t0, lane);
+      for (int j = lane; j < 256; j += kLanes) {
+        ASSERT_EQ(t.lo, serial[j].lo) << j;
+        ASSERT_EQ(t.hi, serial[j].hi) << j;
+        t = cuda_core::lane_next_tweak(t);
+      }
+    }
+  }
+}
+
+// Whole batches through the emulated warps: both variants, key sizes, directions, every
+// dm-crypt sector size and IV mode, both IV units, in place and out of place; against
+// ref::xts_crypt_sectors for the run and OpenSSL per sector.
+TEST(CudaSharedCode, EmulatedWarpsMatchReferenceAndOpenssl) {
+  auto& gen = testing::rng();
+  int cases = 0;
+  for (Variant v : {Variant::table, Variant::constant_time}) {
+    for (std::size_t key_len : {32u, 64u}) {
+      const auto raw = testing::random_xts_key(key_len, gen);
+      XtsKey key;
+      ASSERT_TRUE(XtsKey::create(raw.data(), raw.size(), &key));
+      for (Direction dir : {Direction::encrypt, Direction::decrypt}) {
+        const auto openssl = peers::make_openssl_xts(raw.data(), raw.size(), dir);
+        for (uint32_t sector_size : {512u, 1024u, 2048u, 4096u}) {
+          for (IvMode mode : {IvMode::plain64, IvMode::plain, IvMode::plain64be}) {
+            for (bool large : {false, true}) {
+              const SectorFormat format{sector_size, mode, large};
+              const std::size_t count = 3;
+              uint64_t start = gen();
+              if (cases % 5 == 0) start = ~uint64_t{0} - 8;  // IV numbers wrap
+              if (large) start -= start % (sector_size / 512);
+              const std::size_t bytes = count * sector_size;
+              const auto in = testing::random_bytes(bytes, gen);
+              std::vector<uint8_t> expected(bytes), ours(bytes, 0xa5), inplace = in;
+              ASSERT_TRUE(ref::xts_crypt_sectors(key, dir, format, start, in.data(),
+                                                 expected.data(), bytes));
+              IvSequence ivs;
+              ASSERT_TRUE(iv_sequence_for(format, start, &ivs));
+              for (std::size_t i = 0; i < count; ++i) {
+                const uint64_t iv = ivs.first + i * ivs.step;
+                const std::size_t off = i * sector_size;
+                const int lane = static_cast<int>(i % kLanes);
+                emulate_sector(v, key, dir, mode, iv, lane, in.data() + off, ours.data() + off,
+                               sector_size);
+                emulate_sector(v, key, dir, mode, iv, lane, inplace.data() + off,
+                               inplace.data() + off, sector_size);
+                uint8_t iv_bytes[16];
+                make_iv(mode, iv, iv_bytes);
+                std::vector<uint8_t> theirs(sector_size);
+                std::string error;
+                ASSERT_TRUE(openssl->crypt_unit(iv_bytes, in.data() + off, theirs.data(),
+                                                sector_size, &error))
+                    << error;
+                ASSERT_EQ(0, std::memcmp(theirs.data(), ours.data() + off, sector_size))
+                    << "OpenSSL differs, sector " << i;
+              }
+              const std::string what = std::string(variant_name(v)) + " key " +
+                                       std::to_string(key_len) + " sector " +
+                                       std::to_string(sector_size) + " " + iv_mode_name(mode) +
+                                       (large ? " large" : "") +
+                                       (dir == Direction::encrypt ? " enc" : " dec");
+              ASSERT_EQ(expected, ours) << what;
+              ASSERT_EQ(expected, inplace) << what << " in place";
+              ++cases;
+            }
+          }
+        }
+      }
+    }
+  }
+  EXPECT_EQ(cases, 2 * 2 * 2 * 4 * 3 * 2);
+}
+
+// The kernels also take any multiple of 16 in 512..4096, where some lanes sit out the
+// last step: compare with the reference's single data unit.
+TEST(CudaSharedCode, EmulatedWarpsOnUnevenSectorSizes) {
+  auto& gen = testing::rng();
+  for (Variant v : {Variant::table, Variant::constant_time}) {
+    for (std::size_t key_len : {32u, 64u}) {
+      const auto raw = testing::random_xts_key(key_len, gen);
+      XtsKey key;
+      ASSERT_TRUE(XtsKey::create(raw.data(), raw.size(), &key));
+      for (Direction dir : {Direction::encrypt, Direction::decrypt}) {
+        for (uint32_t size : {528u, 1008u, 4080u}) {
+          const uint64_t n = gen();
+          const auto in = testing::random_bytes(size, gen);
+          std::vector<uint8_t> expected(size), ours(size, 0xa5);
+          uint8_t iv[16];
+          make_iv(IvMode::plain64, n, iv);
+          ASSERT_TRUE(ref::xts_crypt_unit(key, dir, iv, in.data(), expected.data(), size));
+          emulate_sector(v, key, dir, IvMode::plain64, n, 7, in.data(), ours.data(), size);
+          ASSERT_EQ(expected, ours) << variant_name(v) << " " << size;
+        }
+      }
+    }
+  }
+}
+
+TEST(CudaSharedCode, DiscoverGpusExplainsAnEmptyInventory) {
+  const GpuInventory inv = discover_gpus();
+  if (!inv.usable()) {
+    EXPECT_FALSE(inv.why_none.empty());
+#if !defined(SECTORCRYPT_HAVE_CUDA)
+    EXPECT_NE(inv.why_none.find("built without CUDA"), std::string::npos) << inv.why_none;
+#endif
+    std::printf("discover_gpus: %s\n", inv.why_none.c_str());
+    return;
+  }
+  for (const GpuInfo& g : inv.gpus) {
+    EXPECT_GE(g.ordinal, 0);
+    EXPECT_FALSE(g.name.empty());
+    EXPECT_GE(g.compute_major, 9);
+  }
+}
+
+}  // namespace
+}  // namespace sectorcrypt
