@@ -22,6 +22,16 @@ enum class AesVariant { table, constant_time };
 
 const char* aes_variant_name(AesVariant v);  // "table", "constant_time"
 
+// The default is constant_time. Table-based AES on GPUs has been broken remotely through
+// timing alone: Jiang, Fei and Kaeli (HPCA 2016) recovered a full AES key from the
+// execution time of a T-table kernel, through the data-dependent number of memory
+// transactions of its lookups, and later work used shared-memory bank conflicts the same
+// way. The table variant here keeps its tables conflict-free per lane (every lookup is one
+// wavefront), which closes that particular channel, but its addresses still depend on key
+// and data, and that is not a property we can prove harmless on every GPU. So: tables only
+// where the caller opts in for speed (trusted single-tenant GPU, benchmarks).
+inline constexpr AesVariant kDefaultAesVariant = AesVariant::constant_time;
+
 // One expanded XTS key as the kernels read it: a plain struct copied into device memory
 // (a key table is an array of these). Zero it when the key is released.
 struct DeviceXtsKey {
@@ -48,7 +58,13 @@ struct GpuBatch {
 };
 
 // Enqueues the batch on `stream`. Returns cudaSuccess or the launch error (argument
-// errors are reported as cudaErrorInvalidValue before anything is enqueued).
+// errors are reported as cudaErrorInvalidValue before anything is enqueued): null
+// pointers, sector_size outside 512..4096 or not a multiple of 16, an unknown direction,
+// IV mode or variant, `in`/`out`/`keys` not 16-byte aligned, iv_numbers/key_index not
+// naturally aligned, in/out overlapping without being equal, or a batch too large for
+// one grid. count == 0 enqueues nothing and returns cudaSuccess. The device data is
+// trusted: key_index entries must index the table and entries must come from
+// to_device_key() (rounds 10 or 14); nothing on the device checks them.
 cudaError_t launch_xts(const GpuBatch& batch, AesVariant variant, cudaStream_t stream);
 
 }  // namespace sectorcrypt::cuda

@@ -1,0 +1,94 @@
+// The host side of xts_cuda.h: argument checks, launch shape, key conversion. No
+// allocation, no synchronisation: launch_xts only enqueues.
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <cstring>
+
+#include "kernels/cuda/xts_cuda.h"
+#include "kernels/cuda/xts_kernels.h"
+
+namespace sectorcrypt::cuda {
+namespace {
+
+// Enough warps to cover an H100 about 1.5 times over (132 SMs x 40 resident warps with
+// the table variant): below that a warp takes fewer than 32 sectors, trading some tweak
+// overhead for parallelism.
+constexpr uint64_t kTargetWarps = 8192;
+
+bool aligned(const void* p, std::uintptr_t a) {
+  return reinterpret_cast<std::uintptr_t>(p) % a == 0;
+}
+
+bool overlaps_partly(const void* in, const void* out, std::size_t len) {
+  const auto a = reinterpret_cast<std::uintptr_t>(in);
+  const auto b = reinterpret_cast<std::uintptr_t>(out);
+  return a != b && a < b + len && b < a + len;
+}
+
+bool valid(const GpuBatch& b) {
+  if (b.in == nullptr || b.out == nullptr || b.iv_numbers == nullptr ||
+      b.key_index == nullptr || b.keys == nullptr) {
+    return false;
+  }
+  if (b.sector_size < 512 || b.sector_size > 4096 || b.sector_size % 16 != 0) return false;
+  if (b.dir != Direction::encrypt && b.dir != Direction::decrypt) return false;
+  if (b.iv_mode != IvMode::plain64 && b.iv_mode != IvMode::plain &&
+      b.iv_mode != IvMode::plain64be) {
+    return false;
+  }
+  // uint4 data access, uint4 round keys, natural alignment of the index arrays.
+  if (!aligned(b.in, 16) || !aligned(b.out, 16) || !aligned(b.keys, 16) ||
+      !aligned(b.iv_numbers, alignof(uint64_t)) || !aligned(b.key_index, alignof(uint32_t))) {
+    return false;
+  }
+  if (b.count > SIZE_MAX / b.sector_size) return false;
+  return !overlaps_partly(b.in, b.out, b.count * b.sector_size);
+}
+
+}  // namespace
+
+const char* aes_variant_name(AesVariant v) {
+  switch (v) {
+    case AesVariant::table:
+      return "table";
+    case AesVariant::constant_time:
+      return "constant_time";
+  }
+  return "unknown";
+}
+
+void to_device_key(const XtsKey& key, DeviceXtsKey* out) {
+  std::memset(out, 0, sizeof(*out));
+  if (key.empty()) return;
+  std::memcpy(out->data_enc, key.data_encrypt().rk, sizeof(out->data_enc));
+  std::memcpy(out->data_dec, key.data_decrypt().rk, sizeof(out->data_dec));
+  std::memcpy(out->tweak_enc, key.tweak_encrypt().rk, sizeof(out->tweak_enc));
+  out->rounds = key.data_encrypt().rounds;
+}
+
+cudaError_t launch_xts(const GpuBatch& batch, AesVariant variant, cudaStream_t stream) {
+  if (variant != AesVariant::table && variant != AesVariant::constant_time) {
+    return cudaErrorInvalidValue;
+  }
+  if (batch.count == 0) return cudaSuccess;  // nothing to enqueue
+  if (!valid(batch)) return cudaErrorInvalidValue;
+
+  uint64_t per_warp = (batch.count + kTargetWarps - 1) / kTargetWarps;
+  if (per_warp > 32) per_warp = 32;
+  const uint64_t warps = (batch.count + per_warp - 1) / per_warp;
+  const uint64_t blocks = (warps + detail::kWarpsPerBlock - 1) / detail::kWarpsPerBlock;
+  if (blocks > 0x7fffffffu) return cudaErrorInvalidValue;  // grid.x limit
+
+  const detail::KernelArgs args{batch.in,          batch.out,
+                                batch.count,       batch.sector_size,
+                                static_cast<uint32_t>(per_warp), batch.iv_mode,
+                                batch.iv_numbers,  batch.key_index,
+                                batch.keys};
+  const dim3 grid(static_cast<unsigned>(blocks));
+  return variant == AesVariant::table
+             ? detail::launch_table_kernel(args, batch.dir, grid, stream)
+             : detail::launch_ct_kernel(args, batch.dir, grid, stream);
+}
+
+}  // namespace sectorcrypt::cuda
