@@ -5,10 +5,12 @@
 //
 // Per batch: the data and tweak round keys are broadcast to both lanes once.
 // Per group of 16 sectors: their tweaks AES_K2(IV) are encrypted together, 8 ymm at once,
-// instead of one latency-bound block per sector.
-// Per sector: the 16 per-block tweaks T*x^j (j = 0..15) are made with per-lane variable
-// shifts and one carry-less multiply by 0x87; each later 256-byte chunk multiplies them by
-// x^16, which is a 2-byte lane shift plus a carry-less multiply of the 16 bits shifted out.
+// one group ahead, instead of one latency-bound block per sector.
+// Per block: the tweak sequence T*x^j runs on the integer units (add/adc, a mask of 0x87),
+// one 256-byte chunk ahead, into a small table the vector code reads. The vector ports are
+// the bottleneck (VPCLMULQDQ competes with AESENC for the same pipes); the integer units
+// are otherwise idle. The chain continues from one sector into the next, so short sectors
+// do not stall at their start.
 // The tweak XORs fold into the round keys: AES(P^T)^T is computed as
 // aesenclast(rounds(P ^ (T^rk0)), rkN ^ T), which saves two XORs per register.
 #include "kernels/cpu/xts_vaes_avx2.h"
@@ -48,7 +50,7 @@ struct Keys {
 };
 
 template <int R, bool kEnc>
-inline __m256i middle_rounds(__m256i x, const Keys<R>& k, int r) {
+inline __m256i middle_round(__m256i x, const Keys<R>& k, int r) {
   return kEnc ? _mm256_aesenc_epi128(x, k.rk[r]) : _mm256_aesdec_epi128(x, k.rk[r]);
 }
 template <bool kEnc>
@@ -56,54 +58,29 @@ inline __m256i last_round(__m256i x, __m256i key) {
   return kEnc ? _mm256_aesenclast_epi128(x, key) : _mm256_aesdeclast_epi128(x, key);
 }
 
-// Each 128-bit lane times x^16: a 2-byte shift left, and the 16 bits shifted out reduced
-// by a carry-less multiply with 0x87 (the product has at most 23 bits, so it stays in the
-// low qword).
-inline __m256i mul_x16(__m256i t, __m256i poly) {
-  const __m256i over = _mm256_bsrli_epi128(t, 14);
-  return _mm256_xor_si256(_mm256_bslli_epi128(t, 2), _mm256_clmulepi64_epi128(over, poly, 0x00));
+// Writes tweak (lo, hi) to dst and advances it to the next block's: T*x, a 128-bit left
+// shift with the carry out of bit 127 folded back as 0x87. Inline asm because compilers
+// spend ~10 instructions here (shld and moves) and the loop is front-end bound for
+// AES-128; this is 7, and the loop-carried chain is 2 cycles (add, xor).
+inline void store_and_advance(uint64_t& lo, uint64_t& hi, uint64_t* dst) {
+  uint64_t m;
+  __asm__(
+      "sarx %[s], %[h], %[m]\n\t"
+      "and $0x87, %k[m]\n\t"
+      "mov %[l], %[d0]\n\t"
+      "mov %[h], %[d1]\n\t"
+      "add %[l], %[l]\n\t"
+      "adc %[h], %[h]\n\t"
+      "xor %[m], %[l]"
+      : [l] "+&r"(lo), [h] "+&r"(hi), [m] "=&r"(m), [d0] "=m"(dst[0]), [d1] "=m"(dst[1])
+      : [s] "r"(uint64_t{63})
+      : "cc");
 }
 
-// Each lane times x^k with k = 0..56 per qword count: shl = (k, k) and shr = (64-k, 64-k)
-// for each lane. A shift by 64 gives 0 with VPSRLVQ, so k = 0 needs no special case.
-inline __m256i mul_x_var(__m256i t, __m256i shl, __m256i shr, __m256i poly) {
-  const __m256i c = _mm256_srlv_epi64(t, shr);  // (lo >> 64-k, hi >> 64-k)
-  const __m256i s = _mm256_sllv_epi64(t, shl);
-  // hi gets lo's carry; lo gets hi's carry reduced by 0x87 (selector: c.hi * poly.lo).
-  return _mm256_xor_si256(_mm256_xor_si256(s, _mm256_bslli_epi128(c, 8)),
-                          _mm256_clmulepi64_epi128(c, poly, 0x01));
-}
-
-// Register i of the first chunk holds blocks 2i and 2i+1: tweaks T*x^(2i), T*x^(2i+1).
-inline void first_tweaks(__m256i t, __m256i poly, __m256i tw[kLanes]) {
-  for (int i = 0; i < kLanes; ++i) {
-    const long long k0 = 2 * i, k1 = 2 * i + 1;
-    const __m256i shl = _mm256_set_epi64x(k1, k1, k0, k0);
-    const __m256i shr = _mm256_set_epi64x(64 - k1, 64 - k1, 64 - k0, 64 - k0);
-    tw[i] = mul_x_var(t, shl, shr, poly);
-  }
-}
-
-// One sector: `t` is its encrypted tweak (AES_K2(IV)) in both lanes.
-template <int R, bool kEnc>
-inline void crypt_sector(const Keys<R>& k, __m256i t, __m256i poly, const uint8_t* in,
-                         uint8_t* out, std::size_t bytes) {
-  __m256i tw[kLanes];
-  first_tweaks(t, poly, tw);
-  for (std::size_t off = 0; off < bytes; off += kChunkBytes) {
-    __m256i x[kLanes];
-    for (int i = 0; i < kLanes; ++i) {
-      x[i] = _mm256_xor_si256(load(in + off + 32 * i), _mm256_xor_si256(tw[i], k.rk[0]));
-    }
-    for (int r = 1; r < R; ++r) {
-      for (int i = 0; i < kLanes; ++i) x[i] = middle_rounds<R, kEnc>(x[i], k, r);
-    }
-    for (int i = 0; i < kLanes; ++i) {
-      x[i] = last_round<kEnc>(x[i], _mm256_xor_si256(k.rk[R], tw[i]));
-      store(out + off + 32 * i, x[i]);
-      tw[i] = mul_x16(tw[i], poly);
-    }
-  }
+// The tweaks of the 16 blocks of one chunk, as 8 ymm of (lo, hi, lo, hi).
+inline void chunk_tweaks(uint64_t& lo, uint64_t& hi, uint64_t tab[2 * 16]) {
+#pragma GCC unroll 16
+  for (int j = 0; j < 16; ++j) store_and_advance(lo, hi, tab + 2 * j);
 }
 
 // The IV block of IV number n as (lo, hi) qwords (sector_format.h's make_iv).
@@ -127,8 +104,10 @@ inline void iv_qwords(IvMode mode, uint64_t n, long long* lo, long long* hi) {
 // Encrypts the tweaks of sectors [first, first + n), n <= kGroup, into out[0..n).
 template <int R>
 inline void group_tweaks(const BatchArgs& a, const Keys<R>& tk, std::size_t first,
-                         std::size_t n, __m128i out[kGroup]) {
+                         uint64_t out[kGroup][2]) {
+  const std::size_t n = a.count - first < kGroup ? a.count - first : kGroup;
   __m256i x[kGroup / 2];
+#pragma GCC unroll 8
   for (std::size_t i = 0; i < kGroup / 2; ++i) {
     long long lo[2] = {0, 0}, hi[2] = {0, 0};
     for (std::size_t j = 0; j < 2; ++j) {
@@ -137,32 +116,68 @@ inline void group_tweaks(const BatchArgs& a, const Keys<R>& tk, std::size_t firs
     }
     x[i] = _mm256_xor_si256(_mm256_set_epi64x(hi[1], lo[1], hi[0], lo[0]), tk.rk[0]);
   }
+#pragma GCC unroll 14
   for (int r = 1; r < R; ++r) {
+#pragma GCC unroll 8
     for (auto& v : x) v = _mm256_aesenc_epi128(v, tk.rk[r]);
   }
+#pragma GCC unroll 8
   for (std::size_t i = 0; i < kGroup / 2; ++i) {
-    x[i] = _mm256_aesenclast_epi128(x[i], tk.rk[R]);
-    out[2 * i] = _mm256_castsi256_si128(x[i]);
-    out[2 * i + 1] = _mm256_extracti128_si256(x[i], 1);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(out[2 * i]),
+                       _mm256_aesenclast_epi128(x[i], tk.rk[R]));
   }
 }
 
+// Sectors one after another, 256-byte chunks within each; the tweak table of the next
+// chunk (this sector's or the next one's) is written while this chunk's rounds run.
 template <int R, bool kEnc>
 void run(const BatchArgs& a) {
+  if (a.count == 0) return;
   const Keys<R> k(kEnc ? a.key->data_encrypt() : a.key->data_decrypt());
   const Keys<R> tk(a.key->tweak_encrypt());
-  const __m256i poly = _mm256_set1_epi64x(0x87);
-  alignas(32) __m128i tweaks[kGroup];
-  for (std::size_t g = 0; g < a.count; g += kGroup) {
-    const std::size_t n = a.count - g < kGroup ? a.count - g : kGroup;
-    group_tweaks<R>(a, tk, g, n, tweaks);
-    for (std::size_t s = 0; s < n; ++s) {
-      crypt_sector<R, kEnc>(k, _mm256_broadcastsi128_si256(tweaks[s]), poly, a.in(g + s),
-                            a.out(g + s), a.sector_size);
+  const std::size_t chunks = a.sector_size / kChunkBytes;
+  alignas(32) uint64_t group[2][kGroup][2];  // encrypted tweaks: this group, the next
+  alignas(32) uint64_t tab[2][2 * 16];       // per-block tweaks: this chunk, the next
+  group_tweaks<R>(a, tk, 0, group[0]);
+  uint64_t lo = group[0][0][0], hi = group[0][0][1];
+  chunk_tweaks(lo, hi, tab[0]);
+  int cur = 0;
+  for (std::size_t s = 0; s < a.count; ++s) {
+    if (s % kGroup == 0 && s + kGroup < a.count) {
+      group_tweaks<R>(a, tk, s + kGroup, group[(s / kGroup + 1) % 2]);
+    }
+    const uint8_t* in = a.in(s);
+    uint8_t* out = a.out(s);
+    for (std::size_t c = 0; c < chunks; ++c, in += kChunkBytes, out += kChunkBytes) {
+      const __m256i* tw = reinterpret_cast<const __m256i*>(tab[cur]);
+      __m256i x[kLanes];
+#pragma GCC unroll 8
+      for (int i = 0; i < kLanes; ++i) {
+        x[i] = _mm256_xor_si256(load(in + 32 * i), _mm256_xor_si256(tw[i], k.rk[0]));
+      }
+      if (c + 1 < chunks) {
+        chunk_tweaks(lo, hi, tab[cur ^ 1]);
+      } else if (s + 1 < a.count) {
+        const uint64_t* t = group[(s + 1) / kGroup % 2][(s + 1) % kGroup];
+        lo = t[0];
+        hi = t[1];
+        chunk_tweaks(lo, hi, tab[cur ^ 1]);
+      }
+#pragma GCC unroll 14
+      for (int r = 1; r < R; ++r) {
+#pragma GCC unroll 8
+        for (int i = 0; i < kLanes; ++i) x[i] = middle_round<R, kEnc>(x[i], k, r);
+      }
+#pragma GCC unroll 8
+      for (int i = 0; i < kLanes; ++i) {
+        store(out + 32 * i, last_round<kEnc>(x[i], _mm256_xor_si256(k.rk[R], tw[i])));
+      }
+      cur ^= 1;
     }
   }
   // Tweaks are secret in XTS; round keys live in registers and are cleared with them.
-  secure_zero(tweaks, sizeof(tweaks));
+  secure_zero(group, sizeof(group));
+  secure_zero(tab, sizeof(tab));
   _mm256_zeroall();
 }
 

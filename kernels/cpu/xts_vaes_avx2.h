@@ -7,7 +7,7 @@
 
 namespace sectorcrypt::cpu::vaes_avx2 {
 
-// True when this CPU has AVX2, VAES, VPCLMULQDQ, AES-NI and PCLMULQDQ and the OS saves
+// True when this CPU has AVX2, BMI2, VAES, VPCLMULQDQ, AES-NI and PCLMULQDQ and the OS saves
 // YMM state. Checked once; cheap to call. Safe on any x86-64 CPU (and false elsewhere).
 bool available();
 

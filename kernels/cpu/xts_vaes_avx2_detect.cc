@@ -28,9 +28,10 @@ bool detect() {
   if ((read_xcr0() & 0x6) != 0x6) return false;
   if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return false;
   const bool avx2 = (ebx & bit_AVX2) != 0;
+  const bool bmi2 = (ebx & bit_BMI2) != 0;  // SARX in the tweak chain
   const bool vaes = (ecx & bit_VAES) != 0;
   const bool vpclmulqdq = (ecx & bit_VPCLMULQDQ) != 0;
-  return avx2 && vaes && vpclmulqdq;
+  return avx2 && bmi2 && vaes && vpclmulqdq;
 }
 #else
 // Not x86, or the kernel was built without its ISA flags (a stub): never selected.
