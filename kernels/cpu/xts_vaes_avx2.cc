@@ -130,7 +130,8 @@ inline void group_tweaks(const BatchArgs& a, const Keys<R>& tk, std::size_t firs
 
 // Sectors one after another, 256-byte chunks within each; the tweak table of the next
 // chunk (this sector's or the next one's) is written while this chunk's rounds run.
-template <int R, bool kEnc>
+// kNt: non-temporal stores (see kStreamingStoreMinBytes).
+template <int R, bool kEnc, bool kNt>
 void run(const BatchArgs& a) {
   if (a.count == 0) return;
   const Keys<R> k(kEnc ? a.key->data_encrypt() : a.key->data_decrypt());
@@ -170,25 +171,44 @@ void run(const BatchArgs& a) {
       }
 #pragma GCC unroll 8
       for (int i = 0; i < kLanes; ++i) {
-        store(out + 32 * i, last_round<kEnc>(x[i], _mm256_xor_si256(k.rk[R], tw[i])));
+        const __m256i y = last_round<kEnc>(x[i], _mm256_xor_si256(k.rk[R], tw[i]));
+        if constexpr (kNt) {
+          _mm256_stream_si256(reinterpret_cast<__m256i*>(out + 32 * i), y);
+        } else {
+          store(out + 32 * i, y);
+        }
       }
       cur ^= 1;
     }
   }
+  if constexpr (kNt) _mm_sfence();  // order the streaming stores before later ones
   // Tweaks are secret in XTS; round keys live in registers and are cleared with them.
   secure_zero(group, sizeof(group));
   secure_zero(tab, sizeof(tab));
   _mm256_zeroall();
 }
 
+template <int R>
+void run_for_rounds(const BatchArgs& a, bool nt) {
+  const bool enc = a.dir == Direction::encrypt;
+  if (nt) {
+    enc ? run<R, true, true>(a) : run<R, false, true>(a);
+  } else {
+    enc ? run<R, true, false>(a) : run<R, false, false>(a);
+  }
+}
+
 }  // namespace
 
 void crypt_batch(const BatchArgs& args) {
-  const bool enc = args.dir == Direction::encrypt;
+  // Streaming stores need 32-byte alignment, which contiguous output keeps per sector.
+  const bool nt = args.out_ptrs == nullptr && args.in_base != args.out_base &&
+                  (reinterpret_cast<std::uintptr_t>(args.out_base) & 31) == 0 &&
+                  args.count * args.sector_size >= kStreamingStoreMinBytes;
   if (args.key->aes_key_bytes() == 16) {
-    enc ? run<10, true>(args) : run<10, false>(args);
+    run_for_rounds<10>(args, nt);
   } else {
-    enc ? run<14, true>(args) : run<14, false>(args);
+    run_for_rounds<14>(args, nt);
   }
 }
 
