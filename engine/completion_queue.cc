@@ -1,0 +1,31 @@
+#include "engine/completion_queue.h"
+
+namespace sectorcrypt::engine {
+
+bool CompletionQueue::push(const Completion& c, uint32_t record) {
+  std::lock_guard lock(mu_);
+  if (!ring_.push(Entry{c, record})) return false;
+  if (waiters_ != 0) cv_.notify_one();
+  return true;
+}
+
+std::size_t CompletionQueue::pop(Entry* out, std::size_t max,
+                                 std::chrono::microseconds timeout) {
+  std::unique_lock lock(mu_);
+  if (ring_.empty() && timeout.count() > 0 && !closed_) {
+    ++waiters_;
+    cv_.wait_for(lock, timeout, [&] { return !ring_.empty() || closed_; });
+    --waiters_;
+  }
+  std::size_t n = 0;
+  while (n < max && ring_.pop(&out[n])) ++n;
+  return n;
+}
+
+void CompletionQueue::close() {
+  std::lock_guard lock(mu_);
+  closed_ = true;
+  cv_.notify_all();
+}
+
+}  // namespace sectorcrypt::engine

@@ -1,0 +1,680 @@
+// Engine::create and the public calls: validation, admission (with backpressure), the
+// zero-copy slot calls, polling, the synchronous helpers and the lifecycle. The stages
+// themselves are in pipeline.cc.
+#include "engine/engine.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <thread>
+
+#include "engine/cpu_backend.h"
+#include "engine/engine_impl.h"
+#include "host/gpu_devices.h"
+#ifdef SECTORCRYPT_HAVE_CUDA
+#include "engine/cuda_backend.h"
+#endif
+
+namespace sectorcrypt {
+
+using engine::Clock;
+using engine::RequestRecord;
+using engine::SlotState;
+
+const char* backend_kind_name(BackendKind kind) {
+  switch (kind) {
+    case BackendKind::automatic: return "auto";
+    case BackendKind::cpu: return "cpu";
+    case BackendKind::cuda: return "cuda";
+  }
+  return "unknown";
+}
+
+namespace {
+
+uint64_t ns_since(Clock::time_point t) {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t).count());
+}
+
+Status validate_segments(const iovec* v, std::size_t n, const char* side, uint64_t* total) {
+  if (n == 0) return Status::error(Errc::invalid_length, "%s has no segments", side);
+  if (n > kMaxSegments) {
+    return Status::error(Errc::invalid_length, "%s has %zu segments; at most %zu (kMaxSegments)",
+                         side, n, kMaxSegments);
+  }
+  if (v == nullptr) return Status::error(Errc::invalid_buffer, "%s segment list is null", side);
+  uint64_t sum = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (v[i].iov_base == nullptr) {
+      return Status::error(Errc::invalid_buffer, "%s segment %zu has a null base", side, i);
+    }
+    if (v[i].iov_len == 0) {
+      return Status::error(Errc::invalid_length, "%s segment %zu is empty", side, i);
+    }
+    sum += v[i].iov_len;
+  }
+  *total = sum;
+  return Status();
+}
+
+bool overlaps(const iovec& a, const iovec& b) {
+  const auto a0 = reinterpret_cast<std::uintptr_t>(a.iov_base);
+  const auto b0 = reinterpret_cast<std::uintptr_t>(b.iov_base);
+  return a0 < b0 + b.iov_len && b0 < a0 + a.iov_len;
+}
+
+// Everything about a copy request that can be checked without taking anything.
+Status validate_request(const Request& req) {
+  if (Status s = validate_format(req.format); !s) return s;
+  uint64_t src_total = 0, dst_total = 0;
+  if (Status s = validate_segments(req.src, req.src_count, "source", &src_total); !s) return s;
+  if (src_total % req.format.sector_size != 0) {
+    return Status::error(Errc::invalid_length,
+                         "source holds %llu bytes: not a whole number of %u-byte sectors",
+                         static_cast<unsigned long long>(src_total), req.format.sector_size);
+  }
+  if (req.dst_count != 0 || req.dst != nullptr) {
+    if (Status s = validate_segments(req.dst, req.dst_count, "destination", &dst_total); !s) {
+      return s;
+    }
+    if (dst_total != src_total) {
+      return Status::error(Errc::invalid_length, "destination holds %llu bytes, source %llu",
+                           static_cast<unsigned long long>(dst_total),
+                           static_cast<unsigned long long>(src_total));
+    }
+    for (std::size_t i = 0; i < req.dst_count; ++i) {
+      for (std::size_t j = 0; j < req.src_count; ++j) {
+        if (overlaps(req.dst[i], req.src[j])) {
+          return Status::error(Errc::invalid_buffer,
+                               "destination segment %zu overlaps source segment %zu "
+                               "(for in place, pass no destination)", i, j);
+        }
+      }
+      for (std::size_t j = 0; j < i; ++j) {
+        if (overlaps(req.dst[i], req.dst[j])) {
+          return Status::error(Errc::invalid_buffer,
+                               "destination segments %zu and %zu overlap", j, i);
+        }
+      }
+    }
+  } else {
+    for (std::size_t i = 0; i < req.src_count; ++i) {
+      for (std::size_t j = 0; j < i; ++j) {
+        if (overlaps(req.src[i], req.src[j])) {
+          return Status::error(Errc::invalid_buffer,
+                               "in place: source segments %zu and %zu overlap", j, i);
+        }
+      }
+    }
+  }
+  IvSequence seq{};
+  return iv_sequence_for(req.format, req.start_sector, &seq);
+}
+
+Status shut_down_status() {
+  return Status::error(Errc::shut_down, "the engine is shut down");
+}
+
+}  // namespace
+
+Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Engine::~Engine() { shutdown(); }
+
+Status Engine::create(const EngineConfig& config, std::unique_ptr<Engine>* out) {
+  if (out == nullptr) return Status::error(Errc::invalid_buffer, "create: out is null");
+  EngineConfig c = config;
+  if (c.threads == 0) c.threads = std::max(1u, std::thread::hardware_concurrency());
+  if (c.threads > 1024) {
+    return Status::error(Errc::invalid_length, "threads = %u; at most 1024", c.threads);
+  }
+  if (c.slot_count == 0 || c.slot_count > 65536) {
+    return Status::error(Errc::invalid_length, "slot_count = %zu; use 1..65536", c.slot_count);
+  }
+  if (c.slot_bytes < 4096 || c.slot_bytes % 4096 != 0 || c.slot_bytes > (std::size_t{1} << 30)) {
+    return Status::error(Errc::invalid_length,
+                         "slot_bytes = %zu; use a multiple of 4096 from 4096 to 1 GiB",
+                         c.slot_bytes);
+  }
+  if (c.key_capacity == 0 || c.key_capacity > (std::size_t{1} << 20)) {
+    return Status::error(Errc::invalid_length, "key_capacity = %zu; use 1..1048576",
+                         c.key_capacity);
+  }
+  if (c.request_capacity == 0) c.request_capacity = 8 * c.slot_count;
+  if (c.request_capacity > (std::size_t{1} << 24)) {
+    return Status::error(Errc::invalid_length, "request_capacity = %zu; at most 16777216",
+                         c.request_capacity);
+  }
+  const std::size_t max_sectors = c.slot_bytes / 512;
+  if (c.max_parts_per_batch == 0) c.max_parts_per_batch = std::min<std::size_t>(max_sectors, 256);
+  c.max_parts_per_batch = std::min(c.max_parts_per_batch, max_sectors);
+
+  // The backend.
+  bool use_cuda = false;
+#ifdef SECTORCRYPT_HAVE_CUDA
+  GpuInventory inventory;
+  const GpuInfo* gpu = nullptr;
+  if (c.backend != BackendKind::cpu) {
+    inventory = discover_gpus();
+    for (const GpuInfo& g : inventory.gpus) {
+      if (g.ordinal == c.gpu_ordinal) gpu = &g;
+    }
+    if (gpu != nullptr) {
+      use_cuda = true;
+    } else if (c.backend == BackendKind::cuda) {
+      if (!inventory.usable()) {
+        return Status::error(Errc::unavailable,
+                             "backend cuda asked for, but no GPU is usable: %s",
+                             inventory.why_none.c_str());
+      }
+      return Status::error(Errc::unavailable,
+                           "backend cuda asked for GPU %d, which is not usable (%zu usable)",
+                           c.gpu_ordinal, inventory.gpus.size());
+    }
+  }
+#else
+  if (c.backend == BackendKind::cuda) {
+    return Status::error(Errc::unavailable,
+                         "backend cuda asked for, but no GPU is usable: built without CUDA");
+  }
+#endif
+  c.backend = use_cuda ? BackendKind::cuda : BackendKind::cpu;
+
+  auto impl = std::make_unique<Impl>();
+  impl->cfg = c;
+  PinnedMemory::Options mem;
+  mem.cuda = use_cuda;
+  mem.require_locked = c.require_locked_memory;
+  if (Status s = impl->slots.init(c.slot_count, c.slot_bytes, c.max_parts_per_batch, mem); !s) {
+    return s;
+  }
+  impl->copy_records = c.request_capacity;
+  const std::size_t all_records = c.request_capacity + c.slot_count;
+  impl->records = std::make_unique<RequestRecord[]>(all_records);
+  impl->free_records.init(c.request_capacity);
+  for (std::size_t i = 0; i < all_records; ++i) {
+    impl->records[i].index = static_cast<uint32_t>(i);
+    if (i < c.request_capacity) {
+      impl->free_records.push(static_cast<uint32_t>(c.request_capacity - 1 - i));
+    } else {
+      impl->records[i].zero_copy_slot = static_cast<uint32_t>(i - c.request_capacity);
+    }
+  }
+  impl->queued.init(c.request_capacity);
+  impl->ready_slots.init(c.slot_count);
+  impl->cq.init(all_records);
+  impl->keys.init(c.key_capacity);
+  impl->counters.memory_locked = impl->slots.memory().locked();
+
+#ifdef SECTORCRYPT_HAVE_CUDA
+  if (use_cuda) {
+    engine::CudaBackendConfig bc;
+    bc.ordinal = c.gpu_ordinal;
+    bc.slot_count = c.slot_count;
+    bc.slot_bytes = c.slot_bytes;
+    bc.key_capacity = c.key_capacity;
+    bc.aes = c.gpu_aes;
+    bc.gpu_name = gpu->name.c_str();
+    if (Status s = engine::make_cuda_backend(bc, &impl->backend); !s) return s;
+  }
+#endif
+  if (!use_cuda) impl->backend = engine::make_cpu_backend(c.threads);
+
+  // Threads: `threads` arena workers for the stages, plus the engine thread that runs
+  // the pipeline (its reserved master slot).
+  impl->workers = std::make_unique<engine::TbbWorkerReservation>(c.threads);
+  impl->arena = std::make_unique<tbb::task_arena>(static_cast<int>(c.threads + 1), 1);
+  impl->arena->initialize();
+  try {
+    impl->engine_thread = std::thread([p = impl.get()] { p->run(); });
+  } catch (const std::system_error& e) {
+    return Status::error(Errc::resource_exhausted, "cannot start the engine thread: %s",
+                         e.what());
+  }
+  // Returns only once the pipeline runs: its own set-up allocations are behind us.
+  impl->started.wait(false);
+  out->reset(new Engine(std::move(impl)));
+  return Status();
+}
+
+// ---- keys ----
+
+Status Engine::add_key(const uint8_t* key, std::size_t len, KeyOptions options,
+                       KeyHandle* out) {
+  if (out == nullptr) return Status::error(Errc::invalid_buffer, "add_key: out is null");
+  auto publish = [](void* ctx, uint32_t index, const XtsKey& k) {
+    return static_cast<engine::Backend*>(ctx)->publish_key(index, k);
+  };
+  return impl_->keys.add(key, len, options, publish, impl_->backend.get(), out);
+}
+
+Status Engine::remove_key(KeyHandle key) {
+  auto clear = [](void* ctx, uint32_t index) {
+    static_cast<engine::Backend*>(ctx)->clear_key(index);
+  };
+  return impl_->keys.remove(key, clear, impl_->backend.get());
+}
+
+// ---- copy requests ----
+
+Status Engine::Impl::validate_and_accept(const Request& req, bool blocking) {
+  if (Status s = validate_request(req); !s) return s;
+  uint32_t key_index = 0;
+  if (Status s = keys.acquire(req.key, &key_index); !s) return s;
+
+  std::unique_lock lk(mu);
+  if (stopping) {
+    keys.release(key_index);
+    return shut_down_status();
+  }
+  if (free_records.empty()) {
+    if (!blocking) {
+      keys.release(key_index);
+      counters.add(counters.would_block, 1);
+      return Status::error(Errc::would_block,
+                           "engine full: all %zu request records are in use; retry later",
+                           copy_records);
+    }
+    const Clock::time_point t0 = Clock::now();
+    ++record_waiters;
+    record_cv.wait(lk, [&] { return stopping || !free_records.empty(); });
+    --record_waiters;
+    counters.add(counters.submit_waits, 1);
+    counters.add(counters.submit_wait_ns, ns_since(t0));
+    if (stopping) {
+      keys.release(key_index);
+      return shut_down_status();
+    }
+  }
+  uint32_t ri = 0;
+  free_records.pop(&ri);
+  RequestRecord& r = records[ri];
+  r.key_index = key_index;
+  r.key = &keys.key(key_index);
+  r.dir = req.dir;
+  r.format = req.format;
+  r.start_sector = req.start_sector;
+  r.src_count = static_cast<uint32_t>(req.src_count);
+  uint64_t total = 0;
+  for (std::size_t i = 0; i < req.src_count; ++i) {
+    r.src[i] = req.src[i];
+    total += req.src[i].iov_len;
+  }
+  if (req.dst_count != 0) {
+    r.dst_count = static_cast<uint32_t>(req.dst_count);
+    for (std::size_t i = 0; i < req.dst_count; ++i) r.dst[i] = req.dst[i];
+  } else {
+    r.dst_count = r.src_count;  // in place
+    for (std::size_t i = 0; i < req.src_count; ++i) r.dst[i] = req.src[i];
+  }
+  r.bytes = total;
+  r.callback = req.callback;
+  r.user_context = req.user_context;
+  r.post_completion = req.post_completion;
+  r.flush = req.flush;
+  r.accepted = Clock::now();
+  r.pending.store(1);
+  r.status = Status();
+  queued.push(ri);
+  ++accepted;
+  if (admit_waiting) admit_cv.notify_one();
+  return Status();
+}
+
+Status Engine::submit(const Request& req) { return impl_->validate_and_accept(req, true); }
+Status Engine::try_submit(const Request& req) { return impl_->validate_and_accept(req, false); }
+
+// ---- zero-copy ----
+
+static Status acquire_slot_impl(Engine::Impl& m, SlotHandle* slot, bool blocking) {
+  if (slot == nullptr) return Status::error(Errc::invalid_buffer, "acquire_slot: slot is null");
+  std::unique_lock lk(m.mu);
+  if (m.stopping) return shut_down_status();
+  if (!m.slots.any_free()) {
+    if (!blocking) {
+      m.counters.add(m.counters.would_block, 1);
+      return Status::error(Errc::would_block, "no free slot (all %zu in use); retry later",
+                           m.slots.count());
+    }
+    const Clock::time_point t0 = Clock::now();
+    ++m.slot_waiters;
+    m.slot_cv.wait(lk, [&] { return m.stopping || m.slots.any_free(); });
+    --m.slot_waiters;
+    m.counters.add(m.counters.submit_waits, 1);
+    m.counters.add(m.counters.submit_wait_ns, ns_since(t0));
+    if (m.stopping) return shut_down_status();
+  }
+  uint32_t s = 0;
+  m.slots.take(&s);
+  m.slots.state(s) = SlotState::lent;
+  slot->index = s;
+  slot->data = m.slots.batch(s).data;
+  slot->capacity = m.slots.slot_bytes();
+  return Status();
+}
+
+Status Engine::acquire_slot(SlotHandle* slot) { return acquire_slot_impl(*impl_, slot, true); }
+Status Engine::try_acquire_slot(SlotHandle* slot) {
+  return acquire_slot_impl(*impl_, slot, false);
+}
+
+Status Engine::submit_slot(const SlotHandle& slot, const SlotRequest& req) {
+  Impl& m = *impl_;
+  if (slot.index >= m.slots.count() || slot.data != m.slots.batch(slot.index).data) {
+    return Status::error(Errc::invalid_buffer, "not a slot of this engine");
+  }
+  if (Status s = validate_format(req.format); !s) return s;
+  if (req.bytes == 0 || req.bytes % req.format.sector_size != 0 ||
+      req.bytes > m.slots.slot_bytes()) {
+    return Status::error(Errc::invalid_length,
+                         "slot request of %zu bytes: use whole %u-byte sectors, at most %zu",
+                         req.bytes, req.format.sector_size, m.slots.slot_bytes());
+  }
+  IvSequence seq{};
+  if (Status s = iv_sequence_for(req.format, req.start_sector, &seq); !s) return s;
+  uint32_t key_index = 0;
+  if (Status s = m.keys.acquire(req.key, &key_index); !s) return s;
+
+  std::lock_guard lk(m.mu);
+  Status err;
+  RequestRecord& r = m.records[m.copy_records + slot.index];
+  if (m.stopping) {
+    err = shut_down_status();
+  } else if (m.slots.state(slot.index) != SlotState::lent) {
+    err = Status::error(Errc::invalid_buffer, "slot %u is not lent to the caller %s",
+                        slot.index,
+                        m.slots.state(slot.index) == SlotState::lent_submitted
+                            ? "(already submitted)" : "(acquire it first)");
+  } else if (r.awaiting_poll) {
+    err = Status::error(Errc::would_block,
+                        "slot %u's previous completion has not been polled yet", slot.index);
+  }
+  if (!err.ok()) {
+    m.keys.release(key_index);
+    return err;
+  }
+  r.key_index = key_index;
+  r.key = &m.keys.key(key_index);
+  r.dir = req.dir;
+  r.format = req.format;
+  r.start_sector = req.start_sector;
+  r.src[0] = iovec{slot.data, req.bytes};
+  r.dst[0] = r.src[0];
+  r.src_count = r.dst_count = 1;
+  r.bytes = req.bytes;
+  r.callback = req.callback;
+  r.user_context = req.user_context;
+  r.post_completion = req.post_completion;
+  r.flush = true;
+  r.accepted = Clock::now();
+  r.pending.store(1);
+  r.status = Status();
+  m.slots.state(slot.index) = SlotState::lent_submitted;
+  m.ready_slots.push(slot.index);
+  ++m.accepted;
+  if (m.admit_waiting) m.admit_cv.notify_one();
+  return Status();
+}
+
+Status Engine::release_slot(const SlotHandle& slot) {
+  Impl& m = *impl_;
+  if (slot.index >= m.slots.count() || slot.data != m.slots.batch(slot.index).data) {
+    return Status::error(Errc::invalid_buffer, "not a slot of this engine");
+  }
+  std::lock_guard lk(m.mu);
+  if (m.slots.state(slot.index) != SlotState::lent) {
+    return Status::error(Errc::invalid_buffer, "slot %u is not lent to the caller %s",
+                         slot.index,
+                         m.slots.state(slot.index) == SlotState::lent_submitted
+                             ? "(its request is still running)" : "");
+  }
+  m.slots.put(slot.index);
+  if (m.admit_waiting) m.admit_cv.notify_one();
+  if (m.slot_waiters != 0) m.slot_cv.notify_one();
+  return Status();
+}
+
+// ---- polled completions ----
+
+static std::size_t poll_impl(Engine::Impl& m, Completion* out, std::size_t max,
+                             std::chrono::microseconds first_wait) {
+  if (out == nullptr) return 0;
+  std::size_t n = 0;
+  engine::CompletionQueue::Entry chunk[16];
+  while (n < max) {
+    const std::size_t got =
+        m.cq.pop(chunk, std::min<std::size_t>(16, max - n), n == 0 ? first_wait : std::chrono::microseconds(0));
+    if (got == 0) break;
+    for (std::size_t i = 0; i < got; ++i) {
+      out[n++] = chunk[i].completion;
+      m.free_record(&m.records[chunk[i].record]);
+    }
+  }
+  return n;
+}
+
+std::size_t Engine::poll(Completion* out, std::size_t max) {
+  return poll_impl(*impl_, out, max, std::chrono::microseconds(0));
+}
+
+std::size_t Engine::wait_completions(Completion* out, std::size_t max, uint64_t timeout_us) {
+  return poll_impl(*impl_, out, max, std::chrono::microseconds(timeout_us));
+}
+
+// ---- synchronous bulk ----
+
+namespace {
+
+// Filled by the completion callback; notified under its mutex so the waiter cannot
+// return (and free this stack object) before the notifier is done with it.
+struct SyncWait {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  Status status;
+
+  static void on_done(const Status& s, void* ctx) {
+    auto* w = static_cast<SyncWait*>(ctx);
+    std::lock_guard lock(w->mu);
+    w->status = s;
+    w->done = true;
+    w->cv.notify_one();
+  }
+  Status wait() {
+    std::unique_lock lock(mu);
+    cv.wait(lock, [&] { return done; });
+    return status;
+  }
+};
+
+}  // namespace
+
+Status Engine::crypt_sync(KeyHandle key, Direction dir, const SectorFormat& format,
+                          uint64_t start_sector, const void* in, void* out, std::size_t bytes) {
+  if (engine::in_callback_of(impl_.get())) {
+    return Status::error(Errc::unavailable, "crypt_sync() called from a completion callback");
+  }
+  iovec src{const_cast<void*>(in), bytes};
+  iovec dst{out, bytes};
+  Request r;
+  r.key = key;
+  r.dir = dir;
+  r.format = format;
+  r.start_sector = start_sector;
+  r.src = &src;
+  r.src_count = 1;
+  if (in != out) {
+    r.dst = &dst;
+    r.dst_count = 1;
+  }
+  SyncWait w;
+  r.callback = &SyncWait::on_done;
+  r.user_context = &w;
+  r.flush = true;
+  if (Status s = submit(r); !s) return s;
+  return w.wait();
+}
+
+namespace {
+
+Status read_full(int fd, uint8_t* p, std::size_t n, off_t off) {
+  while (n > 0) {
+    const ssize_t got = pread(fd, p, n, off);
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      return Status::error(Errc::backend_failure, "pread at offset %lld failed: %s",
+                           static_cast<long long>(off), std::strerror(errno));
+    }
+    if (got == 0) {
+      return Status::error(Errc::invalid_length, "end of input at offset %lld (short read)",
+                           static_cast<long long>(off));
+    }
+    p += got;
+    n -= static_cast<std::size_t>(got);
+    off += got;
+  }
+  return Status();
+}
+
+Status write_full(int fd, const uint8_t* p, std::size_t n, off_t off) {
+  while (n > 0) {
+    const ssize_t put = pwrite(fd, p, n, off);
+    if (put < 0) {
+      if (errno == EINTR) continue;
+      return Status::error(Errc::backend_failure, "pwrite at offset %lld failed: %s",
+                           static_cast<long long>(off), std::strerror(errno));
+    }
+    p += put;
+    n -= static_cast<std::size_t>(put);
+    off += put;
+  }
+  return Status();
+}
+
+}  // namespace
+
+Status Engine::crypt_fd(KeyHandle key, Direction dir, const SectorFormat& format,
+                        uint64_t start_sector, int in_fd, off_t in_offset, int out_fd,
+                        off_t out_offset, uint64_t bytes) {
+  if (engine::in_callback_of(impl_.get())) {
+    return Status::error(Errc::unavailable, "crypt_fd() called from a completion callback");
+  }
+  if (Status s = validate_format(format); !s) return s;
+  if (bytes == 0 || bytes % format.sector_size != 0) {
+    return Status::error(Errc::invalid_length,
+                         "length %llu is not a positive whole number of %u-byte sectors",
+                         static_cast<unsigned long long>(bytes), format.sector_size);
+  }
+  // Chunks of whole sectors per slot; several in flight, written back in order.
+  const std::size_t chunk_max = impl_->slots.slot_bytes() / format.sector_size * format.sector_size;
+  struct Inflight {
+    SlotHandle slot;
+    uint64_t offset = 0;
+    std::size_t len = 0;
+    SyncWait wait;
+  };
+  constexpr std::size_t kWindow = 8;
+  Inflight window[kWindow];
+  const std::size_t depth = std::min<std::size_t>(kWindow, std::max<std::size_t>(1, impl_->slots.count() / 2));
+  std::size_t head = 0, count = 0;
+  uint64_t issued = 0;
+  Status result;
+
+  auto retire_oldest = [&]() {
+    Inflight& f = window[head];
+    Status s = f.wait.wait();
+    if (s.ok() && result.ok()) {
+      s = write_full(out_fd, f.slot.data, f.len, out_offset + static_cast<off_t>(f.offset));
+    }
+    if (!s.ok() && result.ok()) result = s;
+    (void)release_slot(f.slot);
+    head = (head + 1) % kWindow;
+    --count;
+  };
+
+  while (result.ok() && issued < bytes) {
+    if (count == depth) {
+      retire_oldest();
+      continue;
+    }
+    Inflight& f = window[(head + count) % kWindow];
+    f.offset = issued;
+    f.len = static_cast<std::size_t>(std::min<uint64_t>(chunk_max, bytes - issued));
+    {
+      std::lock_guard lock(f.wait.mu);
+      f.wait.done = false;
+      f.wait.status = Status();
+    }
+    if (Status s = acquire_slot(&f.slot); !s) {
+      result = s;
+      break;
+    }
+    if (Status s = read_full(in_fd, f.slot.data, f.len, in_offset + static_cast<off_t>(issued)); !s) {
+      (void)release_slot(f.slot);
+      result = s;
+      break;
+    }
+    SlotRequest sr;
+    sr.key = key;
+    sr.dir = dir;
+    sr.format = format;
+    sr.start_sector = start_sector + issued / 512;
+    sr.bytes = f.len;
+    sr.callback = &SyncWait::on_done;
+    sr.user_context = &f.wait;
+    if (Status s = submit_slot(f.slot, sr); !s) {
+      (void)release_slot(f.slot);
+      result = s;
+      break;
+    }
+    ++count;
+    issued += f.len;
+  }
+  while (count > 0) retire_oldest();
+  return result;
+}
+
+// ---- lifecycle ----
+
+Status Engine::drain() {
+  Impl& m = *impl_;
+  if (engine::in_callback_of(&m)) {
+    return Status::error(Errc::unavailable, "drain() called from a completion callback");
+  }
+  std::unique_lock lk(m.mu);
+  const uint64_t target = m.accepted;
+  ++m.drain_waiters;
+  if (m.admit_waiting) m.admit_cv.notify_one();  // send a partly filled batch now
+  m.drain_cv.wait(lk, [&] { return m.delivered.load() >= target; });
+  --m.drain_waiters;
+  return Status();
+}
+
+void Engine::shutdown() {
+  Impl& m = *impl_;
+  {
+    std::lock_guard lk(m.mu);
+    m.stopping = true;
+    m.admit_cv.notify_all();
+    m.record_cv.notify_all();
+    m.slot_cv.notify_all();
+  }
+  if (engine::in_callback_of(&m)) return;  // joining would wait on ourselves
+  std::lock_guard lk(m.lifecycle_mu);
+  if (m.engine_thread.joinable()) m.engine_thread.join();
+}
+
+// ---- introspection ----
+
+BackendKind Engine::backend() const { return impl_->backend->kind(); }
+const char* Engine::backend_detail() const { return impl_->backend->detail(); }
+bool Engine::memory_locked() const { return impl_->slots.memory().locked(); }
+const char* Engine::memory_detail() const { return impl_->slots.memory().detail(); }
+const EngineConfig& Engine::config() const { return impl_->cfg; }
+EngineStats Engine::stats() const { return impl_->counters.snapshot(); }
+
+}  // namespace sectorcrypt

@@ -1,0 +1,85 @@
+// Engine::Impl: the state behind engine.h, shared by engine.cc (create, the API),
+// pipeline.cc (the three stages and the engine thread) and slot_pool.cc.
+#pragma once
+
+#include <oneapi/tbb/parallel_pipeline.h>
+#include <oneapi/tbb/task_arena.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "engine/backend.h"
+#include "engine/batch.h"
+#include "engine/completion_queue.h"
+#include "engine/engine.h"
+#include "engine/engine_stats.h"
+#include "engine/fixed_ring.h"
+#include "engine/key_table.h"
+#include "engine/slot_pool.h"
+#include "engine/tbb_workers.h"
+
+namespace sectorcrypt {
+
+struct Engine::Impl {
+  EngineConfig cfg;  // defaults resolved
+  std::unique_ptr<engine::Backend> backend;
+  engine::SlotPool slots;
+  engine::KeyTable keys;
+  engine::CompletionQueue cq;
+  engine::EngineCounters counters;
+
+  // Records [0, request_capacity) serve copy requests; record request_capacity + i is
+  // slot i's zero-copy record.
+  std::unique_ptr<engine::RequestRecord[]> records;
+  std::size_t copy_records = 0;
+
+  // ---- guarded by mu ----
+  std::mutex mu;
+  std::condition_variable admit_cv;   // the admit stage: work, a slot, a flush, shutdown
+  std::condition_variable record_cv;  // submit() waiting for a request record
+  std::condition_variable slot_cv;    // acquire_slot() waiting for a slot
+  std::condition_variable drain_cv;   // drain() waiting for completions
+  engine::FixedStack<uint32_t> free_records;
+  engine::FixedRing<uint32_t> queued;       // accepted copy requests, FIFO
+  engine::FixedRing<uint32_t> ready_slots;  // submitted zero-copy slots
+  bool stopping = false;
+  bool admit_waiting = false;
+  uint32_t record_waiters = 0, slot_waiters = 0, drain_waiters = 0;
+  uint64_t accepted = 0;
+  std::atomic<uint64_t> delivered{0};
+
+  // ---- the admit stage's own (serial filter: one thread at a time) ----
+  engine::RequestRecord* cursor = nullptr;  // request being cut into parts
+  uint64_t cursor_offset = 0;
+  engine::Batch* open = nullptr;            // batch being filled
+
+  // ---- threads ----
+  std::unique_ptr<engine::TbbWorkerReservation> workers;
+  std::unique_ptr<tbb::task_arena> arena;
+  std::thread engine_thread;
+  std::mutex lifecycle_mu;                  // shutdown()/join
+  std::atomic<bool> started{false};
+  std::atomic<bool> finished{false};        // the pipeline ended, leftovers cancelled
+
+  // pipeline.cc
+  void run();  // the engine thread
+  engine::Batch* admit(tbb::flow_control& fc);
+  void crypt(engine::Batch* b);
+  void complete(engine::Batch* b);
+  void deliver(engine::RequestRecord* r);
+  void cancel_leftovers();
+  void free_record(engine::RequestRecord* r);
+
+  // engine.cc
+  Status validate_and_accept(const Request& req, bool blocking);
+};
+
+namespace engine {
+// True on a thread that is running one of this engine's callbacks.
+bool in_callback_of(const Engine::Impl* impl);
+}  // namespace engine
+
+}  // namespace sectorcrypt

@@ -1,0 +1,296 @@
+// The engine's pipeline: one oneTBB parallel_pipeline, started on the engine thread at
+// create (inside the engine's own task_arena) and running until shutdown. Its tokens
+// are the slots: max_number_of_live_tokens == slot_count, and every token is a Batch
+// that lives in the slot pool, so nothing is allocated per batch by us. (oneTBB itself
+// takes a small task object per token from its per-thread small-object pool, which
+// recycles them after warm-up; the allocation-counting test holds that at zero.)
+//
+//   admit    serial_in_order  takes accepted requests FIFO, coalesces/splits them into
+//                             the next free slot's batch; sleeps on a condition variable
+//                             (no spinning) for work, a slot, or the flush deadline
+//   crypt    parallel         backend->crypt: gather, cipher, (CPU) scatter
+//   complete serial_in_order  backend->finish, statuses, completions, slot back to pool
+//
+// Completion order: batches leave `complete` in the order `admit` made them, parts sit in
+// a batch in request order, and a request completes with its last part: so completions
+// are delivered in admission order, one callback at a time.
+#include <algorithm>
+#include <chrono>
+
+#include "engine/engine_impl.h"
+
+namespace sectorcrypt {
+namespace engine {
+namespace {
+
+thread_local const Engine::Impl* tls_callback_engine = nullptr;
+
+uint64_t ns_since(Clock::time_point t) {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t).count());
+}
+
+}  // namespace
+
+bool in_callback_of(const Engine::Impl* impl) { return tls_callback_engine == impl; }
+
+}  // namespace engine
+
+using engine::Batch;
+using engine::Clock;
+using engine::Part;
+using engine::RequestRecord;
+using engine::SlotState;
+
+void Engine::Impl::run() {
+  arena->execute([this] {
+    tbb::parallel_pipeline(
+        slots.count(),
+        tbb::make_filter<void, Batch*>(tbb::filter_mode::serial_in_order,
+                                       [this](tbb::flow_control& fc) { return admit(fc); }) &
+            tbb::make_filter<Batch*, Batch*>(tbb::filter_mode::parallel,
+                                             [this](Batch* b) {
+                                               crypt(b);
+                                               return b;
+                                             }) &
+            tbb::make_filter<Batch*, void>(tbb::filter_mode::serial_in_order,
+                                           [this](Batch* b) { complete(b); }));
+  });
+  cancel_leftovers();
+}
+
+Batch* Engine::Impl::admit(tbb::flow_control& fc) {
+  std::unique_lock lk(mu);
+  if (!started.load()) {
+    started.store(true);
+    started.notify_all();
+  }
+  const auto deadline_span = std::chrono::microseconds(cfg.flush_deadline_us);
+  Clock::time_point busy_since = Clock::now();
+  uint64_t busy_ns = 0;
+  // Sleeps without counting the sleep as admit time.
+  auto sleep = [&](auto&& how) {
+    busy_ns += engine::ns_since(busy_since);
+    admit_waiting = true;
+    how();
+    admit_waiting = false;
+    busy_since = Clock::now();
+  };
+
+  for (;;) {
+    if (open == nullptr) {
+      // A submitted zero-copy slot needs no slot from the pool: it goes first.
+      uint32_t zc;
+      if (ready_slots.pop(&zc)) {
+        lk.unlock();
+        RequestRecord* r = &records[copy_records + zc];
+        Batch& b = slots.batch(zc);
+        b.reset();
+        b.zero_copy = true;
+        b.oldest = r->accepted;
+        Part& p = b.parts[0];
+        p.req = r;
+        p.req_offset = 0;
+        p.bytes = static_cast<uint32_t>(r->bytes);
+        p.slot_offset = 0;
+        p.first_sector = 0;
+        p.sectors = static_cast<uint32_t>(r->bytes / r->format.sector_size);
+        p.status = Status();
+        b.part_count = 1;
+        b.used = p.bytes;
+        b.sector_count = p.sectors;
+        b.admit_ns = busy_ns + engine::ns_since(busy_since);
+        return &b;
+      }
+      if (stopping) {
+        fc.stop();  // leftovers are cancelled by run() once in-flight batches are done
+        return nullptr;
+      }
+      if ((cursor == nullptr && queued.empty()) || !slots.any_free()) {
+        sleep([&] { admit_cv.wait(lk); });
+        continue;
+      }
+      uint32_t s = 0;
+      slots.take(&s);
+      slots.state(s) = SlotState::pipeline;
+      open = &slots.batch(s);
+      open->reset();
+    }
+
+    Batch& b = *open;
+    bool emit = stopping || drain_waiters > 0;
+    while (!stopping) {
+      if (!ready_slots.empty() && b.part_count > 0) {
+        emit = true;  // let the zero-copy slot through next
+        break;
+      }
+      if (cursor == nullptr) {
+        uint32_t ri = 0;
+        if (!queued.pop(&ri)) break;
+        cursor = &records[ri];
+        cursor_offset = 0;
+      }
+      const uint32_t ss = cursor->format.sector_size;
+      const std::size_t room = b.capacity - b.used;
+      if (room < ss || b.part_count == cfg.max_parts_per_batch) {
+        emit = true;
+        break;
+      }
+      const uint64_t len = std::min<uint64_t>(cursor->bytes - cursor_offset, room / ss * ss);
+      const bool last = cursor_offset + len == cursor->bytes;
+      Part& p = b.parts[b.part_count++];
+      p.req = cursor;
+      p.req_offset = cursor_offset;
+      p.bytes = static_cast<uint32_t>(len);
+      p.slot_offset = b.used;
+      p.first_sector = b.sector_count;
+      p.sectors = static_cast<uint32_t>(len / ss);
+      p.status = Status();
+      if (b.part_count == 1) b.oldest = cursor->accepted;
+      b.used += p.bytes;
+      b.sector_count += p.sectors;
+      cursor_offset += len;
+      if (!last) {
+        cursor->pending.fetch_add(1);  // one more part; the request continues next batch
+        emit = true;                   // this one is full
+        break;
+      }
+      if (cursor->flush) emit = true;
+      cursor = nullptr;  // its admission reference now rides on its last part
+    }
+
+    if (b.part_count == 0) {
+      if (stopping) {
+        slots.put(b.slot);
+        open = nullptr;
+        if (slot_waiters != 0) slot_cv.notify_all();
+        fc.stop();
+        return nullptr;
+      }
+      sleep([&] { admit_cv.wait(lk); });
+      continue;
+    }
+    if (!emit) {
+      // Coalescing: wait for more small requests, but never past the deadline.
+      const Clock::time_point deadline = b.oldest + deadline_span;
+      if (Clock::now() < deadline) {
+        sleep([&] { admit_cv.wait_until(lk, deadline); });
+        continue;
+      }
+    }
+    open = nullptr;
+    lk.unlock();
+    b.admit_ns = busy_ns + engine::ns_since(busy_since);
+    return &b;
+  }
+}
+
+void Engine::Impl::crypt(Batch* b) {
+  const Clock::time_point t0 = Clock::now();
+  backend->crypt(*b);
+  counters.add(counters.crypt_ns, engine::ns_since(t0));
+}
+
+void Engine::Impl::complete(Batch* b) {
+  const Clock::time_point t0 = Clock::now();
+  backend->finish(*b);
+  for (uint32_t k = 0; k < b->part_count; ++k) {
+    const Part& p = b->parts[k];
+    RequestRecord* r = p.req;
+    engine::merge_status(&r->status, p.status);
+    if (r->pending.fetch_sub(1) == 1) deliver(r);
+  }
+  counters.add(counters.batches, 1);
+  counters.add(counters.parts, b->part_count);
+  counters.add(counters.admit_ns, b->admit_ns);
+  if (!b->zero_copy) {
+    std::lock_guard lock(mu);
+    slots.put(b->slot);
+    if (admit_waiting) admit_cv.notify_one();
+    if (slot_waiters != 0) slot_cv.notify_one();
+  }
+  counters.add(counters.complete_ns, engine::ns_since(t0));
+}
+
+void Engine::Impl::deliver(RequestRecord* r) {
+  keys.release(r->key_index);
+  const bool ok = r->status.ok();
+  counters.add(counters.requests, 1);
+  if (ok) {
+    counters.add(counters.bytes, r->bytes);
+  } else {
+    counters.add(counters.requests_failed, 1);
+  }
+  counters.record_latency(engine::ns_since(r->accepted));
+  const bool zero_copy = r->zero_copy_slot != UINT32_MAX;
+  if (zero_copy) {
+    // Lent again before the callback runs, so the callback may release it.
+    std::lock_guard lock(mu);
+    slots.state(r->zero_copy_slot) = SlotState::lent;
+    r->awaiting_poll = r->post_completion;
+  }
+  if (r->callback != nullptr) {
+    const Engine::Impl* prev = engine::tls_callback_engine;
+    engine::tls_callback_engine = this;
+    r->callback(r->status, r->user_context);
+    engine::tls_callback_engine = prev;
+  }
+  if (r->post_completion) {
+    Completion c;
+    c.status = r->status;
+    c.user_context = r->user_context;
+    c.bytes = r->bytes;
+    c.slot = r->zero_copy_slot;
+    // The record is freed by poll(), so the ring (one entry per record) cannot overflow.
+    (void)cq.push(c, r->index);
+  }
+  std::lock_guard lock(mu);
+  if (!r->post_completion && !zero_copy) {
+    free_records.push(r->index);
+    if (record_waiters != 0) record_cv.notify_one();
+  }
+  delivered.fetch_add(1);
+  if (drain_waiters != 0) drain_cv.notify_all();
+}
+
+void Engine::Impl::free_record(RequestRecord* r) {
+  std::lock_guard lock(mu);
+  r->awaiting_poll = false;
+  if (r->zero_copy_slot == UINT32_MAX) {
+    free_records.push(r->index);
+    if (record_waiters != 0) record_cv.notify_one();
+  }
+}
+
+void Engine::Impl::cancel_leftovers() {
+  const Status cancelled =
+      Status::error(Errc::shut_down, "engine shut down before the request was processed");
+  for (;;) {
+    RequestRecord* r = nullptr;
+    {
+      std::lock_guard lock(mu);
+      uint32_t i = 0;
+      if (cursor != nullptr) {
+        r = cursor;  // partly admitted: its earlier parts have completed by now
+        cursor = nullptr;
+      } else if (queued.pop(&i)) {
+        r = &records[i];
+      } else if (ready_slots.pop(&i)) {
+        r = &records[copy_records + i];
+      }
+    }
+    if (r == nullptr) break;
+    engine::merge_status(&r->status, cancelled);
+    if (r->pending.fetch_sub(1) == 1) deliver(r);
+  }
+  {
+    std::lock_guard lock(mu);
+    finished.store(true);
+    drain_cv.notify_all();
+    record_cv.notify_all();
+    slot_cv.notify_all();
+  }
+  cq.close();
+}
+
+}  // namespace sectorcrypt

@@ -1,0 +1,55 @@
+// The slot pool: N slots of B bytes of pinned host memory, plus each slot's batch
+// descriptor and per-sector arrays, all made at create. A slot is free, in the
+// pipeline, or lent to a caller (zero-copy); the free list is a fixed stack. The pool
+// itself is not synchronised: the engine guards the free list and states with its mutex.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "engine/batch.h"
+#include "engine/fixed_ring.h"
+#include "host/pinned_memory.h"
+
+namespace sectorcrypt::engine {
+
+enum class SlotState : uint8_t {
+  free,
+  pipeline,        // taken by the admit stage for a copy batch
+  lent,            // acquired by a caller (zero-copy), not submitted / completed
+  lent_submitted,  // submit_slot() called, completion not yet delivered
+};
+
+class SlotPool {
+ public:
+  // RETURN VALUE: ok; the errors of PinnedMemory::allocate.
+  Status init(std::size_t count, std::size_t slot_bytes, std::size_t max_parts,
+              const PinnedMemory::Options& memory);
+
+  std::size_t count() const { return count_; }
+  std::size_t slot_bytes() const { return slot_bytes_; }
+  const PinnedMemory& memory() const { return memory_; }
+  Batch& batch(uint32_t slot) { return batches_[slot]; }
+
+  bool take(uint32_t* slot) { return free_.pop(slot); }
+  void put(uint32_t slot) {
+    state_[slot] = SlotState::free;
+    free_.push(slot);
+  }
+  bool any_free() const { return !free_.empty(); }
+  SlotState& state(uint32_t slot) { return state_[slot]; }
+
+ private:
+  std::size_t count_ = 0, slot_bytes_ = 0;
+  PinnedMemory memory_;  // [data of every slot][IV numbers][key indices]
+  std::unique_ptr<Batch[]> batches_;
+  std::unique_ptr<Part[]> parts_;
+  std::unique_ptr<const uint8_t*[]> in_ptrs_;
+  std::unique_ptr<uint8_t*[]> out_ptrs_;
+  std::unique_ptr<uint8_t[]> staged_;
+  std::unique_ptr<SlotState[]> state_;
+  FixedStack<uint32_t> free_;
+};
+
+}  // namespace sectorcrypt::engine
