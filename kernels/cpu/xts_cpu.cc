@@ -1,20 +1,35 @@
-// Public entry of the CPU kernels: validation, then the dispatched implementation.
-// TRANSITIONAL: until the Highway and VAES implementations land (issue 3), every batch
-// runs the constant-time reference sector by sector.
+// Public entry of the CPU kernels: validation, then the implementation chosen once for
+// this CPU. Highway's AVX-512 targets process four blocks per instruction and win; below
+// them, a CPU with VAES gets the 256-bit VAES-AVX2 path, which Highway's AVX2 target
+// (two 128-bit AESENCs per vector) cannot match; anything else runs Highway's choice.
 #include "kernels/cpu/xts_cpu.h"
 
+#include "hwy/targets.h"
 #include "kernels/cpu/xts_batch_args.h"
-#include "kernels/xts_reference.h"
+#include "kernels/cpu/xts_highway.h"
+#include "kernels/cpu/xts_vaes_avx2.h"
 
 namespace sectorcrypt::cpu {
 namespace {
 
-void run_reference(const BatchArgs& a) {
-  for (std::size_t i = 0; i < a.count; ++i) {
-    uint8_t iv[16];
-    make_iv(a.iv_mode, a.iv_number(i), iv);
-    (void)ref::xts_crypt_unit(*a.key, a.dir, iv, a.in(i), a.out(i), a.sector_size);
+struct Implementation {
+  BatchFn run;
+  const char* name;
+};
+
+Implementation choose() {
+  const int64_t target = highway::current_target();
+  constexpr int64_t kAvx512 = HWY_AVX3 | HWY_AVX3_DL | HWY_AVX3_ZEN4 | HWY_AVX3_SPR;
+  if ((target & kAvx512) == 0 && vaes_avx2::available()) {
+    return {vaes_avx2::crypt_batch, "VAES-AVX2"};
   }
+  return {highway::current_batch_fn(), hwy::TargetName(target)};
+}
+
+// Chosen on first use and kept: the CPU does not change under a running process.
+const Implementation& chosen() {
+  static const Implementation impl = choose();
+  return impl;
 }
 
 }  // namespace
@@ -28,7 +43,7 @@ Status xts_crypt_sectors(const XtsKey& key, Direction dir, const SectorFormat& f
   if (Status s = iv_sequence_for(format, start_sector, &ivs); !s) return s;
   BatchArgs a{&key, dir, format.iv_mode, format.sector_size, bytes / format.sector_size,
               in, nullptr, out, nullptr, ivs.first, ivs.step, nullptr};
-  run_reference(a);
+  chosen().run(a);
   return Status();
 }
 
@@ -51,10 +66,10 @@ Status xts_crypt_gathered(const XtsKey& key, Direction dir, IvMode iv_mode,
   }
   BatchArgs a{&key, dir, iv_mode, sector_size, count, nullptr, in, nullptr, out, 0, 0,
               iv_numbers};
-  run_reference(a);
+  chosen().run(a);
   return Status();
 }
 
-const char* selected_implementation() { return "reference"; }
+const char* selected_implementation() { return chosen().name; }
 
 }  // namespace sectorcrypt::cpu
