@@ -83,39 +83,67 @@ inline void chunk_tweaks(uint64_t& lo, uint64_t& hi, uint64_t tab[2 * 16]) {
   for (int j = 0; j < 16; ++j) store_and_advance(lo, hi, tab + 2 * j);
 }
 
-// The IV block of IV number n as (lo, hi) qwords (sector_format.h's make_iv).
-inline void iv_qwords(IvMode mode, uint64_t n, long long* lo, long long* hi) {
-  switch (mode) {
-    case IvMode::plain64:
-      *lo = static_cast<long long>(n);
-      *hi = 0;
-      return;
-    case IvMode::plain:
-      *lo = static_cast<long long>(n & 0xffffffffu);
-      *hi = 0;
-      return;
-    case IvMode::plain64be:
-      *lo = 0;
-      *hi = static_cast<long long>(__builtin_bswap64(n));
-      return;
+// Each IV generator (sector_format.h's make_iv) as a byte shuffle of a 128-bit lane that
+// holds the IV number in its low qword: the fixed positions of its bytes; -128 zeroes.
+inline __m256i iv_layout(IvMode mode) {
+  alignas(16) int8_t c[16];
+  for (int j = 0; j < 16; ++j) {
+    switch (mode) {
+      case IvMode::plain64:
+        c[j] = static_cast<int8_t>(j < 8 ? j : -128);
+        break;
+      case IvMode::plain:
+        c[j] = static_cast<int8_t>(j < 4 ? j : -128);
+        break;
+      case IvMode::plain64be:
+        c[j] = static_cast<int8_t>(j < 8 ? -128 : 15 - j);
+        break;
+    }
   }
+  return _mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(c)));
 }
 
-// Encrypts the tweaks of sectors [first, first + n), n <= kGroup, into out[0..n).
-template <int R>
-inline void group_tweaks(const BatchArgs& a, const Keys<R>& tk, std::size_t first,
-                         uint64_t out[kGroup][2]) {
+// The IV blocks of sectors first .. first + 15, two per register (lanes past the batch
+// get IV number 0 and are never used). Whole groups take no scalar detour.
+inline void group_ivs(const BatchArgs& a, std::size_t first, __m256i layout,
+                      __m256i iv[kGroup / 2]) {
   const std::size_t n = a.count - first < kGroup ? a.count - first : kGroup;
-  __m256i x[kGroup / 2];
+  if (n == kGroup && a.iv_numbers != nullptr) {
 #pragma GCC unroll 8
-  for (std::size_t i = 0; i < kGroup / 2; ++i) {
-    long long lo[2] = {0, 0}, hi[2] = {0, 0};
-    for (std::size_t j = 0; j < 2; ++j) {
-      const std::size_t s = 2 * i + j;
-      if (s < n) iv_qwords(a.iv_mode, a.iv_number(first + s), &lo[j], &hi[j]);
+    for (std::size_t i = 0; i < kGroup / 2; ++i) {
+      const __m128i two = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a.iv_numbers + first + 2 * i));
+      iv[i] = _mm256_permute4x64_epi64(_mm256_castsi128_si256(two), 0x10);  // (n0, n0, n1, n0)
     }
-    x[i] = _mm256_xor_si256(_mm256_set_epi64x(hi[1], lo[1], hi[0], lo[0]), tk.rk[0]);
+  } else if (n == kGroup) {
+    // first + i * step (mod 2^64) by vector adds; the high qwords collect junk the layout
+    // shuffle never reads.
+    const uint64_t n0 = a.iv_first + first * a.iv_step;
+    __m256i v = _mm256_set_epi64x(0, static_cast<long long>(n0 + a.iv_step), 0,
+                                  static_cast<long long>(n0));
+    const __m256i inc = _mm256_set1_epi64x(static_cast<long long>(2 * a.iv_step));
+#pragma GCC unroll 8
+    for (std::size_t i = 0; i < kGroup / 2; ++i, v = _mm256_add_epi64(v, inc)) iv[i] = v;
+  } else {
+    for (std::size_t i = 0; i < kGroup / 2; ++i) {
+      const std::size_t s = first + 2 * i;
+      const uint64_t n_even = 2 * i < n ? a.iv_number(s) : 0;
+      const uint64_t n_odd = 2 * i + 1 < n ? a.iv_number(s + 1) : 0;
+      iv[i] = _mm256_set_epi64x(0, static_cast<long long>(n_odd), 0,
+                                static_cast<long long>(n_even));
+    }
   }
+#pragma GCC unroll 8
+  for (std::size_t i = 0; i < kGroup / 2; ++i) iv[i] = _mm256_shuffle_epi8(iv[i], layout);
+}
+
+// Encrypts the tweaks of sectors first .. first + 15 (those in the batch) into out.
+template <int R>
+inline void group_tweaks(const BatchArgs& a, const Keys<R>& tk, __m256i layout,
+                         std::size_t first, uint64_t out[kGroup][2]) {
+  __m256i x[kGroup / 2];
+  group_ivs(a, first, layout, x);
+#pragma GCC unroll 8
+  for (auto& v : x) v = _mm256_xor_si256(v, tk.rk[0]);
 #pragma GCC unroll 14
   for (int r = 1; r < R; ++r) {
 #pragma GCC unroll 8
@@ -136,16 +164,17 @@ void run(const BatchArgs& a) {
   if (a.count == 0) return;
   const Keys<R> k(kEnc ? a.key->data_encrypt() : a.key->data_decrypt());
   const Keys<R> tk(a.key->tweak_encrypt());
+  const __m256i layout = iv_layout(a.iv_mode);
   const std::size_t chunks = a.sector_size / kChunkBytes;
   alignas(32) uint64_t group[2][kGroup][2];  // encrypted tweaks: this group, the next
   alignas(32) uint64_t tab[2][2 * 16];       // per-block tweaks: this chunk, the next
-  group_tweaks<R>(a, tk, 0, group[0]);
+  group_tweaks<R>(a, tk, layout, 0, group[0]);
   uint64_t lo = group[0][0][0], hi = group[0][0][1];
   chunk_tweaks(lo, hi, tab[0]);
   int cur = 0;
   for (std::size_t s = 0; s < a.count; ++s) {
     if (s % kGroup == 0 && s + kGroup < a.count) {
-      group_tweaks<R>(a, tk, s + kGroup, group[(s / kGroup + 1) % 2]);
+      group_tweaks<R>(a, tk, layout, s + kGroup, group[(s / kGroup + 1) % 2]);
     }
     const uint8_t* in = a.in(s);
     uint8_t* out = a.out(s);
