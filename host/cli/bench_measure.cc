@@ -1,0 +1,184 @@
+// Timed loops for bench and compare.
+#include "host/cli/bench_measure.h"
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <random>
+#include <stdexcept>
+
+#include "host/cli/cli_common.h"
+
+namespace sectorcrypt::cli {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr std::size_t kMaxLatencySamples = 1 << 20;
+
+double since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+}  // namespace
+
+void FreeDeleter::operator()(uint8_t* p) const { std::free(p); }
+
+Buffer make_buffer(std::size_t bytes, uint64_t seed) {
+  const std::size_t rounded = (std::max<std::size_t>(bytes, 1) + 4095) / 4096 * 4096;
+  Buffer b(static_cast<uint8_t*>(std::aligned_alloc(4096, rounded)));
+  if (!b) throw std::bad_alloc();
+  std::mt19937_64 gen(seed);
+  for (std::size_t i = 0; i < rounded; i += 8) {
+    const uint64_t v = gen();
+    std::memcpy(b.get() + i, &v, 8);
+  }
+  return b;
+}
+
+double Samples::mib_per_s() const {
+  return seconds > 0 ? static_cast<double>(bytes) / (1024.0 * 1024.0) / seconds : 0.0;
+}
+
+double Samples::quantile_us(double q) const {
+  if (latency_us.empty()) return 0.0;
+  std::vector<double> v = latency_us;
+  const auto k = static_cast<std::size_t>(q * static_cast<double>(v.size() - 1) + 0.5);
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
+  return v[k];
+}
+
+Samples time_calls(double seconds, std::size_t bytes_per_call, const std::function<void()>& fn) {
+  fn();  // warm-up: first-touch, lazy thread start
+  Samples s;
+  const auto t0 = Clock::now();
+  do {
+    const auto c0 = Clock::now();
+    fn();
+    const double us = std::chrono::duration<double, std::micro>(Clock::now() - c0).count();
+    if (s.latency_us.size() < kMaxLatencySamples) s.latency_us.push_back(us);
+    ++s.calls;
+  } while (since(t0) < seconds || s.calls < 2);
+  s.seconds = since(t0);
+  s.bytes = s.calls * bytes_per_call;
+  return s;
+}
+
+namespace {
+
+struct InFlight {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<bool> busy;
+  std::vector<Clock::time_point> started;
+  std::vector<Status> status;
+  Samples* samples;
+};
+
+struct Ticket {
+  InFlight* f;
+  std::size_t i;
+};
+
+void on_request_done(const Status& s, void* ctx) {
+  auto* t = static_cast<Ticket*>(ctx);
+  const double us =
+      std::chrono::duration<double, std::micro>(Clock::now() - t->f->started[t->i]).count();
+  std::lock_guard lock(t->f->mu);
+  if (t->f->samples->latency_us.size() < kMaxLatencySamples) t->f->samples->latency_us.push_back(us);
+  t->f->status[t->i] = s;
+  t->f->busy[t->i] = false;
+  t->f->cv.notify_all();
+}
+
+}  // namespace
+
+Samples time_engine_in_flight(Engine& engine, KeyHandle key, Direction dir,
+                              const SectorFormat& format, uint8_t* buffers, std::size_t batch,
+                              std::size_t depth, double seconds) {
+  Samples s;
+  InFlight f;
+  f.busy.assign(depth, false);
+  f.started.resize(depth);
+  f.status.resize(depth);
+  f.samples = &s;
+  std::vector<Ticket> tickets(depth);
+  std::vector<iovec> iovs(depth);
+  for (std::size_t i = 0; i < depth; ++i) {
+    tickets[i] = {&f, i};
+    iovs[i] = {buffers + i * batch, batch};
+  }
+  const auto t0 = Clock::now();
+  uint64_t submitted = 0;
+  std::size_t next = 0;
+  Status failed;
+  while ((since(t0) < seconds || submitted < 2 * depth) && failed.ok()) {
+    {
+      std::unique_lock lock(f.mu);
+      f.cv.wait(lock, [&] { return !f.busy[next]; });
+      if (!f.status[next].ok()) failed = f.status[next];
+      f.busy[next] = true;
+      f.started[next] = Clock::now();
+    }
+    Request r;
+    r.key = key;
+    r.dir = dir;
+    r.format = format;
+    r.start_sector = 0;
+    r.src = &iovs[next];
+    r.src_count = 1;
+    r.callback = &on_request_done;
+    r.user_context = &tickets[next];
+    r.flush = true;  // a measured batch is sent as is, not held to coalesce
+    if (Status st = engine.submit(r); !st) {
+      std::lock_guard lock(f.mu);
+      f.busy[next] = false;
+      failed = st;
+      break;
+    }
+    ++submitted;
+    next = (next + 1) % depth;
+  }
+  {
+    std::unique_lock lock(f.mu);
+    f.cv.wait(lock, [&] { return std::none_of(f.busy.begin(), f.busy.end(), [](bool b) { return b; }); });
+  }
+  s.seconds = since(t0);
+  s.calls = submitted;
+  s.bytes = submitted * batch;
+  for (const auto& st : f.status) {
+    if (!st.ok() && failed.ok()) failed = st;
+  }
+  check(failed, "engine");
+  return s;
+}
+
+void peer_crypt_sectors(peers::XtsPeer& peer, const SectorFormat& format, uint64_t start_sector,
+                        const uint8_t* in, uint8_t* out, std::size_t bytes) {
+  IvSequence seq{};
+  check(iv_sequence_for(format, start_sector, &seq), "sector numbering");
+  uint8_t iv[16];
+  std::string error;
+  for (std::size_t off = 0, i = 0; off < bytes; off += format.sector_size, ++i) {
+    make_iv(format.iv_mode, seq.first + i * seq.step, iv);
+    if (!peer.crypt_unit(iv, in + off, out + off, format.sector_size, &error)) {
+      fail("{}: {}", peer.name(), error);
+    }
+  }
+}
+
+const char* peer_name(PeerKind kind) { return kind == PeerKind::openssl ? "openssl" : "libgcrypt"; }
+
+std::unique_ptr<peers::XtsPeer> make_peer(PeerKind kind, const uint8_t* key, std::size_t len,
+                                          Direction dir) {
+  try {
+    return kind == PeerKind::openssl ? peers::make_openssl_xts(key, len, dir)
+                                     : peers::make_libgcrypt_xts(key, len, dir);
+  } catch (const std::exception& e) {
+    fail("{}: {}", peer_name(kind), e.what());
+  }
+}
+
+}  // namespace sectorcrypt::cli

@@ -1,0 +1,91 @@
+// What every `sectorcrypt` command shares: the error type that becomes the one-line
+// "sectorcrypt: error: ..." message, cryptsetup-style option parsing (cipher names,
+// backends, sizes), the key-file reader, byte and rate formatting, and the interrupt flag.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "engine/engine.h"
+#include "kernels/sector_format.h"
+
+namespace sectorcrypt::cli {
+
+// Project version from CMake.
+const char* version();
+
+// Exit statuses (also in README.md, EXIT STATUS).
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitError = 1;        // a run-time error, one line on stderr
+inline constexpr int kExitUsage = 2;        // bad command line (CLI11's own message)
+inline constexpr int kExitMismatch = 3;     // compare: backends disagree byte for byte
+inline constexpr int kExitInterrupted = 130;  // SIGINT/SIGTERM, like a shell
+
+// Thrown for anything the user should read as one line; main() prints it and exits 1.
+class Error : public std::runtime_error {
+ public:
+  explicit Error(const std::string& what, int exit_code = kExitError)
+      : std::runtime_error(what), exit_code_(exit_code) {}
+  int exit_code() const { return exit_code_; }
+
+ private:
+  int exit_code_;
+};
+
+template <typename... Args>
+[[noreturn]] void fail(fmt::format_string<Args...> f, Args&&... args) {
+  throw Error(fmt::format(f, std::forward<Args>(args)...));
+}
+
+// Throws Error with `what` and the Status message when `s` is not ok.
+void check(const Status& s, const std::string& what);
+
+// "aes-xts-plain64" (default), "aes-xts-plain", "aes-xts-plain64be" -> the IV generator.
+IvMode parse_cipher(const std::string& name);
+std::string cipher_name(IvMode mode);
+// "cpu", "cuda", "auto".
+BackendKind parse_backend(const std::string& name);
+
+// "4096", "4K", "16KiB", "1M", "2G" (binary units) -> bytes.
+uint64_t parse_size(const std::string& text);
+// "4 KiB", "16 MiB", "1.5 GiB"; exact units where whole ("4 KiB", not "4.0 KiB").
+std::string format_bytes(uint64_t bytes);
+std::string format_size_short(uint64_t bytes);  // "4K", "16M": for tables and plots
+
+// A raw volume key, zeroed when it goes away.
+class KeyBytes {
+ public:
+  KeyBytes() = default;
+  KeyBytes(const KeyBytes&) = delete;
+  KeyBytes& operator=(const KeyBytes&) = delete;
+  ~KeyBytes();
+  std::vector<uint8_t>& bytes() { return bytes_; }
+  const uint8_t* data() const { return bytes_.data(); }
+  std::size_t size() const { return bytes_.size(); }
+
+ private:
+  std::vector<uint8_t> bytes_;
+};
+
+// Reads a raw 32- or 64-byte key from `path`; `key_bits` (0: take the file's size) must
+// match the file. Errors name the file and the sizes, never the bytes.
+void read_key_file(const std::string& path, unsigned key_bits, KeyBytes* out);
+
+// A deterministic test key of `bytes` bytes with distinct halves (bench, compare).
+void make_bench_key(std::size_t bytes, KeyBytes* out);
+
+// SIGINT/SIGTERM set this flag instead of killing the process (crypt commands).
+std::atomic<int>& interrupt_signal();  // 0, or the signal number
+void install_interrupt_handlers();
+// Blocks SIGINT/SIGTERM in the calling thread (do it before the engine starts its
+// threads, so the signal interrupts the main thread's read()), and unblocks it again.
+void block_interrupts();
+void unblock_interrupts();
+
+}  // namespace sectorcrypt::cli

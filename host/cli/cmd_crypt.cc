@@ -1,0 +1,194 @@
+// `sectorcrypt encrypt|decrypt`: cryptsetup plain-mode names and units over files, block
+// devices and pipes, streamed through the engine.
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "engine/engine.h"
+#include "host/cli/cli_common.h"
+#include "host/cli/commands.h"
+#include "host/cli/crypt_files.h"
+#include "host/cli/crypt_pump.h"
+#include "host/cli/progress.h"
+
+namespace sectorcrypt::cli {
+namespace {
+
+struct CryptOptions {
+  Direction dir = Direction::encrypt;
+  std::string input, output;
+  std::string cipher = "aes-xts-plain64";
+  std::string key_file;
+  unsigned key_size = 0;  // bits; 0: from the key file
+  uint32_t sector_size = 512;
+  bool iv_large_sectors = false;
+  uint64_t offset = 0, skip = 0;  // 512-byte sectors
+  std::optional<uint64_t> size;   // 512-byte sectors
+  std::string backend = "auto";
+  unsigned threads = 0;
+  std::size_t slots = 8;
+  std::optional<bool> progress;   // unset: when stderr is a terminal
+};
+
+const char* verb(Direction d) { return d == Direction::encrypt ? "encrypted" : "decrypted"; }
+
+int run_crypt(const CryptOptions& o) {
+  install_interrupt_handlers();
+  const IvMode iv = parse_cipher(o.cipher);
+  SectorFormat format;
+  format.sector_size = o.sector_size;
+  format.iv_mode = iv;
+  format.iv_large_sectors = o.iv_large_sectors;
+  check(validate_format(format), "--sector-size");
+  const BackendKind backend = parse_backend(o.backend);
+  if (o.slots == 0) fail("--slots must be at least 1");
+  if (o.iv_large_sectors && (o.skip * 512) % o.sector_size != 0) {
+    fail("--skip {} is not a whole number of {}-byte sectors, which --iv-large-sectors needs",
+         o.skip, o.sector_size);
+  }
+  if (o.offset > (UINT64_MAX >> 9) || o.skip > (UINT64_MAX >> 9) ||
+      (o.size && *o.size > (UINT64_MAX >> 9))) {
+    fail("--offset, --skip and --size count 512-byte sectors; a value is too large");
+  }
+  KeyBytes key;
+  read_key_file(o.key_file, o.key_size, &key);
+
+  const bool in_place = same_file(o.input, o.output);
+  InputFile in;
+  open_input(o.input, in_place, &in);
+
+  // The area: --offset and --size in 512-byte sectors, by default to the end of INPUT.
+  const uint64_t offset_bytes = o.offset * 512;
+  std::optional<uint64_t> total;
+  if (o.size) total = *o.size * 512;
+  if (in.size) {
+    if (offset_bytes > *in.size) {
+      fail("--offset {} ({} bytes) is past the end of '{}' ({} bytes)", o.offset, offset_bytes,
+           in.name, *in.size);
+    }
+    if (total && offset_bytes + *total > *in.size) {
+      fail("--offset {} + --size {} ({} bytes) go past the end of '{}' ({} bytes)", o.offset,
+           *o.size, offset_bytes + *total, in.name, *in.size);
+    }
+    if (!total) total = *in.size - offset_bytes;
+  }
+  if (total && *total % o.sector_size != 0) {
+    fail("the area is {} bytes, not a whole number of {}-byte sectors", *total, o.sector_size);
+  }
+  if (total && *total == 0) fail("nothing to {}: the area of '{}' is empty",
+                                 o.dir == Direction::encrypt ? "encrypt" : "decrypt", in.name);
+
+  // The engine starts its threads with SIGINT blocked, so the signal interrupts this
+  // thread's read() of a pipe instead of landing on a worker.
+  EngineConfig cfg;
+  cfg.backend = backend;
+  cfg.threads = o.threads;
+  cfg.slot_count = o.slots;
+  std::unique_ptr<Engine> engine;
+  block_interrupts();
+  const Status created = Engine::create(cfg, &engine);
+  unblock_interrupts();
+  if (!created.ok()) {
+    if (created.code() == Errc::unavailable) fail("--backend {}: {}", o.backend, created.message());
+    check(created, "cannot start the engine");
+  }
+  KeyHandle handle;
+  check(engine->add_key(key.data(), key.size(), KeyOptions{}, &handle), "key file '" + o.key_file + "'");
+
+  OutputFile out;
+  if (in_place) {
+    share_in_place(in, &out);
+  } else {
+    open_output(o.output, total, &out);
+  }
+
+  PumpJob job;
+  job.engine = engine.get();
+  job.key = handle;
+  job.dir = o.dir;
+  job.format = format;
+  job.iv_sector = o.skip;
+  job.bytes = total;
+  PumpEnd src{in.fd, in.positional(), offset_bytes};
+  PumpEnd dst{out.fd, out.positional(), in_place ? offset_bytes : 0};
+  if (!in.positional() && offset_bytes > 0 && !skip_input(in.fd, offset_bytes, in.name.c_str())) {
+    std::fprintf(stderr, "sectorcrypt: interrupted before any data was processed\n");
+    return kExitInterrupted;
+  }
+  Progress progress(o.progress.value_or(::isatty(STDERR_FILENO) == 1), total);
+  const PumpResult r = run_pump(job, src, dst, &progress);
+
+  if (r.interrupted) {
+    const std::string of = total ? fmt::format(" of {}", *total) : std::string();
+    std::string what;
+    if (!out.temp_path.empty()) {
+      out.discard();
+      what = fmt::format("'{}' was not written", out.final_path);
+    } else if (out.in_place || out.kind == FileKind::block) {
+      (void)::fdatasync(out.fd);
+      what = fmt::format("'{}' is PARTLY {}: bytes [{}, {}) of the area are {}, the rest is unchanged",
+                         out.name, verb(o.dir), dst.offset, dst.offset + r.bytes_done,
+                         verb(o.dir));
+    } else {
+      what = fmt::format("the output on {} is incomplete", out.name);
+    }
+    std::fprintf(stderr, "sectorcrypt: interrupted after %llu%s bytes; %s\n",
+                 static_cast<unsigned long long>(r.bytes_done), of.c_str(), what.c_str());
+    return kExitInterrupted;
+  }
+  out.commit();
+  return kExitOk;
+}
+
+void add_crypt_command(CLI::App& app, Direction dir, int* exit_code) {
+  const bool enc = dir == Direction::encrypt;
+  auto o = std::make_shared<CryptOptions>();
+  o->dir = dir;
+  CLI::App* c = app.add_subcommand(
+      enc ? "encrypt" : "decrypt",
+      enc ? "Encrypt an area of INPUT into OUTPUT (dm-crypt plain mode compatible)"
+          : "Decrypt an area of INPUT into OUTPUT (dm-crypt plain mode compatible)");
+  c->add_option("INPUT", o->input, "Input file or block device; - for stdin")->required();
+  c->add_option("OUTPUT", o->output,
+                "Output file or block device (gets exactly the processed area); - for stdout; "
+                "the same file as INPUT works in place")
+      ->required();
+  c->add_option("-c,--cipher", o->cipher,
+                "aes-xts-plain64 (default), aes-xts-plain or aes-xts-plain64be")
+      ->capture_default_str();
+  c->add_option("-d,--key-file", o->key_file, "Raw volume key: 32 or 64 bytes")->required();
+  c->add_option("-s,--key-size", o->key_size,
+                "Key size in bits, 256 or 512 (checked against the key file)");
+  c->add_option("--sector-size", o->sector_size, "Sector size in bytes: 512, 1024, 2048, 4096")
+      ->capture_default_str();
+  c->add_flag("--iv-large-sectors", o->iv_large_sectors,
+              "IVs count sectors of --sector-size instead of 512-byte units");
+  c->add_option("-o,--offset", o->offset,
+                "Start of the area in INPUT, in 512-byte sectors")
+      ->capture_default_str();
+  c->add_option("-p,--skip", o->skip, "IV offset: IV sector number of the first sector (512-byte units)")
+      ->capture_default_str();
+  c->add_option("-b,--size", o->size, "Length of the area in 512-byte sectors (default: to the end of INPUT)");
+  c->add_option("--backend", o->backend, "cpu, cuda or auto (the GPU when one is usable)")
+      ->capture_default_str();
+  c->add_option("--threads", o->threads, "Engine threads (default: all cores)");
+  c->add_option("--slots", o->slots, "Engine batch slots of 1 MiB (bounds memory)")
+      ->capture_default_str();
+  c->add_flag_callback("--progress", [o] { o->progress = true; },
+                       "Show progress on stderr even when it is not a terminal");
+  c->add_flag_callback("--no-progress", [o] { o->progress = false; }, "Never show progress");
+  c->callback([o, exit_code] { *exit_code = run_crypt(*o); });
+}
+
+}  // namespace
+
+void add_crypt_commands(CLI::App& app, int* exit_code) {
+  add_crypt_command(app, Direction::encrypt, exit_code);
+  add_crypt_command(app, Direction::decrypt, exit_code);
+}
+
+}  // namespace sectorcrypt::cli

@@ -1,0 +1,42 @@
+// `sectorcrypt`: the command-line tool. Each command lives in its own cmd_*.cc; this file
+// only wires them up and turns errors into one line on stderr and an exit status.
+#include <signal.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <exception>
+#include <new>
+
+#include "host/cli/cli_common.h"
+#include "host/cli/commands.h"
+
+int main(int argc, char** argv) {
+  using namespace sectorcrypt::cli;
+  // A closed pipe on stdout is reported as a write error, not a silent death.
+  ::signal(SIGPIPE, SIG_IGN);
+  CLI::App app{"sectorcrypt: AES-XTS disk-sector encryption on the CPU or a GPU, "
+               "byte-compatible with dm-crypt (aes-xts-plain64)",
+               "sectorcrypt"};
+  app.set_version_flag("-V,--version", std::string("sectorcrypt ") + version());
+  app.require_subcommand(1);
+  int exit_code = kExitOk;
+  add_crypt_commands(app, &exit_code);
+  add_bench_command(app, &exit_code);
+  add_compare_command(app, &exit_code);
+  add_info_command(app, &exit_code);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const Error& e) {
+    std::fprintf(stderr, "sectorcrypt: error: %s\n", e.what());
+    return e.exit_code();
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "sectorcrypt: error: out of memory\n");
+    return kExitError;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "sectorcrypt: error: %s\n", e.what());
+    return kExitError;
+  }
+  return exit_code;
+}
