@@ -12,6 +12,7 @@
 #include "host/gpu_devices.h"
 #include "host/peer_ciphers.h"
 #include "kernels/aes_ct_core.h"
+#include "kernels/cuda/aes_bitsliced_core.h"
 #include "kernels/cuda/aes_table_core.h"
 #include "kernels/cuda/aes_table_layout.h"
 #include "kernels/cuda/aes_tables.h"
@@ -51,47 +52,101 @@ enum class Variant { table, constant_time };
 
 const char* variant_name(Variant v) { return v == Variant::table ? "table" : "constant_time"; }
 
-// The kernels' policies, host side: the same round code, tables read through lane `lane`'s
-// view of the replicated image.
+// The table kernel's cipher, host side: the same rounds, tables read through lane
+// `lane`'s view of the replicated image.
 template <int Rounds>
-Block encrypt(Variant v, const Block& b, const ByteRoundKeys& k, int lane) {
-  if (v == Variant::constant_time) return cuda_core::ct_encrypt(b, k, Rounds);
+Block table_encrypt(const Block& b, const ByteRoundKeys& k, int lane) {
   const cuda_core::LaneTables t(replicated().te.data(), nullptr, lane);
   return cuda_core::table_encrypt<Rounds>(b, k, t);
 }
 
 template <int Rounds>
-Block decrypt(Variant v, const Block& b, const ByteRoundKeys& k, int lane) {
-  if (v == Variant::constant_time) return cuda_core::ct_decrypt(b, k, Rounds);
+Block table_decrypt(const Block& b, const ByteRoundKeys& k, int lane) {
   const cuda_core::LaneTables t(replicated().td.data(), replicated().inv.data(), lane);
   return cuda_core::table_decrypt<Rounds>(b, k, t);
 }
 
-Block encrypt_rounds(Variant v, const Block& b, const ByteRoundKeys& k, int rounds, int lane) {
-  return rounds == 10 ? encrypt<10>(v, b, k, lane) : encrypt<14>(v, b, k, lane);
+Block table_crypt(Direction dir, const Block& b, const ByteRoundKeys& k, int rounds, int lane) {
+  if (dir == Direction::encrypt) {
+    return rounds == 10 ? table_encrypt<10>(b, k, lane) : table_encrypt<14>(b, k, lane);
+  }
+  return rounds == 10 ? table_decrypt<10>(b, k, lane) : table_decrypt<14>(b, k, lane);
 }
 
-Block crypt_rounds(Variant v, Direction dir, const Block& b, const ByteRoundKeys& k,
-                   int rounds, int lane) {
-  if (dir == Direction::encrypt) return encrypt_rounds(v, b, k, rounds, lane);
-  return rounds == 10 ? decrypt<10>(v, b, k, lane) : decrypt<14>(v, b, k, lane);
+using PairKeys = bitsliced::PackedKeys<ByteRoundKeys>;
+
+// The bitsliced kernel's cipher on two blocks.
+void bitsliced_crypt(Direction dir, const PairKeys& keys, int rounds, const Block& x0,
+                     const Block& x1, Block* y0, Block* y1) {
+  if (dir == Direction::encrypt) {
+    bitsliced::crypt_pair<Direction::encrypt>(keys, rounds, x0, x1, y0, y1);
+  } else {
+    bitsliced::crypt_pair<Direction::decrypt>(keys, rounds, x0, x1, y0, y1);
+  }
 }
 
-// One sector as a warp runs it: lane `tweak_lane` encrypts the tweak (phase 1), then each of
-// the 32 lanes walks its blocks (phase 2).
-void emulate_sector(Variant v, const XtsKey& key, Direction dir, IvMode mode, uint64_t iv,
-                    int tweak_lane, const uint8_t* in, uint8_t* out, uint32_t sector_size) {
-  const ByteRoundKeys k2{key.tweak_encrypt().rk};
-  const int rounds = key.tweak_encrypt().rounds;
-  const xts::Tweak t = cuda_core::sector_tweak(
-      [&](const Block& b) { return encrypt_rounds(v, b, k2, rounds, tweak_lane); }, mode, iv);
-  const ByteRoundKeys k1{dir == Direction::encrypt ? key.data_encrypt().rk
-                                                   : key.data_decrypt().rk};
-  for (int lane = 0; lane < kLanes; ++lane) {
-    const auto cipher = [&](const Block& b) { return crypt_rounds(v, dir, b, k1, rounds, lane); };
-    const auto load = [&](uint32_t j) { return cuda_core::load_block(in + 16 * j); };
-    const auto store = [&](uint32_t j, const Block& b) { cuda_core::store_block(b, out + 16 * j); };
-    cuda_core::lane_walk(cipher, t, lane, sector_size / 16, load, store);
+ByteRoundKeys data_keys(const XtsKey& key, Direction dir) {
+  return ByteRoundKeys{dir == Direction::encrypt ? key.data_encrypt().rk : key.data_decrypt().rk};
+}
+
+// A warp's group of sectors as the kernels run it (xts_walk.cuh, xts_ct.cu): phase 1, lane
+// i encrypts sector i's tweak; phase 2, the 32 lanes walk the sectors, one at a time
+// (table) or two at a time (bitsliced; alone when the key sizes differ or none is left).
+// Sector i uses keys[i] and IV number ivs[i]; `in` may equal `out`.
+void emulate_group(Variant v, const std::vector<const XtsKey*>& keys, Direction dir,
+                   IvMode mode, const std::vector<uint64_t>& ivs, const uint8_t* in,
+                   uint8_t* out, uint32_t sector_size) {
+  const std::size_t n = keys.size();
+  std::vector<xts::Tweak> tweaks(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const ByteRoundKeys k2{keys[i]->tweak_encrypt().rk};
+    const int rounds = keys[i]->tweak_encrypt().rounds;
+    const int lane = static_cast<int>(i % kLanes);
+    tweaks[i] = cuda_core::sector_tweak(
+        [&](const Block& b) {
+          if (v == Variant::table) return table_crypt(Direction::encrypt, b, k2, rounds, lane);
+          Block y, unused;
+          bitsliced_crypt(Direction::encrypt, PairKeys{k2, k2}, rounds, b, b, &y, &unused);
+          return y;
+        },
+        mode, ivs[i]);
+  }
+  const uint32_t blocks = sector_size / 16;
+  if (v == Variant::table) {
+    for (std::size_t i = 0; i < n; ++i) {
+      const ByteRoundKeys k1 = data_keys(*keys[i], dir);
+      const int rounds = keys[i]->data_encrypt().rounds;
+      const uint8_t* src = in + i * sector_size;
+      uint8_t* dst = out + i * sector_size;
+      for (int lane = 0; lane < kLanes; ++lane) {
+        const auto cipher = [&](const Block& b) { return table_crypt(dir, b, k1, rounds, lane); };
+        const auto load = [&](uint32_t j) { return cuda_core::load_block(src + 16 * j); };
+        const auto store = [&](uint32_t j, const Block& b) { cuda_core::store_block(b, dst + 16 * j); };
+        cuda_core::lane_walk(cipher, tweaks[i], lane, blocks, load, store);
+      }
+    }
+    return;
+  }
+  for (std::size_t s = 0; s < n;) {
+    std::size_t s1 = s + 1 < n ? s + 1 : s;
+    const int rounds = keys[s]->data_encrypt().rounds;
+    if (keys[s1]->data_encrypt().rounds != rounds) s1 = s;
+    const bool single = s1 == s;
+    const PairKeys pk{data_keys(*keys[s], dir), data_keys(*keys[s1], dir)};
+    const uint8_t* src[2] = {in + s * sector_size, in + s1 * sector_size};
+    uint8_t* dst[2] = {out + s * sector_size, out + s1 * sector_size};
+    for (int lane = 0; lane < kLanes; ++lane) {
+      const auto cipher = [&](const Block& x0, const Block& x1, Block* y0, Block* y1) {
+        bitsliced_crypt(dir, pk, rounds, x0, x1, y0, y1);
+      };
+      const auto load = [&](int slot, uint32_t j) { return cuda_core::load_block(src[slot] + 16 * j); };
+      const auto store = [&](int slot, uint32_t j, const Block& b) {
+        if (slot == 1 && single) return;
+        cuda_core::store_block(b, dst[slot] + 16 * j);
+      };
+      cuda_core::lane_walk_pair(cipher, tweaks[s], tweaks[s1], lane, blocks, load, store);
+    }
+    s = s1 + 1;
   }
 }
 
@@ -112,6 +167,45 @@ TEST(CudaSharedCode, TablesMatchTheConstantTimeSbox) {
       ASSERT_EQ((kTables.te0[x] >> 8) & 0xff, sx);
       ASSERT_EQ(aes_tables::unpack_inv_sbox(kTables.inv_sbox4[x >> 2], x),
                 static_cast<uint32_t>(si >> (8 * i) & 0xff));
+    }
+  }
+}
+
+// The bitsliced S-box and its inverse on all 256 bytes, and the packing's layout.
+TEST(CudaSharedCode, BitslicedSboxAndLayout) {
+  for (int base = 0; base < 256; base += 32) {
+    uint8_t a[16], b[16];
+    for (int i = 0; i < 16; ++i) {
+      a[i] = static_cast<uint8_t>(base + i);
+      b[i] = static_cast<uint8_t>(base + 16 + i);
+    }
+    const bitsliced::State packed = bitsliced::pack(cuda_core::load_block(a), cuda_core::load_block(b));
+    // Byte (row r, column c) of slot s, bit i, is bit c + 4 s + 8 r of plane i.
+    for (int i = 0; i < 8; ++i) {
+      for (int slot = 0; slot < 2; ++slot) {
+        for (int byte = 0; byte < 16; ++byte) {
+          const int bit = byte / 4 + 4 * slot + 8 * (byte % 4);
+          const uint8_t v = slot ? b[byte] : a[byte];
+          ASSERT_EQ((packed.p[i] >> bit) & 1, (v >> i) & 1u);
+        }
+      }
+    }
+    bitsliced::State s = packed, si = packed;
+    bitsliced::sub_bytes(s);
+    bitsliced::inv_sub_bytes(si);
+    Block s0, s1, i0, i1;
+    bitsliced::unpack(s, &s0, &s1);
+    bitsliced::unpack(si, &i0, &i1);
+    uint8_t out[4][16];
+    cuda_core::store_block(s0, out[0]);
+    cuda_core::store_block(s1, out[1]);
+    cuda_core::store_block(i0, out[2]);
+    cuda_core::store_block(i1, out[3]);
+    for (int i = 0; i < 16; ++i) {
+      ASSERT_EQ(out[0][i], aes_tables::sbox(a[i])) << int(a[i]);
+      ASSERT_EQ(out[1][i], aes_tables::sbox(b[i])) << int(b[i]);
+      ASSERT_EQ(out[2][i], aes_tables::inv_sbox(a[i])) << int(a[i]);
+      ASSERT_EQ(out[3][i], aes_tables::inv_sbox(b[i])) << int(b[i]);
     }
   }
 }
@@ -193,16 +287,16 @@ TEST(CudaSharedCode, EmulatedWarpsMatchReferenceAndOpenssl) {
                                                  expected.data(), bytes));
               IvSequence ivs;
               ASSERT_TRUE(iv_sequence_for(format, start, &ivs));
+              std::vector<uint64_t> iv_numbers;
+              for (std::size_t i = 0; i < count; ++i) iv_numbers.push_back(ivs.first + i * ivs.step);
+              const std::vector<const XtsKey*> keys(count, &key);
+              emulate_group(v, keys, dir, mode, iv_numbers, in.data(), ours.data(), sector_size);
+              emulate_group(v, keys, dir, mode, iv_numbers, inplace.data(), inplace.data(),
+                            sector_size);
               for (std::size_t i = 0; i < count; ++i) {
-                const uint64_t iv = ivs.first + i * ivs.step;
                 const std::size_t off = i * sector_size;
-                const int lane = static_cast<int>(i % kLanes);
-                emulate_sector(v, key, dir, mode, iv, lane, in.data() + off, ours.data() + off,
-                               sector_size);
-                emulate_sector(v, key, dir, mode, iv, lane, inplace.data() + off,
-                               inplace.data() + off, sector_size);
                 uint8_t iv_bytes[16];
-                make_iv(mode, iv, iv_bytes);
+                make_iv(mode, iv_numbers[i], iv_bytes);
                 std::vector<uint8_t> theirs(sector_size);
                 std::string error;
                 ASSERT_TRUE(openssl->crypt_unit(iv_bytes, in.data() + off, theirs.data(),
@@ -245,8 +339,47 @@ TEST(CudaSharedCode, EmulatedWarpsOnUnevenSectorSizes) {
           uint8_t iv[16];
           make_iv(IvMode::plain64, n, iv);
           ASSERT_TRUE(ref::xts_crypt_unit(key, dir, iv, in.data(), expected.data(), size));
-          emulate_sector(v, key, dir, IvMode::plain64, n, 7, in.data(), ours.data(), size);
+          emulate_group(v, {&key}, dir, IvMode::plain64, {n}, in.data(), ours.data(), size);
           ASSERT_EQ(expected, ours) << variant_name(v) << " " << size;
+        }
+      }
+    }
+  }
+}
+
+// Groups whose sectors use different keys, of both sizes: pairs with two keys, pairs that
+// must split because the key sizes differ, odd groups.
+TEST(CudaSharedCode, EmulatedWarpsWithMixedKeys) {
+  auto& gen = testing::rng();
+  std::vector<XtsKey> table(5);
+  for (std::size_t k = 0; k < table.size(); ++k) {
+    const auto raw = testing::random_xts_key(k < 3 ? 64 : 32, gen);
+    ASSERT_TRUE(XtsKey::create(raw.data(), raw.size(), &table[k]));
+  }
+  for (Variant v : {Variant::table, Variant::constant_time}) {
+    for (Direction dir : {Direction::encrypt, Direction::decrypt}) {
+      for (std::size_t count : {1u, 2u, 7u, 32u}) {
+        const uint32_t size = 512u << (gen() % 4);
+        std::vector<const XtsKey*> keys;
+        std::vector<uint64_t> ivs;
+        for (std::size_t i = 0; i < count; ++i) {
+          keys.push_back(&table[gen() % table.size()]);
+          ivs.push_back(gen());
+        }
+        const auto in = testing::random_bytes(count * size, gen);
+        std::vector<uint8_t> ours(in.size(), 0xa5), inplace = in;
+        emulate_group(v, keys, dir, IvMode::plain64, ivs, in.data(), ours.data(), size);
+        emulate_group(v, keys, dir, IvMode::plain64, ivs, inplace.data(), inplace.data(), size);
+        for (std::size_t i = 0; i < count; ++i) {
+          uint8_t iv[16];
+          make_iv(IvMode::plain64, ivs[i], iv);
+          std::vector<uint8_t> expected(size);
+          ASSERT_TRUE(ref::xts_crypt_unit(*keys[i], dir, iv, in.data() + i * size,
+                                          expected.data(), size));
+          ASSERT_EQ(0, std::memcmp(expected.data(), ours.data() + i * size, size))
+              << variant_name(v) << " sector " << i << " of " << count;
+          ASSERT_EQ(0, std::memcmp(expected.data(), inplace.data() + i * size, size))
+              << variant_name(v) << " in place, sector " << i << " of " << count;
         }
       }
     }

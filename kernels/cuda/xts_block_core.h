@@ -1,6 +1,7 @@
 // The per-block XTS step the CUDA kernels run, as host/device code (SC_HOST_DEVICE), so the
 // CPU tests run exactly this arithmetic: the block type, the IV block, the lane walk over a
-// sector's tweaks, E(P ^ T) ^ T, and the constant-time AES on aes_ct_core.h rounds.
+// sector's tweaks (one sector, or two side by side for the two-block bitsliced AES), and
+// E(P ^ T) ^ T.
 //
 // The lane walk (see kernels/cuda/xts_walk.cuh for why): a warp owns a sector and lane l
 // handles blocks j = l, l + 32, l + 64, ...; its first tweak is T * x^l and each step
@@ -9,7 +10,6 @@
 
 #include <cstdint>
 
-#include "kernels/aes_ct_core.h"
 #include "kernels/portable.h"
 #include "kernels/sector_format.h"
 #include "kernels/xts_tweak.h"
@@ -98,43 +98,30 @@ SC_HOST_DEVICE void lane_walk(const Cipher& cipher, const xts::Tweak& sector_twe
   }
 }
 
+// The same walk over two sectors of equal size at once, block j of each (slot 0: sector A,
+// slot 1: sector B), for a cipher that takes two blocks: `cipher(in0, in1, &out0, &out1)`.
+// `load(slot, j)` and `store(slot, j, block)` reach block j of the slot's sector.
+template <class PairCipher, class Load, class Store>
+SC_HOST_DEVICE void lane_walk_pair(const PairCipher& cipher, const xts::Tweak& tweak0,
+                                   const xts::Tweak& tweak1, int lane, uint32_t blocks,
+                                   const Load& load, const Store& store) {
+  xts::Tweak t0 = lane_first_tweak(tweak0, lane);
+  xts::Tweak t1 = lane_first_tweak(tweak1, lane);
+  for (uint32_t j = static_cast<uint32_t>(lane); j < blocks; j += kLanes) {
+    Block y0, y1;
+    cipher(xor_tweak(load(0, j), t0), xor_tweak(load(1, j), t1), &y0, &y1);
+    store(0, j, xor_tweak(y0, t0));
+    store(1, j, xor_tweak(y1, t1));
+    t0 = lane_next_tweak(t0);
+    t1 = lane_next_tweak(t1);
+  }
+}
+
 // Round keys as bytes (AesRoundKeys::rk, DeviceXtsKey's arrays): the host's key source. The
 // GPU reads the same layout as uint4 (see xts_walk.cuh).
 struct ByteRoundKeys {
   const uint8_t (*rk)[16];
   SC_HOST_DEVICE Block round(int r) const { return load_block(rk[r]); }
 };
-
-SC_HOST_DEVICE aes_ct::State to_state(const Block& b) {
-  return aes_ct::State{{uint64_t{b.w[0]} | uint64_t{b.w[1]} << 32,
-                        uint64_t{b.w[2]} | uint64_t{b.w[3]} << 32}};
-}
-
-SC_HOST_DEVICE Block from_state(const aes_ct::State& s) {
-  return Block{{static_cast<uint32_t>(s.w[0]), static_cast<uint32_t>(s.w[0] >> 32),
-                static_cast<uint32_t>(s.w[1]), static_cast<uint32_t>(s.w[1] >> 32)}};
-}
-
-// Constant-time AES (no data-dependent memory access or branch): the aes_ct_core.h rounds.
-// `keys.round(r)` gives round key r; decryption takes the equivalent-inverse schedule.
-template <class Keys>
-SC_HOST_DEVICE Block ct_encrypt(const Block& in, const Keys& keys, int rounds) {
-  aes_ct::State s = aes_ct::xor_state(to_state(in), to_state(keys.round(0)));
-#if defined(__CUDA_ARCH__)
-#pragma unroll 1  // each round is long already; unrolling would only bloat the kernel
-#endif
-  for (int r = 1; r < rounds; ++r) s = aes_ct::enc_round(s, to_state(keys.round(r)));
-  return from_state(aes_ct::enc_last_round(s, to_state(keys.round(rounds))));
-}
-
-template <class Keys>
-SC_HOST_DEVICE Block ct_decrypt(const Block& in, const Keys& keys, int rounds) {
-  aes_ct::State s = aes_ct::xor_state(to_state(in), to_state(keys.round(0)));
-#if defined(__CUDA_ARCH__)
-#pragma unroll 1  // each round is long already; unrolling would only bloat the kernel
-#endif
-  for (int r = 1; r < rounds; ++r) s = aes_ct::dec_round(s, to_state(keys.round(r)));
-  return from_state(aes_ct::dec_last_round(s, to_state(keys.round(rounds))));
-}
 
 }  // namespace sectorcrypt::cuda_core

@@ -29,7 +29,10 @@ const char* aes_variant_name(AesVariant v);  // "table", "constant_time"
 // way. The table variant here keeps its tables conflict-free per lane (every lookup is one
 // wavefront), which closes that particular channel, but its addresses still depend on key
 // and data, and that is not a property we can prove harmless on every GPU. So: tables only
-// where the caller opts in for speed (trusted single-tenant GPU, benchmarks).
+// where the caller opts in for speed (trusted single-tenant GPU, benchmarks). The
+// constant-time variant is bitsliced AES (kernels/cuda/aes_bitsliced_core.h): about 2-3x
+// the instructions of the table variant per block on an H100's integer units, the price
+// of having no secret-dependent address at all.
 inline constexpr AesVariant kDefaultAesVariant = AesVariant::constant_time;
 
 // One expanded XTS key as the kernels read it: a plain struct copied into device memory
