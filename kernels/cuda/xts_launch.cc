@@ -13,7 +13,7 @@ namespace {
 
 // Enough warps to cover an H100 about 1.5 times over (132 SMs x 40 resident warps with
 // the table variant): below that a warp takes fewer than 32 sectors, trading some tweak
-// overhead for parallelism.
+// overhead for parallelism (down to the floor in launch_xts).
 constexpr uint64_t kTargetWarps = 8192;
 
 bool aligned(const void* p, std::uintptr_t a) {
@@ -75,6 +75,12 @@ cudaError_t launch_xts(const GpuBatch& batch, AesVariant variant, cudaStream_t s
   if (!valid(batch)) return cudaErrorInvalidValue;
 
   uint64_t per_warp = (batch.count + kTargetWarps - 1) / kTargetWarps;
+  // A warp's tweak phase costs about one block per lane; keep it at most ~1/8 of the data
+  // phase (>= 8 blocks per lane per group: 8 sectors of 512 bytes, 1 of 4096), and give the
+  // two-block constant-time cipher at least a pair of sectors.
+  uint64_t min_per_warp = 256 / (batch.sector_size / 16);
+  if (variant == AesVariant::constant_time && min_per_warp < 2) min_per_warp = 2;
+  if (per_warp < min_per_warp) per_warp = min_per_warp;
   if (per_warp > 32) per_warp = 32;
   const uint64_t warps = (batch.count + per_warp - 1) / per_warp;
   const uint64_t blocks = (warps + detail::kWarpsPerBlock - 1) / detail::kWarpsPerBlock;
