@@ -52,8 +52,9 @@ __device__ void walk_sector_pairs(const KernelArgs& a, const WarpWork& w, const 
     uint32_t key1 = __shfl_sync(kFullMask, mine.key, static_cast<int>(s1));
     const DeviceXtsKey* k0 = a.keys + key0;
     const DeviceXtsKey* k1 = a.keys + key1;
-    const int rounds = k0->rounds;
-    if (k1->rounds != rounds) {  // warp-uniform: the pair cannot share one round loop
+    // Anything but 10 reads as 14, as in phase 1: the planes buffer holds 15 rounds.
+    const int rounds = k0->rounds == 10 ? 10 : 14;
+    if ((k1->rounds == 10 ? 10 : 14) != rounds) {  // warp-uniform: no shared round loop
       s1 = s;
       k1 = k0;
     }
