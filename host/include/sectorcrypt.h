@@ -1,0 +1,284 @@
+/*
+ * sectorcrypt.h: the C API of sectorcrypt, batched AES-XTS over disk sectors on the CPU
+ * or an NVIDIA GPU, byte-compatible with dm-crypt/LUKS2 (aes-xts-plain64).
+ *
+ * A thin C ABI over the C++ engine (engine/engine.h): opaque handles, plain structs,
+ * int return codes. Everything the data path needs is allocated by sectorcrypt_create();
+ * after it returns, submitting and completing requests allocates nothing. A full engine
+ * answers SECTORCRYPT_EWOULDBLOCK (try_submit) or makes the caller wait (submit), never
+ * "out of memory".
+ *
+ * RETURN CODES: 0 (SECTORCRYPT_OK) on success, or a negative SECTORCRYPT_E* value.
+ * sectorcrypt_strerror() names a code; sectorcrypt_last_error() gives the detailed
+ * message of the calling thread's last failed call (never containing key bytes).
+ * SECTORCRYPT_EWOULDBLOCK means "full, retry later" and is never returned for an invalid
+ * request; an invalid request is never answered with SECTORCRYPT_EWOULDBLOCK.
+ *
+ * No C++ exception crosses this interface.
+ */
+#ifndef SECTORCRYPT_H
+#define SECTORCRYPT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- return codes ---- */
+#define SECTORCRYPT_OK 0
+#define SECTORCRYPT_EINVAL_KEY (-1)       /* key length, equal XTS halves, unknown handle */
+#define SECTORCRYPT_EINVAL_FORMAT (-2)    /* sector size or IV generator not supported */
+#define SECTORCRYPT_EINVAL_LENGTH (-3)    /* not whole sectors, sizes that do not match */
+#define SECTORCRYPT_EINVAL_BUFFER (-4)    /* null or overlapping buffers, misaligned start */
+#define SECTORCRYPT_EWOULDBLOCK (-5)      /* no room right now: retry (never "invalid") */
+#define SECTORCRYPT_ESHUTDOWN (-6)        /* engine shut down, or request cancelled by it */
+#define SECTORCRYPT_EBACKEND (-7)         /* the backend failed; the output is not valid */
+#define SECTORCRYPT_EUNAVAILABLE (-8)     /* e.g. the CUDA backend without a usable GPU */
+#define SECTORCRYPT_ENOMEM (-9)           /* create: memory, locked memory, streams */
+#define SECTORCRYPT_EINTERNAL (-10)       /* a broken invariant: a bug */
+#define SECTORCRYPT_EINVAL (-11)          /* a null handle/pointer or an out-of-range value */
+
+/* ---- enums ---- */
+enum sectorcrypt_backend {
+  SECTORCRYPT_BACKEND_AUTO = 0, /* the GPU when one is usable, else the CPU */
+  SECTORCRYPT_BACKEND_CPU = 1,
+  SECTORCRYPT_BACKEND_CUDA = 2
+};
+
+enum sectorcrypt_direction { SECTORCRYPT_ENCRYPT = 0, SECTORCRYPT_DECRYPT = 1 };
+
+/* dm-crypt IV generators: aes-xts-plain64, aes-xts-plain, aes-xts-plain64be. */
+enum sectorcrypt_iv_mode {
+  SECTORCRYPT_IV_PLAIN64 = 0,
+  SECTORCRYPT_IV_PLAIN = 1,
+  SECTORCRYPT_IV_PLAIN64BE = 2
+};
+
+/* ---- configuration ---- */
+struct sectorcrypt_config {
+  int backend;                  /* enum sectorcrypt_backend */
+  unsigned threads;             /* engine threads; 0: hardware concurrency */
+  size_t slot_count;            /* batch slots (>= 1) */
+  size_t slot_bytes;            /* bytes per slot: a multiple of 4096 */
+  size_t request_capacity;      /* accepted, unfinished requests; 0: 8 * slot_count */
+  size_t key_capacity;          /* key table entries (>= 1) */
+  uint32_t flush_deadline_us;   /* a partly filled batch waits at most this long */
+  int require_locked_memory;    /* nonzero: fail create when slots cannot be locked */
+  int gpu_ordinal;              /* CUDA device for the cuda backend */
+};
+
+/* Fills *cfg with the defaults (auto backend, 8 slots of 1 MiB, ...).
+ * THREAD SAFETY: any thread. */
+void sectorcrypt_config_init(struct sectorcrypt_config *cfg);
+
+/* How sectors are laid out and numbered (see kernels/sector_format.h). */
+struct sectorcrypt_format {
+  uint32_t sector_size;  /* 512, 1024, 2048 or 4096 */
+  int iv_mode;           /* enum sectorcrypt_iv_mode */
+  int iv_large_sectors;  /* nonzero: IVs count sector_size units, not 512-byte units */
+};
+
+/* Fills *fmt with 512-byte sectors, plain64, 512-byte IV units.
+ * THREAD SAFETY: any thread. */
+void sectorcrypt_format_init(struct sectorcrypt_format *fmt);
+
+/* ---- engine ---- */
+typedef struct sectorcrypt_engine sectorcrypt_engine;
+
+/*
+ * Allocates everything the engine will use and starts it. cfg may be NULL (defaults).
+ *
+ * RETURN VALUE: 0 and *out set; SECTORCRYPT_EINVAL (out NULL, backend out of range),
+ * SECTORCRYPT_EINVAL_LENGTH (a size in cfg out of range), SECTORCRYPT_EUNAVAILABLE (cuda
+ * asked for without a usable GPU), SECTORCRYPT_ENOMEM. On error *out is untouched.
+ * THREAD SAFETY: any thread.
+ */
+int sectorcrypt_create(const struct sectorcrypt_config *cfg, sectorcrypt_engine **out);
+
+/*
+ * Shuts the engine down (every accepted request still completes, possibly with
+ * SECTORCRYPT_ESHUTDOWN) and frees it. NULL is ignored.
+ * THREAD SAFETY: once, from a thread that is not in a completion callback, with no other
+ * call on this engine running or starting.
+ */
+void sectorcrypt_destroy(sectorcrypt_engine *engine);
+
+/* ---- keys ---- */
+typedef uint64_t sectorcrypt_key; /* 0 is never a valid key */
+
+#define SECTORCRYPT_KEY_ALLOW_EQUAL_HALVES 1u /* for known-answer vectors only */
+
+/*
+ * Validates and expands a raw XTS key (32 bytes: AES-128, 64 bytes: AES-256; Key1 ||
+ * Key2) into the engine's key table. The caller may wipe `key` once this returns.
+ *
+ * RETURN VALUE: 0 and *out set; SECTORCRYPT_EINVAL_KEY (length, equal halves);
+ * SECTORCRYPT_ENOMEM (table full); SECTORCRYPT_EBACKEND (device upload); SECTORCRYPT_EINVAL.
+ * THREAD SAFETY: any thread, concurrently with all other calls.
+ */
+int sectorcrypt_add_key(sectorcrypt_engine *engine, const uint8_t *key, size_t len,
+                        unsigned flags, sectorcrypt_key *out);
+
+/*
+ * Wipes a key and frees its entry.
+ *
+ * RETURN VALUE: 0; SECTORCRYPT_EINVAL_KEY (unknown or already removed);
+ * SECTORCRYPT_EWOULDBLOCK (unfinished requests use it: drain first, or retry).
+ * THREAD SAFETY: any thread.
+ */
+int sectorcrypt_remove_key(sectorcrypt_engine *engine, sectorcrypt_key key);
+
+/* ---- asynchronous requests ---- */
+
+/* Called once per request on an engine thread with its final code (0 or negative).
+ * It must not call sectorcrypt_submit, sectorcrypt_drain, sectorcrypt_crypt* or
+ * sectorcrypt_destroy; sectorcrypt_try_submit and sectorcrypt_poll are fine. */
+typedef void (*sectorcrypt_callback)(int status, void *user_data);
+
+#define SECTORCRYPT_REQ_POLL 1u  /* report the completion through sectorcrypt_poll() */
+#define SECTORCRYPT_REQ_FLUSH 2u /* send its batch now instead of waiting to coalesce */
+
+#define SECTORCRYPT_MAX_SEGMENTS 16
+
+struct sectorcrypt_request {
+  sectorcrypt_key key;
+  int direction;                      /* enum sectorcrypt_direction */
+  struct sectorcrypt_format format;
+  uint64_t start_sector;              /* 512-byte units, like a bio */
+  const struct iovec *src;            /* 1..SECTORCRYPT_MAX_SEGMENTS; whole sectors */
+  size_t src_count;
+  const struct iovec *dst;            /* dst_count 0: in place */
+  size_t dst_count;
+  sectorcrypt_callback callback;      /* a callback, or SECTORCRYPT_REQ_POLL, or neither */
+  void *user_data;
+  unsigned flags;                     /* SECTORCRYPT_REQ_* */
+};
+
+/* Fills *req with defaults: encrypt, sectorcrypt_format_init, no buffers, no callback. */
+void sectorcrypt_request_init(struct sectorcrypt_request *req);
+
+/*
+ * Queues a request, waiting while the engine is full. The iovec arrays are copied; the
+ * memory they point at must stay valid and unchanged until the completion. A request
+ * completes exactly once: through its callback if it has one, else through
+ * sectorcrypt_poll() if SECTORCRYPT_REQ_POLL is set, else silently (sectorcrypt_drain()
+ * waits for it). Setting both a callback and SECTORCRYPT_REQ_POLL is invalid.
+ *
+ * RETURN VALUE: 0 (accepted; one completion follows); or, with nothing taken and no
+ * completion: SECTORCRYPT_EINVAL_KEY, SECTORCRYPT_EINVAL_FORMAT, SECTORCRYPT_EINVAL_LENGTH,
+ * SECTORCRYPT_EINVAL_BUFFER, SECTORCRYPT_EINVAL (NULL engine/req, callback with
+ * SECTORCRYPT_REQ_POLL, bad direction), SECTORCRYPT_ESHUTDOWN.
+ * THREAD SAFETY: any thread except a completion callback.
+ */
+int sectorcrypt_submit(sectorcrypt_engine *engine, const struct sectorcrypt_request *req);
+
+/*
+ * As sectorcrypt_submit(), but never waits.
+ *
+ * RETURN VALUE: as sectorcrypt_submit(), plus SECTORCRYPT_EWOULDBLOCK when the engine is
+ * full right now (the request is valid; retry after a completion).
+ * THREAD SAFETY: any thread, including completion callbacks.
+ */
+int sectorcrypt_try_submit(sectorcrypt_engine *engine, const struct sectorcrypt_request *req);
+
+struct sectorcrypt_completion {
+  int status;       /* 0 or a negative SECTORCRYPT_E* code */
+  void *user_data;  /* the request's user_data */
+  uint64_t bytes;
+};
+
+/*
+ * Moves up to `max` completions of SECTORCRYPT_REQ_POLL requests into out[], in
+ * completion order. sectorcrypt_wait() waits up to timeout_us for at least one.
+ *
+ * RETURN VALUE: how many (>= 0); SECTORCRYPT_EINVAL (NULL engine, or out NULL with max > 0).
+ * THREAD SAFETY: any thread; sectorcrypt_wait not from a completion callback.
+ */
+int sectorcrypt_poll(sectorcrypt_engine *engine, struct sectorcrypt_completion *out, size_t max);
+int sectorcrypt_wait(sectorcrypt_engine *engine, struct sectorcrypt_completion *out, size_t max,
+                     uint64_t timeout_us);
+
+/* ---- synchronous bulk calls ---- */
+
+/*
+ * Encrypts or decrypts `bytes` (whole sectors) from `in` to `out` (in == out: in place)
+ * through the engine and returns when done.
+ *
+ * RETURN VALUE: 0; the validation codes of sectorcrypt_submit(); or the request's final
+ * code (SECTORCRYPT_EBACKEND, SECTORCRYPT_ESHUTDOWN).
+ * THREAD SAFETY: any thread except a completion callback.
+ */
+int sectorcrypt_crypt(sectorcrypt_engine *engine, sectorcrypt_key key, int direction,
+                      const struct sectorcrypt_format *format, uint64_t start_sector,
+                      const void *in, void *out, size_t bytes);
+
+/*
+ * The same between file descriptors with pread()/pwrite() (regular files and block
+ * devices; in_fd == out_fd with equal offsets works in place).
+ *
+ * RETURN VALUE: 0; as sectorcrypt_crypt(); SECTORCRYPT_EINVAL_LENGTH for a short input;
+ * SECTORCRYPT_EBACKEND for a failed read or write (sectorcrypt_last_error() names errno).
+ * On error some output may have been written.
+ * THREAD SAFETY: any thread except a completion callback.
+ */
+int sectorcrypt_crypt_fd(sectorcrypt_engine *engine, sectorcrypt_key key, int direction,
+                         const struct sectorcrypt_format *format, uint64_t start_sector,
+                         int in_fd, off_t in_offset, int out_fd, off_t out_offset,
+                         uint64_t bytes);
+
+/* ---- lifecycle and introspection ---- */
+
+/*
+ * Waits until every request accepted before the call has completed.
+ * RETURN VALUE: 0; SECTORCRYPT_EUNAVAILABLE from a completion callback; SECTORCRYPT_EINVAL.
+ * THREAD SAFETY: any thread except a completion callback.
+ */
+int sectorcrypt_drain(sectorcrypt_engine *engine);
+
+/*
+ * Stops admitting requests (later submits: SECTORCRYPT_ESHUTDOWN); requests in flight
+ * complete. Idempotent.
+ * RETURN VALUE: 0; SECTORCRYPT_EINVAL (NULL engine).
+ * THREAD SAFETY: any thread.
+ */
+int sectorcrypt_shutdown(sectorcrypt_engine *engine);
+
+struct sectorcrypt_stats {
+  uint64_t bytes;            /* bytes completed successfully */
+  uint64_t requests;         /* requests completed (any status) */
+  uint64_t requests_failed;
+  uint64_t batches;
+  uint64_t would_block;      /* SECTORCRYPT_EWOULDBLOCK answers */
+  uint64_t latency_p50_ns;   /* accept to completion, bucket upper bounds */
+  uint64_t latency_p99_ns;
+};
+
+/* RETURN VALUE: 0 and *out filled; SECTORCRYPT_EINVAL. THREAD SAFETY: any thread. */
+int sectorcrypt_get_stats(const sectorcrypt_engine *engine, struct sectorcrypt_stats *out);
+
+/* The backend create resolved to, e.g. "cpu (AVX3_ZEN4), 4 threads"; valid while the
+ * engine lives. THREAD SAFETY: any thread. */
+const char *sectorcrypt_backend_detail(const sectorcrypt_engine *engine);
+
+/* ---- errors and version ---- */
+
+/* A static English description of a return code ("would block: ..."); never NULL.
+ * THREAD SAFETY: any thread. */
+const char *sectorcrypt_strerror(int code);
+
+/* The detailed message of the calling thread's last failed call (thread-local storage,
+ * valid until the thread's next call); "" when none failed. THREAD SAFETY: any thread. */
+const char *sectorcrypt_last_error(void);
+
+/* The library version, e.g. "0.1.0". THREAD SAFETY: any thread. */
+const char *sectorcrypt_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SECTORCRYPT_H */

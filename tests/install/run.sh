@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs the build into a temporary prefix, then builds the example programs against
+# it both ways (CMake find_package and pkg-config) and runs them.
+# Usage: run.sh BUILD_DIR SOURCE_DIR
+set -euo pipefail
+build=$1
+src=$2
+work=$(mktemp -d /tmp/sectorcrypt-install-test.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+prefix=$work/prefix
+vectors=$src/tests/data/vectors/ieee1619-2007.txt
+
+echo "== cmake --install into $prefix"
+cmake --install "$build" --prefix "$prefix" >/dev/null
+test -x "$prefix/bin/sectorcrypt"
+"$prefix/bin/sectorcrypt" --version
+
+echo "== find_package(sectorcrypt)"
+generator=()
+command -v ninja >/dev/null && generator=(-G Ninja)
+cmake -S "$src/tests/install/c_example" -B "$work/build" "${generator[@]}" \
+  -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
+cmake --build "$work/build" >/dev/null
+"$work/build/c_example" "$vectors"
+"$work/build/cxx_example"
+
+echo "== pkg-config sectorcrypt"
+export PKG_CONFIG_PATH=$(dirname "$(find "$prefix" -name sectorcrypt.pc)")
+libdir=$(pkg-config --variable=libdir sectorcrypt)
+# shellcheck disable=SC2046
+cc -std=c99 -Wall -Wextra -pedantic -Werror "$src/tests/install/c_example/example.c" \
+  -o "$work/c_example_pc" $(pkg-config --cflags --libs sectorcrypt) -Wl,-rpath,"$libdir"
+"$work/c_example_pc" "$vectors"
+# shellcheck disable=SC2046
+c++ -std=c++20 -Wall -Wextra -Werror "$src/tests/install/c_example/example_cxx.cc" \
+  -o "$work/cxx_example_pc" $(pkg-config --cflags --libs sectorcrypt) -Wl,-rpath,"$libdir"
+"$work/cxx_example_pc"
+echo "install test: ok"
