@@ -1,7 +1,7 @@
 // The CPU backend: cpu::xts_crypt_sectors / xts_crypt_gathered straight on the caller's
 // memory where a part is contiguous (no staging copy), through the slot only for sectors
 // that straddle segment boundaries. Parallelism comes from several batches in flight in
-// the pipeline's parallel stage, one arena thread each.
+// the crypt stage, one worker thread each.
 #pragma once
 
 #include <memory>

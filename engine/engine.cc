@@ -224,19 +224,9 @@ Status Engine::create(const EngineConfig& config, std::unique_ptr<Engine>* out) 
 #endif
   if (!use_cuda) impl->backend = engine::make_cpu_backend(c.threads);
 
-  // Threads: `threads` arena workers for the stages, plus the engine thread that runs
-  // the pipeline (its reserved master slot).
-  impl->workers = std::make_unique<engine::TbbWorkerReservation>(c.threads);
-  impl->arena = std::make_unique<tbb::task_arena>(static_cast<int>(c.threads + 1), 1);
-  impl->arena->initialize();
-  try {
-    impl->engine_thread = std::thread([p = impl.get()] { p->run(); });
-  } catch (const std::system_error& e) {
-    return Status::error(Errc::resource_exhausted, "cannot start the engine thread: %s",
-                         e.what());
-  }
-  // Returns only once the pipeline runs: its own set-up allocations are behind us.
-  impl->started.wait(false);
+  // Threads: `threads` crypt workers, the completer, and the engine (admit) thread.
+  // create returns once admit runs.
+  if (Status s = impl->start_threads(); !s) return s;
   out->reset(new Engine(std::move(impl)));
   return Status();
 }

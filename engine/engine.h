@@ -2,16 +2,17 @@
 //
 // Everything the data path touches is allocated by Engine::create: N slots of B bytes of
 // pinned host memory, the GPU's device buffers, streams and events, fixed-capacity rings,
-// request records, the key table, the oneTBB arena. After create returns no engine
+// request records, the key table, the stage threads. After create returns no engine
 // thread allocates heap memory; load is absorbed by backpressure (a full engine blocks
 // in submit() or answers would_block from try_submit()), never by allocation.
 //
-// Data flow (one oneTBB parallel_pipeline, started at create, running until shutdown):
-//   admit    (serial, in order) take accepted requests in FIFO order, coalesce small ones
-//            and split large ones into batches of at most one slot each, gather data
-//            into the slot where the backend needs it staged
-//   crypt    (parallel)         run the backend over the batch
-//   complete (serial, in order) scatter, merge statuses, deliver completions, free slot
+// Data flow: three stages on the engine's own threads, all started by create and
+// running until shutdown (see engine/pipeline.cc for why not a oneTBB pipeline):
+//   admit    (one thread, in order) take accepted requests in FIFO order, coalesce small
+//            ones and split large ones into batches of at most one slot each
+//   crypt    (`threads` workers)    run the backend over the batch (gather into the slot
+//            where it must be staged, cipher, scatter)
+//   complete (one thread, in order) merge statuses, deliver completions, free the slot
 //
 // COMPLETION ORDER: completions are delivered in admission order. Requests submitted
 // through submit()/try_submit() are admitted in the order they were accepted (FIFO over
@@ -41,7 +42,7 @@ namespace sectorcrypt {
 
 enum class BackendKind {
   automatic,  // the GPU when discover_gpus().usable(), else the CPU
-  cpu,        // cpu::xts_crypt_sectors / xts_crypt_gathered on the arena's threads
+  cpu,        // cpu::xts_crypt_sectors / xts_crypt_gathered on the crypt workers
   cuda,       // H2D -> cuda::launch_xts -> D2H per slot, on the slot's stream
 };
 const char* backend_kind_name(BackendKind kind);  // "auto", "cpu", "cuda"
@@ -53,7 +54,7 @@ enum class GpuAes { constant_time, table };
 
 struct EngineConfig {
   BackendKind backend = BackendKind::automatic;
-  unsigned threads = 0;                 // arena threads; 0: hardware concurrency
+  unsigned threads = 0;                 // crypt worker threads; 0: hardware concurrency
   std::size_t slot_count = 8;           // batch slots = pipeline tokens (>= 1)
   std::size_t slot_bytes = 1u << 20;    // bytes per slot: a multiple of 4096, >= 4096
   std::size_t request_capacity = 0;     // accepted-but-not-finished requests; 0: 8 * slots

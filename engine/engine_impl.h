@@ -2,9 +2,6 @@
 // pipeline.cc (the three stages and the engine thread) and slot_pool.cc.
 #pragma once
 
-#include <oneapi/tbb/parallel_pipeline.h>
-#include <oneapi/tbb/task_arena.h>
-
 #include <atomic>
 #include <condition_variable>
 #include <memory>
@@ -19,7 +16,6 @@
 #include "engine/fixed_ring.h"
 #include "engine/key_table.h"
 #include "engine/slot_pool.h"
-#include "engine/tbb_workers.h"
 
 namespace sectorcrypt {
 
@@ -56,17 +52,32 @@ struct Engine::Impl {
   uint64_t cursor_offset = 0;
   engine::Batch* open = nullptr;            // batch being filled
 
-  // ---- threads ----
-  std::unique_ptr<engine::TbbWorkerReservation> workers;
-  std::unique_ptr<tbb::task_arena> arena;
-  std::thread engine_thread;
-  std::mutex lifecycle_mu;                  // shutdown()/join
+  // ---- the stage threads (pipeline.cc) ----
+  // Batches in admission order (the complete stage takes them from the head) and the
+  // batches waiting for a crypt worker; both hold at most slot_count entries, since a
+  // batch is a slot.
+  std::mutex pipe_mu;
+  std::condition_variable crypt_cv;     // crypt workers: a batch to run, or the end
+  std::condition_variable complete_cv;  // the completer: the head batch is crypted
+  engine::FixedRing<engine::Batch*> in_order;
+  engine::FixedRing<engine::Batch*> to_crypt;
+  std::unique_ptr<bool[]> crypted;      // per slot, guarded by pipe_mu
+  bool admit_done = false;              // guarded by pipe_mu
+
+  std::thread engine_thread;            // admit, then the end of the pipeline
+  std::thread completer;
+  std::unique_ptr<std::thread[]> crypt_workers;
+  unsigned crypt_worker_count = 0;
+  std::mutex lifecycle_mu;              // shutdown()/join
   std::atomic<bool> started{false};
-  std::atomic<bool> finished{false};        // the pipeline ended, leftovers cancelled
+  std::atomic<bool> finished{false};    // the pipeline ended, leftovers cancelled
 
   // pipeline.cc
-  void run();  // the engine thread
-  engine::Batch* admit(tbb::flow_control& fc);
+  Status start_threads();               // at create
+  void run_admit();                     // the engine thread
+  void run_crypt_worker();
+  void run_completer();
+  engine::Batch* admit();               // nullptr: stop
   void crypt(engine::Batch* b);
   void complete(engine::Batch* b);
   void deliver(engine::RequestRecord* r);

@@ -27,6 +27,7 @@ class FixedRing {
     ++size_;
     return true;
   }
+  const T& front() const { return buf_[head_]; }  // only when !empty()
   bool pop(T* out) {
     if (size_ == 0) return false;
     *out = buf_[head_];

@@ -17,13 +17,16 @@ void KeyTable::init(std::size_t capacity) {
 Status KeyTable::add(const uint8_t* key, std::size_t len, KeyOptions options,
                      PublishHook hook, void* ctx, KeyHandle* out) {
   if (key == nullptr) return Status::error(Errc::invalid_key, "key pointer is null");
+  // Validate first: a bad key is invalid_key even when the table is full.
+  XtsKey parsed;
+  if (Status s = XtsKey::create(key, len, &parsed, options); !s) return s;
   std::lock_guard lock(mu_);
   for (std::size_t i = 0; i < capacity_; ++i) {
     Entry& e = entries_[i];
     const uint32_t gen = e.gen.load(std::memory_order_acquire);
     // refs can be briefly non-zero on a free entry: a racing acquire() backing out.
     if ((gen & 1) != 0 || e.refs.load(std::memory_order_acquire) != 0) continue;
-    if (Status s = XtsKey::create(key, len, &e.key, options); !s) return s;
+    e.key = parsed;  // XtsKey zeroes `parsed` when it goes out of scope
     const auto index = static_cast<uint32_t>(i);
     if (hook != nullptr) {
       if (Status s = hook(ctx, index, e.key); !s) {

@@ -1,0 +1,311 @@
+// No heap allocation after create: this binary interposes every allocation entry point
+// (malloc, calloc, realloc, free, posix_memalign, aligned_alloc, memalign, valloc,
+// pvalloc, and every form of operator new/delete), counting calls on every thread while
+// an "armed" flag is set. After a warm-up it runs a steady mixed stream (sizes, keys,
+// directions, formats, in place and not, copy/zero-copy/sync/polled) and requires the
+// count to be exactly zero.
+//
+// oneTBB would take its internal memory (task objects, ...) from libtbbmalloc when that
+// library can be loaded, and those calls would never reach malloc, hiding them. So this
+// binary also interposes dlopen and refuses libtbbmalloc: TBB then falls back to malloc,
+// and every allocation it makes is counted too.
+#include <dlfcn.h>
+#include <malloc.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "tests/engine/engine_test_support.h"
+
+extern "C" {
+void* __libc_malloc(std::size_t);
+void* __libc_calloc(std::size_t, std::size_t);
+void* __libc_realloc(void*, std::size_t);
+void __libc_free(void*);
+void* __libc_memalign(std::size_t, std::size_t);
+}
+
+namespace {
+
+std::atomic<bool> g_armed{false};
+std::atomic<uint64_t> g_calls{0};
+
+// SECTORCRYPT_ALLOC_TRAP=1: abort at the first counted call, so a debugger shows who.
+const bool g_trap = std::getenv("SECTORCRYPT_ALLOC_TRAP") != nullptr;
+
+inline void note() {
+  if (g_armed.load(std::memory_order_relaxed)) {
+    g_calls.fetch_add(1, std::memory_order_relaxed);
+    if (g_trap) __builtin_trap();
+  }
+}
+
+void* counted_aligned(std::size_t align, std::size_t n) {
+  note();
+  return __libc_memalign(align < sizeof(void*) ? sizeof(void*) : align, n);
+}
+
+}  // namespace
+
+extern "C" {
+void* malloc(std::size_t n) {
+  note();
+  return __libc_malloc(n);
+}
+void* calloc(std::size_t a, std::size_t b) {
+  note();
+  return __libc_calloc(a, b);
+}
+void* realloc(void* p, std::size_t n) {
+  note();
+  return __libc_realloc(p, n);
+}
+void free(void* p) {
+  if (p != nullptr) note();
+  __libc_free(p);
+}
+int posix_memalign(void** out, std::size_t align, std::size_t n) {
+  void* p = counted_aligned(align, n);
+  if (p == nullptr) return ENOMEM;
+  *out = p;
+  return 0;
+}
+void* aligned_alloc(std::size_t align, std::size_t n) { return counted_aligned(align, n); }
+void* memalign(std::size_t align, std::size_t n) { return counted_aligned(align, n); }
+void* valloc(std::size_t n) { return counted_aligned(4096, n); }
+void* pvalloc(std::size_t n) { return counted_aligned(4096, (n + 4095) / 4096 * 4096); }
+
+// Keep oneTBB off its own allocator (see the top of the file).
+void* dlopen(const char* file, int mode) {
+  using Fn = void* (*)(const char*, int);
+  static Fn real = reinterpret_cast<Fn>(dlsym(RTLD_NEXT, "dlopen"));
+  if (file != nullptr && std::strstr(file, "tbbmalloc") != nullptr) return nullptr;
+  return real(file, mode);
+}
+}  // extern "C"
+
+void* operator new(std::size_t n) {
+  void* p = malloc(n);
+  if (p == nullptr) throw std::bad_alloc();
+  return p;
+}
+void* operator new[](std::size_t n) { return operator new(n); }
+void* operator new(std::size_t n, const std::nothrow_t&) noexcept { return malloc(n); }
+void* operator new[](std::size_t n, const std::nothrow_t&) noexcept { return malloc(n); }
+void* operator new(std::size_t n, std::align_val_t a) {
+  void* p = counted_aligned(static_cast<std::size_t>(a), n);
+  if (p == nullptr) throw std::bad_alloc();
+  return p;
+}
+void* operator new[](std::size_t n, std::align_val_t a) { return operator new(n, a); }
+void* operator new(std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
+  return counted_aligned(static_cast<std::size_t>(a), n);
+}
+void* operator new[](std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
+  return counted_aligned(static_cast<std::size_t>(a), n);
+}
+void operator delete(void* p) noexcept { free(p); }
+void operator delete[](void* p) noexcept { free(p); }
+void operator delete(void* p, std::size_t) noexcept { free(p); }
+void operator delete[](void* p, std::size_t) noexcept { free(p); }
+void operator delete(void* p, const std::nothrow_t&) noexcept { free(p); }
+void operator delete[](void* p, const std::nothrow_t&) noexcept { free(p); }
+void operator delete(void* p, std::align_val_t) noexcept { free(p); }
+void operator delete[](void* p, std::align_val_t) noexcept { free(p); }
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept { free(p); }
+void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { free(p); }
+void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept { free(p); }
+void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept { free(p); }
+
+namespace sectorcrypt::testing {
+namespace {
+
+struct Job {
+  const TestKey* key = nullptr;
+  Direction dir = Direction::encrypt;
+  SectorFormat format;
+  uint64_t start = 0;
+  bool in_place = false;
+  bool split_src = false;
+  std::vector<uint8_t> input, work, out, want;
+  iovec sv[3] = {}, dv[1] = {};
+  std::atomic<int> done{0};
+  std::atomic<int> failed{0};
+};
+
+void on_done(const Status& s, void* ctx) {
+  auto* j = static_cast<Job*>(ctx);
+  if (!s.ok()) j->failed.fetch_add(1);
+  j->done.fetch_add(1);
+}
+
+// Runs one round of the stream. Returns false (without allocating) if a result is wrong.
+bool run_round(Engine& e, std::vector<Job>& jobs, const TestKey& zk, bool* polled_ok) {
+  bool good = true;
+  for (std::size_t i = 0; i < jobs.size(); ++i) {
+    Job& j = jobs[i];
+    std::memcpy(j.work.data(), j.input.data(), j.input.size());
+    std::memset(j.out.data(), 0, j.out.size());
+    j.done.store(0);
+    Request r;
+    r.key = j.key->handle;
+    r.dir = j.dir;
+    r.format = j.format;
+    r.start_sector = j.start;
+    if (j.split_src) {
+      const std::size_t a = j.work.size() / 3 + 7, b = j.work.size() / 3;
+      j.sv[0] = {j.work.data(), a};
+      j.sv[1] = {j.work.data() + a, b};
+      j.sv[2] = {j.work.data() + a + b, j.work.size() - a - b};
+      r.src_count = 3;
+    } else {
+      j.sv[0] = {j.work.data(), j.work.size()};
+      r.src_count = 1;
+    }
+    r.src = j.sv;
+    if (!j.in_place) {
+      j.dv[0] = {j.out.data(), j.out.size()};
+      r.dst = j.dv;
+      r.dst_count = 1;
+    }
+    r.callback = &on_done;
+    r.user_context = &j;
+    r.post_completion = (i % 5 == 0);
+    Status s = (i % 3 == 0) ? e.submit(r) : e.try_submit(r);
+    while (s.code() == Errc::would_block) s = e.try_submit(r);
+    if (!s.ok()) good = false;
+    // Keep the polled queue from filling up the record pool.
+    Completion c[8];
+    while (e.poll(c, 8) > 0) {
+    }
+  }
+  // A synchronous call and a zero-copy slot in the same stream.
+  {
+    Job& j = jobs[0];
+    std::memcpy(j.work.data(), j.input.data(), j.input.size());
+    if (!e.crypt_sync(j.key->handle, j.dir, j.format, j.start, j.input.data(), j.work.data(),
+                      j.input.size()).ok()) {
+      good = false;
+    }
+    if (std::memcmp(j.work.data(), j.want.data(), j.want.size()) != 0) good = false;
+    std::memcpy(j.work.data(), j.input.data(), j.input.size());  // restore for the check
+  }
+  {
+    SlotHandle slot;
+    if (!e.acquire_slot(&slot).ok()) return false;
+    std::memset(slot.data, 0x3c, 8192);
+    SlotRequest sr;
+    sr.key = zk.handle;
+    sr.format = SectorFormat{4096, IvMode::plain64, false};
+    sr.start_sector = 80;
+    sr.bytes = 8192;
+    sr.post_completion = true;
+    if (!e.submit_slot(slot, sr).ok()) good = false;
+    Completion c;
+    bool got = false;
+    for (int tries = 0; tries < 1000 && !got; ++tries) {
+      Completion cs[8];
+      const std::size_t n = e.wait_completions(cs, 8, 10'000);
+      for (std::size_t k = 0; k < n; ++k) {
+        if (cs[k].slot == slot.index) {
+          c = cs[k];
+          got = true;
+        }
+      }
+    }
+    if (!got || !c.status.ok()) good = false;
+    *polled_ok = got;
+    if (!e.release_slot(slot).ok()) good = false;
+  }
+  if (!e.drain().ok()) good = false;
+  Completion c[8];
+  while (e.poll(c, 8) > 0) {
+  }
+  for (Job& j : jobs) {
+    if (j.done.load() != 1 || j.failed.load() != 0) good = false;
+    const auto& got = j.in_place ? j.work : j.out;
+    if (std::memcmp(got.data(), j.want.data(), j.want.size()) != 0) good = false;
+  }
+  return good;
+}
+
+void steady_stream(BackendKind backend) {
+  EngineConfig c;
+  c.backend = backend;
+  c.threads = 2;
+  c.slot_count = 4;
+  c.slot_bytes = 32 * 1024;
+  c.request_capacity = 24;
+  c.flush_deadline_us = 100;
+  std::unique_ptr<Engine> e;
+  const Status cs = Engine::create(c, &e);
+  if (backend == BackendKind::cuda && !cs.ok()) {
+    GTEST_SKIP() << "no usable GPU: " << cs.message();
+  }
+  ASSERT_TRUE(cs.ok()) << cs.message();
+
+  std::vector<TestKey> keys;
+  for (int i = 0; i < 3; ++i) keys.push_back(add_test_key(*e, i == 0 ? 32 : 64, 10 + i));
+  const SectorFormat formats[] = {{512, IvMode::plain64, false}, {4096, IvMode::plain64, false},
+                                  {1024, IvMode::plain, false}, {2048, IvMode::plain64be, true}};
+  std::mt19937_64 g(99);
+  std::vector<Job> jobs(48);
+  for (std::size_t i = 0; i < jobs.size(); ++i) {
+    Job& j = jobs[i];
+    j.key = &keys[g() % keys.size()];
+    j.dir = g() % 2 ? Direction::encrypt : Direction::decrypt;
+    j.format = formats[g() % 4];
+    j.start = (g() % 4096) * (j.format.sector_size / 512);
+    j.in_place = g() % 3 == 0;
+    j.split_src = g() % 4 == 0;
+    const std::size_t sectors = i % 7 == 0 ? 1 + g() % 40 : 1 + g() % 3;  // some split
+    j.input = bytes_of(sectors * j.format.sector_size, i);
+    j.work = j.input;
+    j.out.assign(j.input.size(), 0);
+    j.want = reference(j.key->ref, j.dir, j.format, j.start, j.input);
+  }
+
+  bool polled = false;
+  // Warm-up: first use of every thread, TBB's task pools, the locks.
+  for (int round = 0; round < 3; ++round) ASSERT_TRUE(run_round(*e, jobs, keys[1], &polled));
+
+  g_calls.store(0);
+  g_armed.store(true);
+  bool good = true;
+  for (int round = 0; round < 8; ++round) good = run_round(*e, jobs, keys[1], &polled) && good;
+  g_armed.store(false);
+  const uint64_t calls = g_calls.load();
+
+  EXPECT_TRUE(good) << "a result differed from the reference";
+  EXPECT_TRUE(polled);
+  EXPECT_EQ(calls, 0u) << "heap allocations during the steady stream (" << e->backend_detail()
+                       << ")";
+  std::printf("steady stream on %s: %llu allocation calls while armed; %llu requests\n",
+              e->backend_detail(), static_cast<unsigned long long>(calls),
+              static_cast<unsigned long long>(e->stats().requests));
+}
+
+TEST(EngineNoAllocation, CpuSteadyStream) { steady_stream(BackendKind::cpu); }
+TEST(EngineNoAllocation, CudaSteadyStream) { steady_stream(BackendKind::cuda); }
+
+// The counter itself works (otherwise a zero above would prove nothing).
+TEST(EngineNoAllocation, CounterSeesAllocations) {
+  g_calls.store(0);
+  g_armed.store(true);
+  auto* p = new std::vector<int>(100);
+  delete p;
+  void* q = std::malloc(10);
+  std::free(q);
+  g_armed.store(false);
+  EXPECT_GE(g_calls.load(), 4u);
+}
+
+}  // namespace
+}  // namespace sectorcrypt::testing
+
+int main(int argc, char** argv) {
+  ::testing::InitGoogleTest(&argc, argv);
+  return RUN_ALL_TESTS();
+}
