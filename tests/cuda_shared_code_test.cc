@@ -33,13 +33,11 @@ constexpr aes_tables::AesTables kTables = aes_tables::make_aes_tables();
 // The shared-memory image a thread block builds (aes_table_layout.h), filled by the same
 // function with one thread.
 struct ReplicatedTables {
-  std::vector<uint32_t> te = std::vector<uint32_t>(cuda_core::kColumnTableWords);
-  std::vector<uint32_t> td = std::vector<uint32_t>(cuda_core::kColumnTableWords);
-  std::vector<uint32_t> inv = std::vector<uint32_t>(cuda_core::kInvSboxWords);
+  std::vector<uint32_t> enc = std::vector<uint32_t>(cuda_core::kEncryptTableWords);
+  std::vector<uint32_t> dec = std::vector<uint32_t>(cuda_core::kDecryptTableWords);
   ReplicatedTables() {
-    cuda_core::fill_replicated(te.data(), kTables.te0, 256, 0, 1);
-    cuda_core::fill_replicated(td.data(), kTables.td0, 256, 0, 1);
-    cuda_core::fill_replicated(inv.data(), kTables.inv_sbox4, 64, 0, 1);
+    cuda_core::fill_direction(enc.data(), kTables.te0, nullptr, 0, 1);
+    cuda_core::fill_direction(dec.data(), kTables.td0, kTables.inv_sbox_x4, 0, 1);
   }
 };
 
@@ -56,13 +54,13 @@ const char* variant_name(Variant v) { return v == Variant::table ? "table" : "co
 // `lane`'s view of the replicated image.
 template <int Rounds>
 Block table_encrypt(const Block& b, const ByteRoundKeys& k, int lane) {
-  const cuda_core::LaneTables t(replicated().te.data(), nullptr, lane);
+  const cuda_core::LaneTables t{replicated().enc.data(), static_cast<uint32_t>(lane)};
   return cuda_core::table_encrypt<Rounds>(b, k, t);
 }
 
 template <int Rounds>
 Block table_decrypt(const Block& b, const ByteRoundKeys& k, int lane) {
-  const cuda_core::LaneTables t(replicated().td.data(), replicated().inv.data(), lane);
+  const cuda_core::LaneTables t{replicated().dec.data(), static_cast<uint32_t>(lane)};
   return cuda_core::table_decrypt<Rounds>(b, k, t);
 }
 
@@ -165,8 +163,7 @@ TEST(CudaSharedCode, TablesMatchTheConstantTimeSbox) {
       ASSERT_EQ(aes_tables::sbox(static_cast<uint8_t>(x)), sx) << x;
       ASSERT_EQ(aes_tables::inv_sbox(static_cast<uint8_t>(x)), static_cast<uint8_t>(si >> (8 * i)));
       ASSERT_EQ((kTables.te0[x] >> 8) & 0xff, sx);
-      ASSERT_EQ(aes_tables::unpack_inv_sbox(kTables.inv_sbox4[x >> 2], x),
-                static_cast<uint32_t>(si >> (8 * i) & 0xff));
+      ASSERT_EQ(kTables.inv_sbox_x4[x], static_cast<uint32_t>(si >> (8 * i) & 0xff) * 0x01010101u);
     }
   }
 }
@@ -214,16 +211,16 @@ TEST(CudaSharedCode, BitslicedSboxAndLayout) {
 TEST(CudaSharedCode, ReplicatedLayoutIsPerLaneBankAndExact) {
   const auto& r = replicated();
   for (int lane = 0; lane < kLanes; ++lane) {
-    const cuda_core::LaneTables te(r.te.data(), r.inv.data(), lane);
-    const cuda_core::LaneTables td(r.td.data(), r.inv.data(), lane);
+    const cuda_core::LaneTables te{r.enc.data(), static_cast<uint32_t>(lane)};
+    const cuda_core::LaneTables td{r.dec.data(), static_cast<uint32_t>(lane)};
     for (uint32_t x = 0; x < 256; ++x) {
-      const std::ptrdiff_t word = &te.cols[x * cuda_core::kTableCopies] - r.te.data();
-      ASSERT_EQ(word % 32, lane);
-      const std::ptrdiff_t inv_word = &te.inv[(x >> 2) * cuda_core::kTableCopies] - r.inv.data();
-      ASSERT_EQ(inv_word % 32, lane);
-      ASSERT_EQ(te.te0(x), kTables.te0[x]);
-      ASSERT_EQ(td.td0(x), kTables.td0[x]);
-      ASSERT_EQ(te.inv_sbox(x), aes_tables::inv_sbox(static_cast<uint8_t>(x)));
+      for (int i = 0; i < 4; ++i) {
+        ASSERT_EQ(te.index(i, x) % 32, static_cast<uint32_t>(lane));
+        ASSERT_EQ(te.col(i, x), aes_tables::rotl32(kTables.te0[x], 8 * i));
+        ASSERT_EQ(td.col(i, x), aes_tables::rotl32(kTables.td0[x], 8 * i));
+      }
+      ASSERT_EQ(td.index(4, x) % 32, static_cast<uint32_t>(lane));
+      ASSERT_EQ(td.inv_sbox_x4(x) & 0xff, aes_tables::inv_sbox(static_cast<uint8_t>(x)));
     }
   }
 }

@@ -2,11 +2,9 @@
 // lookups per column), host/device (SC_HOST_DEVICE). Where the tables live is the caller's
 // choice through a lookup object, so the host tests run these very rounds on plain arrays
 // while the kernel looks up its bank-conflict-free shared-memory copies:
-//   tables.te0(x)       aes_tables::AesTables::te0[x]
-//   tables.td0(x)       ... td0[x]
-//   tables.inv_sbox(x)  the inverse S-box entry, in the low byte (upper bytes zero)
-// Only te0/td0 are stored; the column rotations T1..T3 are rotl by 8/16/24 (one funnel
-// shift on the GPU), which keeps one table per direction in shared memory.
+//   tables.col(i, x)        column table i of the loaded direction: rotl(te0[x] or
+//                           td0[x], 8 i) (aes_tables.h)
+//   tables.inv_sbox_x4(x)   the inverse S-box entry in all four bytes (decryption only)
 //
 // NOT constant-time: the addresses depend on the data and the key. See xts_cuda.h.
 #pragma once
@@ -17,8 +15,6 @@
 #include "kernels/portable.h"
 
 namespace sectorcrypt::cuda_core {
-
-SC_HOST_DEVICE uint32_t rotl32(uint32_t v, int k) { return (v << k) | (v >> (32 - k)); }
 
 SC_HOST_DEVICE uint32_t byte_of(uint32_t v, int r) { return (v >> (8 * r)) & 0xffu; }
 
@@ -31,22 +27,23 @@ template <class Tables>
 SC_HOST_DEVICE Block table_enc_round(const Block& s, const Block& rk, const Tables& t) {
   Block o;
   for (int c = 0; c < 4; ++c) {
-    o.w[c] = t.te0(byte_of(s.w[c], 0)) ^ rotl32(t.te0(byte_of(s.w[(c + 1) & 3], 1)), 8) ^
-             rotl32(t.te0(byte_of(s.w[(c + 2) & 3], 2)), 16) ^
-             rotl32(t.te0(byte_of(s.w[(c + 3) & 3], 3)), 24) ^ rk.w[c];
+    o.w[c] = t.col(0, byte_of(s.w[c], 0)) ^ t.col(1, byte_of(s.w[(c + 1) & 3], 1)) ^
+             t.col(2, byte_of(s.w[(c + 2) & 3], 2)) ^ t.col(3, byte_of(s.w[(c + 3) & 3], 3)) ^
+             rk.w[c];
   }
   return o;
 }
 
-// The last round: S[x] is byte 1 and byte 2 of te0[x]; move one of them into row r.
+// The last round: Te_i[x] holds S[x] in bytes i + 1 and i + 2 (mod 4), so row r's byte
+// comes from Te_{r+2} under a mask, no shift.
 template <class Tables>
 SC_HOST_DEVICE Block table_enc_last_round(const Block& s, const Block& rk, const Tables& t) {
   Block o;
   for (int c = 0; c < 4; ++c) {
-    o.w[c] = ((t.te0(byte_of(s.w[c], 0)) >> 8) & 0x000000ffu) ^
-             (t.te0(byte_of(s.w[(c + 1) & 3], 1)) & 0x0000ff00u) ^
-             (t.te0(byte_of(s.w[(c + 2) & 3], 2)) & 0x00ff0000u) ^
-             ((t.te0(byte_of(s.w[(c + 3) & 3], 3)) << 8) & 0xff000000u) ^ rk.w[c];
+    o.w[c] = (t.col(2, byte_of(s.w[c], 0)) & 0x000000ffu) ^
+             (t.col(3, byte_of(s.w[(c + 1) & 3], 1)) & 0x0000ff00u) ^
+             (t.col(0, byte_of(s.w[(c + 2) & 3], 2)) & 0x00ff0000u) ^
+             (t.col(1, byte_of(s.w[(c + 3) & 3], 3)) & 0xff000000u) ^ rk.w[c];
   }
   return o;
 }
@@ -57,9 +54,9 @@ template <class Tables>
 SC_HOST_DEVICE Block table_dec_round(const Block& s, const Block& rk, const Tables& t) {
   Block o;
   for (int c = 0; c < 4; ++c) {
-    o.w[c] = t.td0(byte_of(s.w[c], 0)) ^ rotl32(t.td0(byte_of(s.w[(c + 3) & 3], 1)), 8) ^
-             rotl32(t.td0(byte_of(s.w[(c + 2) & 3], 2)), 16) ^
-             rotl32(t.td0(byte_of(s.w[(c + 1) & 3], 3)), 24) ^ rk.w[c];
+    o.w[c] = t.col(0, byte_of(s.w[c], 0)) ^ t.col(1, byte_of(s.w[(c + 3) & 3], 1)) ^
+             t.col(2, byte_of(s.w[(c + 2) & 3], 2)) ^ t.col(3, byte_of(s.w[(c + 1) & 3], 3)) ^
+             rk.w[c];
   }
   return o;
 }
@@ -68,9 +65,10 @@ template <class Tables>
 SC_HOST_DEVICE Block table_dec_last_round(const Block& s, const Block& rk, const Tables& t) {
   Block o;
   for (int c = 0; c < 4; ++c) {
-    o.w[c] = t.inv_sbox(byte_of(s.w[c], 0)) ^ (t.inv_sbox(byte_of(s.w[(c + 3) & 3], 1)) << 8) ^
-             (t.inv_sbox(byte_of(s.w[(c + 2) & 3], 2)) << 16) ^
-             (t.inv_sbox(byte_of(s.w[(c + 1) & 3], 3)) << 24) ^ rk.w[c];
+    o.w[c] = (t.inv_sbox_x4(byte_of(s.w[c], 0)) & 0x000000ffu) ^
+             (t.inv_sbox_x4(byte_of(s.w[(c + 3) & 3], 1)) & 0x0000ff00u) ^
+             (t.inv_sbox_x4(byte_of(s.w[(c + 2) & 3], 2)) & 0x00ff0000u) ^
+             (t.inv_sbox_x4(byte_of(s.w[(c + 1) & 3], 3)) & 0xff000000u) ^ rk.w[c];
   }
   return o;
 }

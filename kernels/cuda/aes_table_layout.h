@@ -3,12 +3,20 @@
 //
 // Bank-conflict freedom: shared memory has 32 banks of 4 bytes; word i is in bank i % 32.
 // Each table is replicated 32 times, interleaved by lane: entry x of lane l's copy is word
-// x * 32 + l, always in bank l. Whatever bytes the 32 lanes of a warp look up, every lane
-// hits its own bank, so a lookup is one shared-memory wavefront and its timing does not
-// depend on the data through bank conflicts (it still is a data-dependent access: cache
-// and other microarchitectural effects are not claimed away; see xts_cuda.h). Cost:
-// 256 * 32 * 4 = 32 KiB for te0 or td0, and 64 * 32 * 4 = 8 KiB for the packed inverse
-// S-box. The column rotations T1..T3 are computed (rotl), not stored.
+// x * 32 + l of the table, in bank (l + base) % 32, a different bank for every lane.
+// Whatever bytes the 32 lanes of a warp look up, no two lanes share a bank, so a lookup is
+// one shared-memory wavefront and its timing does not depend on the data through bank
+// conflicts (it still is a data-dependent access; see xts_cuda.h).
+//
+// All four column tables are stored (T1..T3 pre-rotated), 4 x 32 KiB, plus 32 KiB for
+// the inverse S-box in decryption: 128 or 160 KiB per thread block. Storing the rotations
+// instead of computing them saves 12 funnel shifts a round, a quarter of the round's
+// integer work, which is what bounds this kernel; the price is one 1024-thread block per
+// SM (see xts_table.cu).
+//
+// Index arithmetic: (x << 5) | lane is x * 32 + lane (lane < 32), which the GPU forms with
+// one shift and one three-input logic op from the state word, the table base folding into
+// the load's immediate offset.
 #pragma once
 
 #include <cstdint>
@@ -19,31 +27,41 @@
 namespace sectorcrypt::cuda_core {
 
 inline constexpr int kTableCopies = 32;  // one per lane of a warp
-inline constexpr int kColumnTableWords = 256 * kTableCopies;
-inline constexpr int kInvSboxWords = 64 * kTableCopies;
+inline constexpr int kTableWords = 256 * kTableCopies;
+inline constexpr int kEncryptTableWords = 4 * kTableWords;           // Te0..Te3
+inline constexpr int kDecryptTableWords = 4 * kTableWords + kTableWords;  // Td0..Td3, Si
 
-// Writes the replicated copy of `src` (n words) into `dst` (n * 32 words); thread `tid` of
-// `nthreads` writes every nthreads-th word. All lanes of a warp read the same source word
-// at a time, which constant memory serves as one broadcast.
-SC_HOST_DEVICE void fill_replicated(uint32_t* dst, const uint32_t* src, int n, int tid,
+// Writes the 32 lane copies of rotl(src[x], rot) for x < 256 into `dst` (kTableWords);
+// thread `tid` of `nthreads` writes every nthreads-th word. The lanes of a warp read the
+// same source word at a time (constant memory's broadcast case).
+SC_HOST_DEVICE void fill_replicated(uint32_t* dst, const uint32_t* src, int rot, int tid,
                                     int nthreads) {
-  for (int i = tid; i < n * kTableCopies; i += nthreads) dst[i] = src[i / kTableCopies];
+  for (int i = tid; i < kTableWords; i += nthreads) {
+    dst[i] = aes_tables::rotl32(src[i / kTableCopies], rot);
+  }
 }
 
-// A lane's view of the replicated tables. `cols` holds te0 or td0 (whichever direction the
-// phase needs), `inv` the packed inverse S-box; both already offset by the lane.
-struct LaneTables {
-  const uint32_t* cols;
-  const uint32_t* inv;
-
-  SC_HOST_DEVICE LaneTables(const uint32_t* col_table, const uint32_t* inv_table, int lane)
-      : cols(col_table + lane), inv(inv_table ? inv_table + lane : nullptr) {}
-
-  SC_HOST_DEVICE uint32_t te0(uint32_t x) const { return cols[x * kTableCopies]; }
-  SC_HOST_DEVICE uint32_t td0(uint32_t x) const { return cols[x * kTableCopies]; }
-  SC_HOST_DEVICE uint32_t inv_sbox(uint32_t x) const {
-    return aes_tables::unpack_inv_sbox(inv[(x >> 2) * kTableCopies], x);
+// The tables of one direction: column tables 0..3 at base + i * kTableWords, and for
+// decryption the inverse S-box words after them.
+SC_HOST_DEVICE void fill_direction(uint32_t* base, const uint32_t* col0,
+                                   const uint32_t* inv_sbox_x4, int tid, int nthreads) {
+  for (int i = 0; i < 4; ++i) fill_replicated(base + i * kTableWords, col0, 8 * i, tid, nthreads);
+  if (inv_sbox_x4 != nullptr) {
+    fill_replicated(base + 4 * kTableWords, inv_sbox_x4, 0, tid, nthreads);
   }
+}
+
+// A lane's view of one direction's tables (aes_table_core.h's lookup object). Table 4 is
+// the inverse S-box.
+struct LaneTables {
+  const uint32_t* base;
+  uint32_t lane;
+
+  SC_HOST_DEVICE uint32_t index(int table, uint32_t x) const {
+    return static_cast<uint32_t>(table * kTableWords) + ((x << 5) | lane);
+  }
+  SC_HOST_DEVICE uint32_t col(int i, uint32_t x) const { return base[index(i, x)]; }
+  SC_HOST_DEVICE uint32_t inv_sbox_x4(uint32_t x) const { return base[index(4, x)]; }
 };
 
 }  // namespace sectorcrypt::cuda_core

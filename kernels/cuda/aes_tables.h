@@ -6,9 +6,9 @@
 // row r in byte r.
 //   te0[x] = column (2 S[x], S[x], S[x], 3 S[x])           -- MixColumns column 0
 //   td0[x] = column (14 Si[x], 9 Si[x], 13 Si[x], 11 Si[x])  -- InvMixColumns column 0
-// The other three columns are byte rotations of these (rotl by 8, 16, 24), so one table
-// per direction suffices. S[x] is byte 1 (and byte 2) of te0[x]; the inverse S-box has no
-// such home in td0, so it is kept separately.
+//   inv_sbox_x4[x] = Si[x] in all four bytes                 -- the last decryption round
+// Tables 1..3 of each direction are byte rotations of table 0 (rotl by 8, 16, 24); the
+// kernel stores them rotated (aes_table_layout.h). S[x] appears in te0 itself.
 #pragma once
 
 #include <cstdint>
@@ -64,7 +64,7 @@ SC_HOST_DEVICE constexpr uint32_t column(uint8_t r0, uint8_t r1, uint8_t r2, uin
 struct AesTables {
   uint32_t te0[256];
   uint32_t td0[256];
-  uint32_t inv_sbox4[64];  // inverse S-box packed four entries a word: byte x&3 of word x>>2
+  uint32_t inv_sbox_x4[256];
 };
 
 SC_HOST_DEVICE constexpr AesTables make_aes_tables() {
@@ -74,14 +74,13 @@ SC_HOST_DEVICE constexpr AesTables make_aes_tables() {
     t.te0[x] = column(gf_mul(s, 2), s, s, gf_mul(s, 3));
     const uint8_t si = inv_sbox(static_cast<uint8_t>(x));
     t.td0[x] = column(gf_mul(si, 14), gf_mul(si, 9), gf_mul(si, 13), gf_mul(si, 11));
-    t.inv_sbox4[x >> 2] |= uint32_t{si} << (8 * (x & 3));
+    t.inv_sbox_x4[x] = column(si, si, si, si);
   }
   return t;
 }
 
-// Entry x of the packed inverse S-box, given its word (inv_sbox4[x >> 2]).
-SC_HOST_DEVICE uint32_t unpack_inv_sbox(uint32_t word, uint32_t x) {
-  return (word >> (8 * (x & 3))) & 0xffu;
+SC_HOST_DEVICE constexpr uint32_t rotl32(uint32_t v, int k) {
+  return k == 0 ? v : (v << k) | (v >> (32 - k));
 }
 
 }  // namespace sectorcrypt::aes_tables

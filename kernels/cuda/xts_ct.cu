@@ -100,9 +100,11 @@ __device__ void walk_sector_pairs(const KernelArgs& a, const WarpWork& w, const 
   }
 }
 
+constexpr int kThreads = 32 * kCtWarpsPerBlock;
+
 template <Direction Dir>
-__global__ void __launch_bounds__(kThreadsPerBlock) xts_ct_kernel(KernelArgs a) {
-  __shared__ uint4 planes[kWarpsPerBlock][kPlaneWords / 4];
+__global__ void __launch_bounds__(kThreads) xts_ct_kernel(KernelArgs a) {
+  __shared__ uint4 planes[kCtWarpsPerBlock][kPlaneWords / 4];
   const WarpWork w = warp_work(a);
   const LaneSector mine = lane_sector_tweak(a, w, CtPolicy{});
   walk_sector_pairs<Dir>(a, w, mine, planes[threadIdx.x / 32]);
@@ -110,14 +112,15 @@ __global__ void __launch_bounds__(kThreadsPerBlock) xts_ct_kernel(KernelArgs a) 
 
 }  // namespace
 
-cudaError_t launch_ct_kernel(const KernelArgs& args, Direction dir, dim3 grid,
+cudaError_t launch_ct_kernel(const KernelArgs& args, Direction dir, uint64_t warps,
                              cudaStream_t stream) {
+  const dim3 grid(static_cast<unsigned>((warps + kCtWarpsPerBlock - 1) / kCtWarpsPerBlock));
   KernelArgs copy = args;
   void* params[] = {&copy};
   const void* fn = dir == Direction::encrypt
                        ? reinterpret_cast<const void*>(&xts_ct_kernel<Direction::encrypt>)
                        : reinterpret_cast<const void*>(&xts_ct_kernel<Direction::decrypt>);
-  return cudaLaunchKernel(fn, grid, dim3(kThreadsPerBlock), params, 0, stream);
+  return cudaLaunchKernel(fn, grid, dim3(kThreads), params, 0, stream);
 }
 
 }  // namespace sectorcrypt::cuda::detail

@@ -32,7 +32,9 @@ const char* aes_variant_name(AesVariant v);  // "table", "constant_time"
 // where the caller opts in for speed (trusted single-tenant GPU, benchmarks). The
 // constant-time variant is bitsliced AES (kernels/cuda/aes_bitsliced_core.h): about 2-3x
 // the instructions of the table variant per block on an H100's integer units, the price
-// of having no secret-dependent address at all.
+// of having no secret-dependent address at all. The table variant needs 128 KiB (encrypt)
+// or 160 KiB (decrypt) of shared memory per thread block, as Hopper and the data-centre
+// Blackwells have; on a GPU with less, launch_xts returns the runtime's error for it.
 inline constexpr AesVariant kDefaultAesVariant = AesVariant::constant_time;
 
 // One expanded XTS key as the kernels read it: a plain struct copied into device memory

@@ -12,9 +12,11 @@
 
 namespace sectorcrypt::cuda::detail {
 
-inline constexpr int kWarpsPerBlock = 8;  // 256 threads: small enough for several blocks
-                                          // per SM with the table variant's 32-40 KiB
-inline constexpr int kThreadsPerBlock = 32 * kWarpsPerBlock;
+// Thread block sizes. The table variant holds 128-160 KiB of tables per block, so one
+// block per SM: 1024 threads give it 32 warps to hide shared-memory latency. The
+// constant-time variant needs 4 KiB; 256 threads let several blocks share an SM.
+inline constexpr int kTableWarpsPerBlock = 32;
+inline constexpr int kCtWarpsPerBlock = 8;
 
 struct KernelArgs {
   const uint8_t* in;
@@ -28,10 +30,11 @@ struct KernelArgs {
   const DeviceXtsKey* keys;
 };
 
-// Enqueue only; the return value is cudaLaunchKernel's.
-cudaError_t launch_table_kernel(const KernelArgs& args, Direction dir, dim3 grid,
+// Enqueue `warps` warps' worth of thread blocks; no allocation, no synchronisation. The
+// return value is the first failing CUDA call's (or cudaSuccess).
+cudaError_t launch_table_kernel(const KernelArgs& args, Direction dir, uint64_t warps,
                                 cudaStream_t stream);
-cudaError_t launch_ct_kernel(const KernelArgs& args, Direction dir, dim3 grid,
+cudaError_t launch_ct_kernel(const KernelArgs& args, Direction dir, uint64_t warps,
                              cudaStream_t stream);
 
 }  // namespace sectorcrypt::cuda::detail

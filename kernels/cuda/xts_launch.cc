@@ -11,8 +11,8 @@
 namespace sectorcrypt::cuda {
 namespace {
 
-// Enough warps to cover an H100 about 1.5 times over (132 SMs x 40 resident warps with
-// the table variant): below that a warp takes fewer than 32 sectors, trading some tweak
+// Enough warps to cover an H100 about twice over (132 SMs x 32 resident warps with the
+// table variant): below that a warp takes fewer than 32 sectors, trading some tweak
 // overhead for parallelism (down to the floor in launch_xts).
 constexpr uint64_t kTargetWarps = 8192;
 
@@ -83,18 +83,16 @@ cudaError_t launch_xts(const GpuBatch& batch, AesVariant variant, cudaStream_t s
   if (per_warp < min_per_warp) per_warp = min_per_warp;
   if (per_warp > 32) per_warp = 32;
   const uint64_t warps = (batch.count + per_warp - 1) / per_warp;
-  const uint64_t blocks = (warps + detail::kWarpsPerBlock - 1) / detail::kWarpsPerBlock;
-  if (blocks > 0x7fffffffu) return cudaErrorInvalidValue;  // grid.x limit
+  if (warps > (uint64_t{1} << 31)) return cudaErrorInvalidValue;  // beyond one grid
 
   const detail::KernelArgs args{batch.in,          batch.out,
                                 batch.count,       batch.sector_size,
                                 static_cast<uint32_t>(per_warp), batch.iv_mode,
                                 batch.iv_numbers,  batch.key_index,
                                 batch.keys};
-  const dim3 grid(static_cast<unsigned>(blocks));
   return variant == AesVariant::table
-             ? detail::launch_table_kernel(args, batch.dir, grid, stream)
-             : detail::launch_ct_kernel(args, batch.dir, grid, stream);
+             ? detail::launch_table_kernel(args, batch.dir, warps, stream)
+             : detail::launch_ct_kernel(args, batch.dir, warps, stream);
 }
 
 }  // namespace sectorcrypt::cuda
