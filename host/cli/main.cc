@@ -26,8 +26,12 @@ int main(int argc, char** argv) {
   add_info_command(app, &exit_code);
   try {
     app.parse(argc, argv);
+  } catch (const CLI::Success& e) {
+    return app.exit(e);  // --help, --version
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // Usage errors are one line too, with exit status 2.
+    std::fprintf(stderr, "sectorcrypt: error: %s (see sectorcrypt --help)\n", e.what());
+    return kExitUsage;
   } catch (const Error& e) {
     std::fprintf(stderr, "sectorcrypt: error: %s\n", e.what());
     return e.exit_code();

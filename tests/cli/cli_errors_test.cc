@@ -1,0 +1,143 @@
+// Every error the CLI promises to report: one line "sectorcrypt: error: ..." on stderr,
+// a non-zero exit, no output that looks complete, no key bytes in the message.
+#include <sys/stat.h>
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "host/gpu_devices.h"
+#include "tests/cli/subprocess.h"
+#include "tests/test_support.h"
+
+namespace sectorcrypt::clitest {
+namespace {
+
+using sectorcrypt::testing::random_bytes;
+using sectorcrypt::testing::random_xts_key;
+
+std::string hex(const std::vector<uint8_t>& b) {
+  std::string s;
+  char h[3];
+  for (uint8_t x : b) {
+    std::snprintf(h, sizeof h, "%02x", x);
+    s += h;
+  }
+  return s;
+}
+
+class CliErrors : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    key = random_xts_key(64);
+    write_file(dir.file("key"), key);
+    write_file(dir.file("pt"), random_bytes(64 << 10));
+  }
+
+  // Runs the CLI, expects one error line containing `needle`, exit 1, and no OUTPUT.
+  void expect_error(std::vector<std::string> args, const std::string& needle,
+                    const std::string& output_name = "out") {
+    SCOPED_TRACE(needle);
+    const auto before = dir.entries().size();
+    const RunResult r = run_cli(args);
+    EXPECT_EQ(r.exit_code, 1) << r.err;
+    const auto ls = lines(r.err);
+    ASSERT_EQ(ls.size(), 1u) << r.err;
+    EXPECT_EQ(ls[0].rfind("sectorcrypt: error: ", 0), 0u) << ls[0];
+    EXPECT_NE(ls[0].find(needle), std::string::npos) << ls[0];
+    EXPECT_EQ(r.err.find(hex(key).substr(0, 16)), std::string::npos) << "key bytes printed";
+    EXPECT_EQ(r.out, "");
+    if (!output_name.empty()) {
+      EXPECT_FALSE(file_exists(dir.file(output_name)));
+    }
+    EXPECT_EQ(dir.entries().size(), before) << "a file was left behind";
+  }
+
+  TempDir dir;
+  std::vector<uint8_t> key;
+};
+
+TEST_F(CliErrors, MissingInput) {
+  expect_error({"encrypt", "-d", dir.file("key"), dir.file("nope"), dir.file("out")},
+               "cannot open '" + dir.file("nope") + "': No such file or directory");
+}
+
+TEST_F(CliErrors, MissingKeyFile) {
+  expect_error({"encrypt", "-d", dir.file("nokey"), dir.file("pt"), dir.file("out")},
+               "cannot open key file");
+}
+
+TEST_F(CliErrors, ShortKeyFile) {
+  write_file(dir.file("short"), random_bytes(16));
+  expect_error({"encrypt", "-d", dir.file("short"), dir.file("pt"), dir.file("out")},
+               "holds 16 bytes; a raw aes-xts volume key is 32 bytes");
+}
+
+TEST_F(CliErrors, KeySizeMismatch) {
+  expect_error({"encrypt", "-d", dir.file("key"), "--key-size", "256", dir.file("pt"), dir.file("out")},
+               "holds 64 bytes but --key-size 256 needs 32 bytes");
+  expect_error({"encrypt", "-d", dir.file("key"), "--key-size", "384", dir.file("pt"), dir.file("out")},
+               "--key-size 384 is not supported");
+}
+
+TEST_F(CliErrors, EqualKeyHalves) {
+  write_file(dir.file("weak"), std::vector<uint8_t>(64, 0x42));
+  expect_error({"encrypt", "-d", dir.file("weak"), dir.file("pt"), dir.file("out")}, "key file");
+}
+
+TEST_F(CliErrors, SizeNotWholeSectors) {
+  write_file(dir.file("odd"), random_bytes(1000));
+  expect_error({"encrypt", "-d", dir.file("key"), dir.file("odd"), dir.file("out")},
+               "not a whole number of 512-byte sectors");
+  expect_error({"encrypt", "-d", dir.file("key"), "--sector-size", "4096", "--size", "9",
+                dir.file("pt"), dir.file("out")},
+               "not a whole number of 4096-byte sectors");
+  expect_error({"encrypt", "-d", dir.file("key"), "--offset", "100", "--size", "60",
+                dir.file("pt"), dir.file("out")},
+               "go past the end");
+  expect_error({"encrypt", "-d", dir.file("key"), "--sector-size", "4096", "--iv-large-sectors",
+                "--skip", "3", dir.file("pt"), dir.file("out")},
+               "--skip 3 is not a whole number of 4096-byte sectors");
+}
+
+TEST_F(CliErrors, ReadOnlyOutput) {
+  const std::string ro = dir.file("ro");
+  write_file(ro, std::string("precious"));
+  ASSERT_EQ(::chmod(ro.c_str(), 0444), 0);
+  expect_error({"encrypt", "-d", dir.file("key"), dir.file("pt"), ro}, "is read-only", "");
+  EXPECT_EQ(read_file(ro), std::vector<uint8_t>({'p', 'r', 'e', 'c', 'i', 'o', 'u', 's'}));
+  // A file that cannot be written in place: /proc's files refuse.
+  expect_error({"encrypt", "-d", dir.file("key"), dir.file("pt"), "/proc/version"}, "/proc/version", "");
+}
+
+TEST_F(CliErrors, CudaWithoutGpu) {
+  const GpuInventory gpus = discover_gpus();
+  if (gpus.usable()) GTEST_SKIP() << "a GPU is usable here";
+  expect_error({"encrypt", "-d", dir.file("key"), "--backend", "cuda", dir.file("pt"), dir.file("out")},
+               "--backend cuda: ");
+  expect_error({"compare", "--backends", "cuda", "--time", "0.01"}, "backend cuda: ", "");
+}
+
+TEST_F(CliErrors, BadCipherAndBackendNames) {
+  expect_error({"encrypt", "-d", dir.file("key"), "--cipher", "aes-cbc-essiv:sha256", dir.file("pt"), dir.file("out")},
+               "unsupported cipher 'aes-cbc-essiv:sha256'");
+  expect_error({"encrypt", "-d", dir.file("key"), "--backend", "fpga", dir.file("pt"), dir.file("out")},
+               "unknown backend 'fpga'");
+  expect_error({"encrypt", "-d", dir.file("key"), "--sector-size", "8192", dir.file("pt"), dir.file("out")},
+               "--sector-size");
+}
+
+TEST_F(CliErrors, UsageErrorsExitTwo) {
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"encrypt", dir.file("pt")}, {"frobnicate"}, {"bench", "--time"}}) {
+    const RunResult r = run_cli(args);
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    ASSERT_EQ(lines(r.err).size(), 1u) << r.err;
+    EXPECT_EQ(r.err.rfind("sectorcrypt: error: ", 0), 0u) << r.err;
+  }
+}
+
+}  // namespace
+}  // namespace sectorcrypt::clitest
