@@ -15,10 +15,12 @@ configure: setup
 build: configure
 	cmake --build $(BUILD) -j $(JOBS)
 
-# The main job: the known-answer self-check (becomes the comparison benchmark once the
-# CLI exists).
+# The main job: the known-answer self-check (a second), then the CPU/GPU comparison run
+# on its defaults (`sectorcrypt compare`, about ten seconds), which also writes its JSON
+# and SVG plot into the build folder.
 demo: build
 	./$(BUILD)/host/sectorcrypt-selfcheck
+	./$(BUILD)/host/cli/sectorcrypt compare --json $(BUILD)/compare.json --plot $(BUILD)/compare.svg
 
 # Builds and runs every test.
 test: build
