@@ -3,6 +3,7 @@
 // themselves are in pipeline.cc.
 #include "engine/engine.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -558,6 +559,21 @@ Status Engine::crypt_fd(KeyHandle key, Direction dir, const SectorFormat& format
     return Status::error(Errc::invalid_length,
                          "length %llu is not a positive whole number of %u-byte sectors",
                          static_cast<unsigned long long>(bytes), format.sector_size);
+  }
+  // Read-ahead runs several chunks before the write-back, so one file's input and output
+  // ranges must be the same (in place) or disjoint.
+  struct stat in_st{}, out_st{};
+  if (fstat(in_fd, &in_st) != 0 || fstat(out_fd, &out_st) != 0) {
+    return Status::error(Errc::invalid_buffer, "fstat of the %s descriptor failed: %s",
+                         fstat(in_fd, &in_st) != 0 ? "input" : "output", std::strerror(errno));
+  }
+  if (in_st.st_dev == out_st.st_dev && in_st.st_ino == out_st.st_ino && in_offset != out_offset) {
+    const auto b = static_cast<off_t>(bytes);
+    if (in_offset < out_offset + b && out_offset < in_offset + b) {
+      return Status::error(Errc::invalid_buffer,
+                           "input and output ranges of one file overlap without being the "
+                           "same range (in place needs equal offsets)");
+    }
   }
   // Chunks of whole sectors per slot; several in flight, written back in order.
   const std::size_t chunk_max = impl_->slots.slot_bytes() / format.sector_size * format.sector_size;

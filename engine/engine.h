@@ -260,11 +260,13 @@ class Engine {
 
   // The same over file descriptors: pread()s `bytes` from in_fd at in_offset through
   // slots (zero-copy path, several in flight) and pwrite()s the result to out_fd at
-  // out_offset (in_fd == out_fd with equal offsets works in place).
+  // out_offset (the same file with equal offsets works in place; other overlapping
+  // ranges of one file are refused).
   //
   // RETURN VALUE: ok; the validation errors of submit_slot(); invalid_length (short
-  // read: end of file before `bytes`); backend_failure naming errno for a failed
-  // pread/pwrite; shut_down. On error some output may have been written.
+  // read: end of file before `bytes`); invalid_buffer (overlapping ranges of one file,
+  // fstat failed); backend_failure naming errno for a failed pread/pwrite; shut_down.
+  // On error some output may have been written.
   // THREAD SAFETY: any thread except a callback.
   Status crypt_fd(KeyHandle key, Direction dir, const SectorFormat& format,
                   uint64_t start_sector, int in_fd, off_t in_offset, int out_fd,
