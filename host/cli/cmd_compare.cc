@@ -3,6 +3,7 @@
 // backends and against the peers, throughput (several requests in flight) and latency
 // (one at a time) side by side, and the batch size where one overtakes another.
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -178,11 +179,13 @@ int run_compare(const CompareOptions& o) {
   std::vector<std::string> mismatches;
   for (uint64_t batch : sizes) {
     // Verify: every subject's output for this batch against the reference.
-    const Subject* ref = nullptr;
-    for (const auto& s : subjects) {
-      if (s.peer) { ref = &s; break; }
+    Subject* ref = &subjects.front();
+    for (auto& s : subjects) {
+      if (s.peer) {
+        ref = &s;
+        break;
+      }
     }
-    if (ref == nullptr) ref = &subjects.front();
     auto run_once = [&](Subject& s, uint8_t* out) {
       if (s.engine) {
         check(s.engine->crypt_sync(s.key, dir, format, start_sector, input.get(), out, batch), s.name);
@@ -190,7 +193,7 @@ int run_compare(const CompareOptions& o) {
         peer_crypt_sectors(*s.peer, format, start_sector, input.get(), out, batch);
       }
     };
-    run_once(const_cast<Subject&>(*ref), expect.get());
+    run_once(*ref, expect.get());
     std::string row = fmt::format("{:>8}", format_size_short(batch));
     for (auto& s : subjects) {
       Cell c;

@@ -3,10 +3,12 @@
 // pipes, streaming 1 GiB in bounded memory, progress, SIGINT.
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -211,6 +213,56 @@ TEST(CliCrypt, SigintLeavesNoCompleteLookingOutput) {
             std::string::npos)
       << r.err;
   EXPECT_EQ(r.out.size(), 1u << 20);
+}
+
+
+TEST(CliCrypt, SigintInPlaceSaysWhichPartIsProcessed) {
+  // tmpfs keeps this cheap; the area must be big enough to still be running at the signal.
+  struct stat st {};
+  if (::stat("/dev/shm", &st) != 0) GTEST_SKIP() << "no /dev/shm";
+  char tmpl[] = "/dev/shm/sectorcrypt-cli-test.XXXXXX";
+  const int fd = ::mkstemp(tmpl);
+  ASSERT_GE(fd, 0);
+  const std::string disk = tmpl;
+  ASSERT_EQ(::ftruncate(fd, off_t{2} << 30), 0);
+  ::close(fd);
+  Fixture fx;
+  RunOptions opt;
+  opt.signal = SIGINT;
+  opt.signal_after_ms = 100;
+  const RunResult r = run_cli({"encrypt", "-d", fx.key_file, "--threads", "1", "--slots", "2",
+                               "--offset", "8", disk, disk}, opt);
+  if (r.exit_code == 0) {
+    ::unlink(disk.c_str());
+    GTEST_SKIP() << "finished before the signal";
+  }
+  EXPECT_EQ(r.exit_code, 130) << r.err;
+  ASSERT_EQ(lines(r.err).size(), 1u) << r.err;
+  unsigned long long done = 0, from = 0, to = 0;
+  const auto at = r.err.find("interrupted after ");
+  ASSERT_NE(at, std::string::npos) << r.err;
+  ASSERT_EQ(std::sscanf(r.err.c_str() + at, "interrupted after %llu of", &done), 1) << r.err;
+  const auto range = r.err.find("PARTLY encrypted: bytes [");
+  ASSERT_NE(range, std::string::npos) << r.err;
+  ASSERT_EQ(std::sscanf(r.err.c_str() + range, "PARTLY encrypted: bytes [%llu, %llu)", &from, &to), 2);
+  EXPECT_EQ(from, 8u * 512);
+  EXPECT_EQ(to, from + done);
+  EXPECT_GT(done, 0u);
+  EXPECT_LT(done, (2ull << 30) - 4096);
+  EXPECT_EQ(done % 512, 0u);
+  // Processed up to `to`, untouched (zero) after it, and the header before `from` untouched.
+  const int rfd = ::open(disk.c_str(), O_RDONLY);
+  ASSERT_GE(rfd, 0);
+  std::vector<uint8_t> head(512), last(512), next(512), zero(512);
+  ASSERT_EQ(::pread(rfd, head.data(), 512, 0), 512);
+  ASSERT_EQ(::pread(rfd, last.data(), 512, static_cast<off_t>(to - 512)), 512);
+  ASSERT_EQ(::pread(rfd, next.data(), 512, static_cast<off_t>(to)), 512);
+  ::close(rfd);
+  ::unlink(disk.c_str());
+  EXPECT_EQ(head, zero);
+  EXPECT_EQ(last, dmcrypt(fx.key, Direction::encrypt, IvMode::plain64, 512, false,
+                          done / 512 - 1, zero.data(), 512));
+  EXPECT_EQ(next, zero);
 }
 
 }  // namespace
