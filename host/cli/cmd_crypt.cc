@@ -140,6 +140,7 @@ int run_crypt(const CryptOptions& o) {
                  static_cast<unsigned long long>(r.bytes_done), of.c_str(), what.c_str());
     return kExitInterrupted;
   }
+  if (r.bytes_done == 0) fail("nothing to {}: {} was empty", o.dir == Direction::encrypt ? "encrypt" : "decrypt", in.name);
   out.commit();
   return kExitOk;
 }

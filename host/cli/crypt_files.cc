@@ -95,7 +95,10 @@ void open_input(const std::string& path, bool read_write, InputFile* in) {
     in->fd = STDIN_FILENO;
   } else {
     in->name = path;
-    const int flags = (read_write ? O_RDWR : O_RDONLY) | O_CLOEXEC;
+    // In place on a block device: O_EXCL refuses one that is mounted or held open.
+    struct stat pre {};
+    const bool block = ::stat(path.c_str(), &pre) == 0 && S_ISBLK(pre.st_mode);
+    const int flags = (read_write ? O_RDWR : O_RDONLY) | O_CLOEXEC | (read_write && block ? O_EXCL : 0);
     in->fd = ::open(path.c_str(), flags);
     if (in->fd < 0) {
       fail("cannot open '{}'{}: {}", path, read_write ? " for in-place writing" : "",

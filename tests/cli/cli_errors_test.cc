@@ -102,6 +102,15 @@ TEST_F(CliErrors, SizeNotWholeSectors) {
                "--skip 3 is not a whole number of 4096-byte sectors");
 }
 
+TEST_F(CliErrors, EmptyInput) {
+  write_file(dir.file("empty"), std::string());
+  expect_error({"encrypt", "-d", dir.file("key"), dir.file("empty"), dir.file("out")}, "is empty");
+  const RunResult r = run_cli({"encrypt", "-d", dir.file("key"), "-", dir.file("out")});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("stdin was empty"), std::string::npos) << r.err;
+  EXPECT_FALSE(file_exists(dir.file("out")));
+}
+
 TEST_F(CliErrors, ReadOnlyOutput) {
   const std::string ro = dir.file("ro");
   write_file(ro, std::string("precious"));
