@@ -71,14 +71,14 @@ Block table_crypt(Direction dir, const Block& b, const ByteRoundKeys& k, int rou
   return rounds == 10 ? table_decrypt<10>(b, k, lane) : table_decrypt<14>(b, k, lane);
 }
 
-using PairKeys = bitsliced::PackedKeys<ByteRoundKeys>;
-
-// The bitsliced kernel's cipher on two blocks.
-void bitsliced_crypt(Direction dir, const PairKeys& keys, int rounds, const Block& x0,
-                     const Block& x1, Block* y0, Block* y1) {
+// The bitsliced kernel's cipher on two blocks, round keys of slot 0 and slot 1.
+void bitsliced_crypt(Direction dir, const ByteRoundKeys& k0, const ByteRoundKeys& k1,
+                     int rounds, const Block& x0, const Block& x1, Block* y0, Block* y1) {
   if (dir == Direction::encrypt) {
+    const bitsliced::PackedKeys<Direction::encrypt, ByteRoundKeys> keys{k0, k1};
     bitsliced::crypt_pair<Direction::encrypt>(keys, rounds, x0, x1, y0, y1);
   } else {
+    const bitsliced::PackedKeys<Direction::decrypt, ByteRoundKeys> keys{k0, k1};
     bitsliced::crypt_pair<Direction::decrypt>(keys, rounds, x0, x1, y0, y1);
   }
 }
@@ -104,7 +104,7 @@ void emulate_group(Variant v, const std::vector<const XtsKey*>& keys, Direction 
         [&](const Block& b) {
           if (v == Variant::table) return table_crypt(Direction::encrypt, b, k2, rounds, lane);
           Block y, unused;
-          bitsliced_crypt(Direction::encrypt, PairKeys{k2, k2}, rounds, b, b, &y, &unused);
+          bitsliced_crypt(Direction::encrypt, k2, k2, rounds, b, b, &y, &unused);
           return y;
         },
         mode, ivs[i]);
@@ -130,12 +130,12 @@ void emulate_group(Variant v, const std::vector<const XtsKey*>& keys, Direction 
     const int rounds = keys[s]->data_encrypt().rounds;
     if (keys[s1]->data_encrypt().rounds != rounds) s1 = s;
     const bool single = s1 == s;
-    const PairKeys pk{data_keys(*keys[s], dir), data_keys(*keys[s1], dir)};
+    const ByteRoundKeys k0 = data_keys(*keys[s], dir), k1 = data_keys(*keys[s1], dir);
     const uint8_t* src[2] = {in + s * sector_size, in + s1 * sector_size};
     uint8_t* dst[2] = {out + s * sector_size, out + s1 * sector_size};
     for (int lane = 0; lane < kLanes; ++lane) {
       const auto cipher = [&](const Block& x0, const Block& x1, Block* y0, Block* y1) {
-        bitsliced_crypt(dir, pk, rounds, x0, x1, y0, y1);
+        bitsliced_crypt(dir, k0, k1, rounds, x0, x1, y0, y1);
       };
       const auto load = [&](int slot, uint32_t j) { return cuda_core::load_block(src[slot] + 16 * j); };
       const auto store = [&](int slot, uint32_t j, const Block& b) {

@@ -269,17 +269,35 @@ SC_HOST_DEVICE void inv_sub_bytes(State& s) {
   linear<kFromTowerRows, 8>(inv, s.p);
 }
 
-// Row r (byte r of a plane): new column c = old column c + r, per slot nibble.
-SC_HOST_DEVICE uint32_t shift_rows_plane(uint32_t x) {
-  return (x & 0x000000ffu) | ((x >> 1) & 0x00007700u) | ((x << 3) & 0x00008800u) |
-         ((x >> 2) & 0x00330000u) | ((x << 2) & 0x00cc0000u) | ((x >> 3) & 0x11000000u) |
-         ((x << 1) & 0xee000000u);
+// Rotates every nibble right by N (taken mod 4): bit c of a nibble takes bit c + N.
+template <int N>
+SC_HOST_DEVICE uint32_t nibble_rotr(uint32_t x) {
+  constexpr int n = N & 3;
+  if constexpr (n == 0) {
+    return x;
+  } else {
+    constexpr uint32_t lo = 0x11111111u * ((1u << (4 - n)) - 1u);
+    return ((x >> n) & lo) | ((x << (4 - n)) & ~lo);
+  }
 }
 
-SC_HOST_DEVICE uint32_t inv_shift_rows_plane(uint32_t x) {
-  return (x & 0x000000ffu) | ((x << 1) & 0x0000ee00u) | ((x >> 3) & 0x00001100u) |
-         ((x >> 2) & 0x00330000u) | ((x << 2) & 0x00cc0000u) | ((x << 3) & 0x88000000u) |
-         ((x >> 1) & 0x77000000u);
+// ShiftRows to the power M (M < 0: InvShiftRows) on a plane: byte r is row r, and row r's
+// column c takes column c + M r, so its nibbles rotate right by M r.
+template <int M>
+SC_HOST_DEVICE uint32_t shift_rows_pow(uint32_t x) {
+  return (x & 0x000000ffu) | (nibble_rotr<M>(x) & 0x0000ff00u) |
+         (nibble_rotr<2 * M>(x) & 0x00ff0000u) | (nibble_rotr<3 * M>(x) & 0xff000000u);
+}
+
+SC_HOST_DEVICE void shift_rows_pow(State& s, int m) {
+  for (int i = 0; i < 8; ++i) {
+    switch (m & 3) {
+      case 1: s.p[i] = shift_rows_pow<1>(s.p[i]); break;
+      case 2: s.p[i] = shift_rows_pow<2>(s.p[i]); break;
+      case 3: s.p[i] = shift_rows_pow<3>(s.p[i]); break;
+      default: break;
+    }
+  }
 }
 
 // Byte r of the result holds row r + k of the input.
@@ -299,25 +317,42 @@ SC_HOST_DEVICE void xtime_planes(const uint32_t a[8], uint32_t out[8]) {
   out[7] = a[6];
 }
 
+// ShiftRows is never computed in the rounds ("fixslicing", after Adomnicai and Peyrin):
+// after k rounds the state is kept as SR^-k of the real one (SR^+k when decrypting), so
+// in the real MixColumns input of round j = k + 1, row r + 1 of a column sits J = j
+// (decrypting: -j) columns further on than row r. MixColumns then only needs nibble
+// rotations by J and 2J, free when those are 0 mod 4, instead of a full ShiftRows every
+// round; the round keys are stored shifted to match (fixslice_key) and one ShiftRows power
+// after the last round restores the real layout.
+//
 // b = 2 a_r + 3 a_{r+1} + a_{r+2} + a_{r+3} = 2 t + a_{r+1} + t_{r+2}, t = a + a_{r+1}.
-SC_HOST_DEVICE void mix_columns(State& s) {
-  uint32_t r1[8], t[8], xt[8];
+template <int J>
+SC_HOST_DEVICE void mix_columns_offset(State& s) {
+  uint32_t a1[8], t[8], xt[8];
   for (int i = 0; i < 8; ++i) {
-    r1[i] = rotate_rows(s.p[i], 1);
-    t[i] = s.p[i] ^ r1[i];
+    a1[i] = nibble_rotr<J>(rotate_rows(s.p[i], 1));
+    t[i] = s.p[i] ^ a1[i];
   }
   xtime_planes(t, xt);
-  for (int i = 0; i < 8; ++i) s.p[i] = xt[i] ^ r1[i] ^ rotate_rows(t[i], 2);
+  for (int i = 0; i < 8; ++i) s.p[i] = xt[i] ^ a1[i] ^ nibble_rotr<2 * J>(rotate_rows(t[i], 2));
 }
 
 // InvMixColumns = MixColumns after adding 4 (a_r + a_{r+2}) to every row.
-SC_HOST_DEVICE void inv_mix_columns(State& s) {
+template <int J>
+SC_HOST_DEVICE void inv_mix_columns_offset(State& s) {
   uint32_t u[8], x2[8], x4[8];
-  for (int i = 0; i < 8; ++i) u[i] = s.p[i] ^ rotate_rows(s.p[i], 2);
+  for (int i = 0; i < 8; ++i) u[i] = s.p[i] ^ nibble_rotr<2 * J>(rotate_rows(s.p[i], 2));
   xtime_planes(u, x2);
   xtime_planes(x2, x4);
   for (int i = 0; i < 8; ++i) s.p[i] ^= x4[i];
-  mix_columns(s);
+  mix_columns_offset<J>(s);
+}
+
+// Round key r as the fixsliced rounds consume it.
+template <Direction Dir>
+SC_HOST_DEVICE State fixslice_key(State k, int r) {
+  shift_rows_pow(k, Dir == Direction::encrypt ? -r : r);
+  return k;
 }
 
 SC_HOST_DEVICE void add_round_key(State& s, const State& k) {
@@ -358,7 +393,8 @@ SC_HOST_DEVICE void unpack(State s, cuda_core::Block* a, cuda_core::Block* b) {
 
 // ---- Whole blocks ----
 
-// `keys.planes(r)` gives round key r of both slots, packed (pack(rk_slot0, rk_slot1)).
+// `keys.planes(r)` gives round key r of both slots, packed and fixsliced:
+// fixslice_key<Dir>(pack(rk_slot0, rk_slot1), r).
 template <class KeyPlanes>
 SC_HOST_DEVICE State encrypt(State s, const KeyPlanes& keys, int rounds) {
   add_round_key(s, keys.planes(0));
@@ -367,13 +403,17 @@ SC_HOST_DEVICE State encrypt(State s, const KeyPlanes& keys, int rounds) {
 #endif
   for (int r = 1; r < rounds; ++r) {
     sub_bytes(s);
-    for (int i = 0; i < 8; ++i) s.p[i] = shift_rows_plane(s.p[i]);
-    mix_columns(s);
+    switch (r & 3) {  // uniform across a warp
+      case 0: mix_columns_offset<0>(s); break;
+      case 1: mix_columns_offset<1>(s); break;
+      case 2: mix_columns_offset<2>(s); break;
+      default: mix_columns_offset<3>(s); break;
+    }
     add_round_key(s, keys.planes(r));
   }
   sub_bytes(s);
-  for (int i = 0; i < 8; ++i) s.p[i] = shift_rows_plane(s.p[i]);
   add_round_key(s, keys.planes(rounds));
+  shift_rows_pow(s, rounds);
   return s;
 }
 
@@ -385,25 +425,31 @@ SC_HOST_DEVICE State decrypt(State s, const KeyPlanes& keys, int rounds) {
 #pragma unroll 1
 #endif
   for (int r = 1; r < rounds; ++r) {
-    for (int i = 0; i < 8; ++i) s.p[i] = inv_shift_rows_plane(s.p[i]);
     inv_sub_bytes(s);
-    inv_mix_columns(s);
+    switch (r & 3) {
+      case 0: inv_mix_columns_offset<0>(s); break;
+      case 1: inv_mix_columns_offset<-1>(s); break;
+      case 2: inv_mix_columns_offset<-2>(s); break;
+      default: inv_mix_columns_offset<-3>(s); break;
+    }
     add_round_key(s, keys.planes(r));
   }
-  for (int i = 0; i < 8; ++i) s.p[i] = inv_shift_rows_plane(s.p[i]);
   inv_sub_bytes(s);
   add_round_key(s, keys.planes(rounds));
+  shift_rows_pow(s, -rounds);
   return s;
 }
 
 // Round key planes packed on the fly from two byte schedules (slot 0's, slot 1's; the
 // same one twice for a single block). The kernel's data phase packs them once per sector
-// pair into shared memory instead (xts_ct.cu), with this same pack().
-template <class Keys>
+// pair into shared memory instead (xts_ct.cu), with these same calls.
+template <Direction Dir, class Keys>
 struct PackedKeys {
   Keys slot0;
   Keys slot1;
-  SC_HOST_DEVICE State planes(int r) const { return pack(slot0.round(r), slot1.round(r)); }
+  SC_HOST_DEVICE State planes(int r) const {
+    return fixslice_key<Dir>(pack(slot0.round(r), slot1.round(r)), r);
+  }
 };
 
 // XTS's block cipher on two blocks: AES in `dir` over both slots.

@@ -26,7 +26,8 @@ struct CtPolicy {
   template <int Rounds>
   __device__ cuda_core::Block encrypt(const cuda_core::Block& b, const LdgRoundKeys& k) const {
     cuda_core::Block out, unused;
-    bitsliced::crypt_pair<Direction::encrypt>(bitsliced::PackedKeys<LdgRoundKeys>{k, k}, Rounds,
+    bitsliced::crypt_pair<Direction::encrypt>(
+        bitsliced::PackedKeys<Direction::encrypt, LdgRoundKeys>{k, k}, Rounds,
                                               b, b, &out, &unused);
     return out;
   }
@@ -69,8 +70,8 @@ __device__ void walk_sector_pairs(const KernelArgs& a, const WarpWork& w, const 
       const auto schedule = [&](const DeviceXtsKey* k) {
         return round_keys(Dir == Direction::encrypt ? k->data_enc : k->data_dec);
       };
-      const bitsliced::State p = bitsliced::pack(schedule(k0).round(w.lane),
-                                                 schedule(k1).round(w.lane));
+      const bitsliced::State p = bitsliced::fixslice_key<Dir>(
+          bitsliced::pack(schedule(k0).round(w.lane), schedule(k1).round(w.lane)), w.lane);
       planes[2 * w.lane] = make_uint4(p.p[0], p.p[1], p.p[2], p.p[3]);
       planes[2 * w.lane + 1] = make_uint4(p.p[4], p.p[5], p.p[6], p.p[7]);
     }
