@@ -2,9 +2,11 @@
 // lookups per column), host/device (SC_HOST_DEVICE). Where the tables live is the caller's
 // choice through a lookup object, so the host tests run these very rounds on plain arrays
 // while the kernel looks up its bank-conflict-free shared-memory copies:
-//   tables.col(i, x)        column table i of the loaded direction: rotl(te0[x] or
-//                           td0[x], 8 i) (aes_tables.h)
-//   tables.inv_sbox_x4(x)   the inverse S-box entry in all four bytes (decryption only)
+//   tables.at(i, v, r)   for i < 4: column table i of the loaded direction, rotl(te0[x] or
+//                        td0[x], 8 i) (aes_tables.h), at x = byte r of the word v;
+//                        for i = 4: the inverse S-box entry of x in all four bytes
+// (Taking the word and the row rather than the byte lets the GPU fold the byte
+// extraction into the address arithmetic.)
 //
 // NOT constant-time: the addresses depend on the data and the key. See xts_cuda.h.
 #pragma once
@@ -16,8 +18,6 @@
 
 namespace sectorcrypt::cuda_core {
 
-SC_HOST_DEVICE uint32_t byte_of(uint32_t v, int r) { return (v >> (8 * r)) & 0xffu; }
-
 SC_HOST_DEVICE Block xor_block(const Block& a, const Block& b) {
   return Block{{a.w[0] ^ b.w[0], a.w[1] ^ b.w[1], a.w[2] ^ b.w[2], a.w[3] ^ b.w[3]}};
 }
@@ -27,8 +27,8 @@ template <class Tables>
 SC_HOST_DEVICE Block table_enc_round(const Block& s, const Block& rk, const Tables& t) {
   Block o;
   for (int c = 0; c < 4; ++c) {
-    o.w[c] = t.col(0, byte_of(s.w[c], 0)) ^ t.col(1, byte_of(s.w[(c + 1) & 3], 1)) ^
-             t.col(2, byte_of(s.w[(c + 2) & 3], 2)) ^ t.col(3, byte_of(s.w[(c + 3) & 3], 3)) ^
+    o.w[c] = t.at(0, s.w[c], 0) ^ t.at(1, s.w[(c + 1) & 3], 1) ^
+             t.at(2, s.w[(c + 2) & 3], 2) ^ t.at(3, s.w[(c + 3) & 3], 3) ^
              rk.w[c];
   }
   return o;
@@ -40,10 +40,10 @@ template <class Tables>
 SC_HOST_DEVICE Block table_enc_last_round(const Block& s, const Block& rk, const Tables& t) {
   Block o;
   for (int c = 0; c < 4; ++c) {
-    o.w[c] = (t.col(2, byte_of(s.w[c], 0)) & 0x000000ffu) ^
-             (t.col(3, byte_of(s.w[(c + 1) & 3], 1)) & 0x0000ff00u) ^
-             (t.col(0, byte_of(s.w[(c + 2) & 3], 2)) & 0x00ff0000u) ^
-             (t.col(1, byte_of(s.w[(c + 3) & 3], 3)) & 0xff000000u) ^ rk.w[c];
+    o.w[c] = (t.at(2, s.w[c], 0) & 0x000000ffu) ^
+             (t.at(3, s.w[(c + 1) & 3], 1) & 0x0000ff00u) ^
+             (t.at(0, s.w[(c + 2) & 3], 2) & 0x00ff0000u) ^
+             (t.at(1, s.w[(c + 3) & 3], 3) & 0xff000000u) ^ rk.w[c];
   }
   return o;
 }
@@ -54,8 +54,8 @@ template <class Tables>
 SC_HOST_DEVICE Block table_dec_round(const Block& s, const Block& rk, const Tables& t) {
   Block o;
   for (int c = 0; c < 4; ++c) {
-    o.w[c] = t.col(0, byte_of(s.w[c], 0)) ^ t.col(1, byte_of(s.w[(c + 3) & 3], 1)) ^
-             t.col(2, byte_of(s.w[(c + 2) & 3], 2)) ^ t.col(3, byte_of(s.w[(c + 1) & 3], 3)) ^
+    o.w[c] = t.at(0, s.w[c], 0) ^ t.at(1, s.w[(c + 3) & 3], 1) ^
+             t.at(2, s.w[(c + 2) & 3], 2) ^ t.at(3, s.w[(c + 1) & 3], 3) ^
              rk.w[c];
   }
   return o;
@@ -65,10 +65,10 @@ template <class Tables>
 SC_HOST_DEVICE Block table_dec_last_round(const Block& s, const Block& rk, const Tables& t) {
   Block o;
   for (int c = 0; c < 4; ++c) {
-    o.w[c] = (t.inv_sbox_x4(byte_of(s.w[c], 0)) & 0x000000ffu) ^
-             (t.inv_sbox_x4(byte_of(s.w[(c + 3) & 3], 1)) & 0x0000ff00u) ^
-             (t.inv_sbox_x4(byte_of(s.w[(c + 2) & 3], 2)) & 0x00ff0000u) ^
-             (t.inv_sbox_x4(byte_of(s.w[(c + 1) & 3], 3)) & 0xff000000u) ^ rk.w[c];
+    o.w[c] = (t.at(4, s.w[c], 0) & 0x000000ffu) ^
+             (t.at(4, s.w[(c + 3) & 3], 1) & 0x0000ff00u) ^
+             (t.at(4, s.w[(c + 2) & 3], 2) & 0x00ff0000u) ^
+             (t.at(4, s.w[(c + 1) & 3], 3) & 0xff000000u) ^ rk.w[c];
   }
   return o;
 }

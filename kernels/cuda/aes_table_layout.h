@@ -14,9 +14,6 @@
 // integer work, which is what bounds this kernel; the price is one 1024-thread block per
 // SM (see xts_table.cu).
 //
-// Index arithmetic: (x << 5) | lane is x * 32 + lane (lane < 32), which the GPU forms with
-// one shift and one three-input logic op from the state word, the table base folding into
-// the load's immediate offset.
 #pragma once
 
 #include <cstdint>
@@ -52,13 +49,20 @@ SC_HOST_DEVICE void fill_direction(uint32_t* base, const uint32_t* col0,
 }
 
 // A lane's view of one direction's tables (aes_table_core.h's lookup object). Table 4 is
-// the inverse S-box.
+// the inverse S-box. at(i, v, r) looks up byte r of the state word v in table i; its byte
+// offset, (byte * 32 + lane) * 4, is built as ((v shifted) & 0x7f80) | lane * 4: one shift
+// and one three-input logic op, the table's base going into the load's immediate.
 struct LaneTables {
   const uint32_t* base;
   uint32_t lane;
 
   SC_HOST_DEVICE uint32_t index(int table, uint32_t x) const {
     return static_cast<uint32_t>(table * kTableWords) + ((x << 5) | lane);
+  }
+  SC_HOST_DEVICE uint32_t at(int table, uint32_t v, int r) const {
+    const uint32_t byte_offset = (r == 0 ? v << 7 : v >> (8 * r - 7)) & 0x7f80u;
+    const char* t = reinterpret_cast<const char*>(base + table * kTableWords);
+    return *reinterpret_cast<const uint32_t*>(t + (byte_offset | (lane << 2)));
   }
   SC_HOST_DEVICE uint32_t col(int i, uint32_t x) const { return base[index(i, x)]; }
   SC_HOST_DEVICE uint32_t inv_sbox_x4(uint32_t x) const { return base[index(4, x)]; }
