@@ -174,12 +174,12 @@ TEST(EngineLifecycle, DestructorDrainsOrCancelsAndShutdownFromCallbackIsSafe) {
     CompletionLog::Ctx inner;
   };
   std::vector<Ctx> ctx(n);  // outlives the engine: callbacks run in its destructor
+  Watchdog dog(std::chrono::seconds(30), "destructor with requests in flight");
   {
     EngineConfig c = small_config();
     auto e = make_engine(c);
     TestKey k = add_test_key(*e, 64, 3);
     const SectorFormat f{4096, IvMode::plain64, false};
-    Watchdog dog(std::chrono::seconds(30), "destructor with requests in flight");
     for (std::size_t i = 0; i < n; ++i) {
       Job& j = jobs[i];
       j.in = bytes_of(4096 * (1 + i % 20), i);
