@@ -21,7 +21,9 @@ GpuInventory discover_gpus() {
   cudaError_t err = cudaGetDeviceCount(&count);
   if (err != cudaSuccess) {
     cudaGetLastError();  // do not leave the failure for the caller's next check
-    inv.why_none = std::string("no CUDA driver: cudaGetDeviceCount: ") + cudaGetErrorString(err);
+    // cudaErrorNoDevice: a driver without GPUs; anything else: no (usable) driver at all.
+    inv.why_none = std::string(err == cudaErrorNoDevice ? "no CUDA device" : "no CUDA driver") +
+                   ": cudaGetDeviceCount: " + cudaGetErrorString(err);
     return inv;
   }
   if (count == 0) {
