@@ -81,6 +81,7 @@ cudaError_t launch_xts(const GpuBatch& batch, AesVariant variant, cudaStream_t s
   uint64_t min_per_warp = 256 / (batch.sector_size / 16);
   if (variant == AesVariant::constant_time && min_per_warp < 2) min_per_warp = 2;
   if (per_warp < min_per_warp) per_warp = min_per_warp;
+  if (variant == AesVariant::constant_time) per_warp += per_warp & 1;  // whole pairs
   if (per_warp > 32) per_warp = 32;
   const uint64_t warps = (batch.count + per_warp - 1) / per_warp;
   if (warps > (uint64_t{1} << 31)) return cudaErrorInvalidValue;  // beyond one grid
