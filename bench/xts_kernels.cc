@@ -13,7 +13,12 @@
 // rates are per CPU second, which a busy shared machine distorts less than wall time.
 #include <benchmark/benchmark.h>
 
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
+
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -201,6 +206,24 @@ std::string cpu_model() {
   return "unknown";
 }
 
+// Family/model/stepping from CPUID: virtual machines often report only "AMD EPYC".
+std::string cpu_signature() {
+#if defined(__x86_64__)
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (__get_cpuid(1, &eax, &ebx, &ecx, &edx)) {
+    const unsigned base_family = (eax >> 8) & 0xf;
+    const unsigned family = base_family == 0xf ? base_family + ((eax >> 20) & 0xff) : base_family;
+    const unsigned model = base_family >= 0x6 ? ((eax >> 4) & 0xf) | (((eax >> 16) & 0xf) << 4)
+                                              : (eax >> 4) & 0xf;
+    char buf[64];
+    std::snprintf(buf, sizeof(buf), "family 0x%x model 0x%x stepping %u", family, model,
+                  eax & 0xf);
+    return buf;
+  }
+#endif
+  return "unknown";
+}
+
 void register_all() {
   const bool vaes = cpu::vaes_avx2::available();
   for (bool stream : {false, true}) {
@@ -242,6 +265,7 @@ int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::AddCustomContext("cpu_model", cpu_model());
+  benchmark::AddCustomContext("cpu_signature", cpu_signature());
   benchmark::AddCustomContext("openssl", peers::openssl_version());
   benchmark::AddCustomContext("libgcrypt", peers::libgcrypt_version());
   benchmark::AddCustomContext("sectorcrypt_cpu_impl", cpu::selected_implementation());
