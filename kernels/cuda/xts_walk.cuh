@@ -3,12 +3,13 @@
 // Thread mapping, and why:
 //  * A warp owns a group of G consecutive sectors (G = KernelArgs::sectors_per_warp, 32 for
 //    large batches). The launcher lowers G for small batches so there are still enough
-//    warps to fill the GPU.
+//    warps to fill the GPU, down to a floor that keeps phase 1 below ~1/8 of the work.
 //  * Phase 1, tweaks: lane l < G encrypts sector l's IV with Key2 -- one AES per sector,
 //    the 32 sectors' tweaks side by side. Doing it per sector by one lane while 31 idle
 //    would cost a whole warp-AES per sector, +100% for 512-byte sectors (32 blocks, one per
 //    lane); this way it costs 1/32 of that, ~3% at 512 bytes and ~0.4% at 4096.
-//  * Phase 2, data: the warp walks its sectors one at a time. The sector tweak and key
+//  * Phase 2, data: the warp walks its sectors one at a time (the constant-time kernel two
+//    at a time, for its two-block cipher: xts_ct.cu). The sector tweak and key
 //    index come from lane s by shuffle; lane l handles blocks l, l+32, l+64, ... with tweak
 //    T * x^l, then x^32 per step (lane_walk in xts_block_core.h, two 64-bit shift steps),
 //    never a per-block AES and never a serial x-chain through the whole sector.
