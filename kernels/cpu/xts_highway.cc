@@ -18,7 +18,7 @@
 // On Zen 4 (AVX3_ZEN4, one thread, in cache) this runs AES-256 at about 14.9 GB/s for
 // 4096-byte and 14.1 GB/s for 512-byte sectors, 2.4x OpenSSL 3.0's EVP AES-XTS.
 // No heap, no data-dependent table lookups: Highway's AES ops are AES-NI/VAES where the
-// target has them and table-free bit-sliced code elsewhere (EMU128, SSE2, SSSE3).
+// target has them and table-free code elsewhere (SSSE3, EMU128).
 
 // EMU128, the portable fallback, is the only fallback with AES ops (HWY_SCALAR has
 // none). Highway turns it off for GCC < 14 over a GCC 12.2 vectorizer bug on 32-bit
@@ -38,9 +38,11 @@
 #define HWY_WANT_AVX3_DL
 #endif
 // Scalable vectors (SVE, RVV) cannot live in the arrays this file keeps 8 of; NEON and
-// EMU128 serve those CPUs.
+// EMU128 serve those CPUs. SSE2 (x86-64 without SSSE3: AMD before 2011) would add a
+// tenth of this file's build time; EMU128 covers it, correctly if slowly. SSSE3 stays:
+// low-power Atoms without AES-NI (e.g. Celeron J1900) still sit in storage boxes.
 #ifndef HWY_DISABLED_TARGETS
-#define HWY_DISABLED_TARGETS (HWY_ALL_SVE | HWY_RVV)
+#define HWY_DISABLED_TARGETS (HWY_ALL_SVE | HWY_RVV | HWY_SSE2)
 #endif
 
 #include <cstddef>
