@@ -229,15 +229,16 @@ TEST(CliCrypt, SigintInPlaceSaysWhichPartIsProcessed) {
   Fixture fx;
   RunOptions opt;
   opt.signal = SIGINT;
-  opt.signal_after_ms = 100;
+  opt.signal_after_stderr = true;  // the first progress line: it is running
   const RunResult r = run_cli({"encrypt", "-d", fx.key_file, "--threads", "1", "--slots", "2",
-                               "--offset", "8", disk, disk}, opt);
+                               "--progress", "--offset", "8", disk, disk}, opt);
   if (r.exit_code == 0) {
     ::unlink(disk.c_str());
     GTEST_SKIP() << "finished before the signal";
   }
   EXPECT_EQ(r.exit_code, 130) << r.err;
-  ASSERT_EQ(lines(r.err).size(), 1u) << r.err;
+  ASSERT_EQ(lines(r.err).size(), 2u) << r.err;  // the progress line, then the message
+  EXPECT_EQ(lines(r.err)[1].rfind("sectorcrypt: interrupted after ", 0), 0u) << r.err;
   unsigned long long done = 0, from = 0, to = 0;
   const auto at = r.err.find("interrupted after ");
   ASSERT_NE(at, std::string::npos) << r.err;

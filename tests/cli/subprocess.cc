@@ -73,12 +73,17 @@ RunResult run_cli(const std::vector<std::string>& args, const RunOptions& opt) {
     in_fd = -1;
   }
   bool signalled = opt.signal == 0;
-  const auto t0 = std::chrono::steady_clock::now();
+  bool all_written = false;
+  auto t_written = std::chrono::steady_clock::now();
   bool out_open = true, err_open = true;
   char buf[65536];
   while (out_open || err_open) {
-    if (!signalled && written >= limit &&
-        std::chrono::steady_clock::now() - t0 >= std::chrono::milliseconds(opt.signal_after_ms)) {
+    if (!all_written && written >= limit) {
+      all_written = true;
+      t_written = std::chrono::steady_clock::now();
+    }
+    if (!signalled && all_written && (!opt.signal_after_stderr || !r.err.empty()) &&
+        std::chrono::steady_clock::now() - t_written >= std::chrono::milliseconds(opt.signal_after_ms)) {
       kill(pid, opt.signal);
       signalled = true;
     }

@@ -21,11 +21,14 @@ struct RunOptions {
   std::string stdin_data;     // written to the child's stdin (then closed)
   std::string stdin_file;     // or: stdin opened from this file
   std::string stdout_file;    // stdout to this file instead of captured
-  // Send `signal` after the child has written at least `signal_after_stderr` bytes of
-  // stderr... or after `signal_after_ms` (whichever is set); stdin stays open until then.
+  // Send `signal` once the first `stdin_chunk_before_signal` bytes of stdin_data are in
+  // the pipe (all of it when 0) and `signal_after_ms` more have passed, and, with
+  // signal_after_stderr, once the child has written something to stderr (e.g. its
+  // progress line: it is then past its set-up). stdin stays open until the signal.
   int signal = 0;
   int signal_after_ms = 0;
-  std::size_t stdin_chunk_before_signal = 0;  // bytes of stdin_data written before the signal
+  bool signal_after_stderr = false;
+  std::size_t stdin_chunk_before_signal = 0;
 };
 
 // The path of the program under test (compiled in).
