@@ -294,11 +294,14 @@ void Engine::Impl::deliver(RequestRecord* r) {
   }
   counters.record_latency(engine::ns_since(r->accepted));
   const bool zero_copy = r->zero_copy_slot != UINT32_MAX;
+  // Read once: after the completion is pushed, poll() may free the record and a new
+  // request may reuse it before this function returns.
+  const bool posted = r->post_completion;
   if (zero_copy) {
     // Lent again before the callback runs, so the callback may release it.
     std::lock_guard lock(mu);
     slots.state(r->zero_copy_slot) = SlotState::lent;
-    r->awaiting_poll = r->post_completion;
+    r->awaiting_poll = posted;
   }
   if (r->callback != nullptr) {
     const Engine::Impl* prev = engine::tls_callback_engine;
@@ -306,7 +309,7 @@ void Engine::Impl::deliver(RequestRecord* r) {
     r->callback(r->status, r->user_context);
     engine::tls_callback_engine = prev;
   }
-  if (r->post_completion) {
+  if (posted) {
     Completion c;
     c.status = r->status;
     c.user_context = r->user_context;
@@ -316,7 +319,7 @@ void Engine::Impl::deliver(RequestRecord* r) {
     (void)cq.push(c, r->index);
   }
   std::lock_guard lock(mu);
-  if (!r->post_completion && !zero_copy) {
+  if (!posted && !zero_copy) {
     free_records.push(r->index);
     if (record_waiters != 0) record_cv.notify_one();
   }
