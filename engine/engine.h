@@ -61,6 +61,9 @@ struct EngineConfig {
   std::size_t max_parts_per_batch = 0;  // requests coalesced into one slot; 0: min(B/512, 256)
   std::size_t key_capacity = 64;        // key table entries (>= 1)
   uint32_t flush_deadline_us = 100;     // a partly filled batch waits at most this long
+  bool idle_flush = true;               // no batch in flight: send a partly filled batch at
+                                        // once (coalescing only pays while the pipeline is
+                                        // busy; waiting at idle is pure latency)
   bool require_locked_memory = false;   // fail create if slot memory cannot be locked
   int gpu_ordinal = 0;                  // CUDA device for the cuda backend
   GpuAes gpu_aes = GpuAes::constant_time;

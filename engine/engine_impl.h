@@ -44,6 +44,7 @@ struct Engine::Impl {
   bool stopping = false;
   bool admit_waiting = false;
   uint32_t record_waiters = 0, slot_waiters = 0, drain_waiters = 0;
+  uint32_t batches_in_flight = 0;  // emitted by admit, not yet completed
   uint64_t accepted = 0;
   std::atomic<uint64_t> delivered{0};
 

@@ -155,6 +155,7 @@ Batch* Engine::Impl::admit() {
       // A submitted zero-copy slot needs no slot from the pool: it goes first.
       uint32_t zc;
       if (ready_slots.pop(&zc)) {
+        ++batches_in_flight;
         lk.unlock();
         RequestRecord* r = &records[copy_records + zc];
         Batch& b = slots.batch(zc);
@@ -239,6 +240,11 @@ Batch* Engine::Impl::admit() {
       sleep([&] { admit_cv.wait(lk); });
       continue;
     }
+    // Idle pipeline and nothing else queued: waiting could only add latency.
+    if (!emit && cfg.idle_flush && batches_in_flight == 0 && cursor == nullptr &&
+        queued.empty()) {
+      emit = true;
+    }
     if (!emit) {
       // Coalescing: wait for more small requests, but never past the deadline.
       const Clock::time_point deadline = b.oldest + deadline_span;
@@ -248,6 +254,7 @@ Batch* Engine::Impl::admit() {
       }
     }
     open = nullptr;
+    ++batches_in_flight;
     lk.unlock();
     b.admit_ns = busy_ns + engine::ns_since(busy_since);
     return &b;
@@ -274,11 +281,15 @@ void Engine::Impl::complete(Batch* b) {
     engine::merge_status(&r->status, p.status);
     if (r->pending.fetch_sub(1) == 1) deliver(r);
   }
-  if (!b->zero_copy) {
+  {
     std::lock_guard lock(mu);
-    slots.put(b->slot);
+    --batches_in_flight;
+    if (!b->zero_copy) {
+      slots.put(b->slot);
+      if (slot_waiters != 0) slot_cv.notify_one();
+    }
+    // Wakes admit for a freed slot, or to send a batch it was holding for company.
     if (admit_waiting) admit_cv.notify_one();
-    if (slot_waiters != 0) slot_cv.notify_one();
   }
   counters.add(counters.complete_ns, engine::ns_since(t0));
 }

@@ -174,6 +174,7 @@ TEST(EngineBasic, MixedStreamInOrder) {
 TEST(EngineBasic, CoalescesSmallRequestsAndFlushesAtDeadline) {
   EngineConfig c = small_config();
   c.flush_deadline_us = 100'000;  // 100 ms: submitting 8 requests takes far less
+  c.idle_flush = false;  // hold even an idle pipeline's batch until the deadline
   auto e = make_engine(c);
   TestKey k = add_test_key(*e, 32, 3);
   SectorFormat f{4096, IvMode::plain64, false};
@@ -218,6 +219,7 @@ TEST(EngineBasic, CoalescesSmallRequestsAndFlushesAtDeadline) {
 TEST(EngineBasic, FlushFlagAndDrainSkipTheDeadline) {
   EngineConfig c = small_config();
   c.flush_deadline_us = 30'000'000;  // 30 s: only flush or drain can send it in time
+  c.idle_flush = false;  // hold even an idle pipeline's batch until the deadline
   auto e = make_engine(c);
   TestKey k = add_test_key(*e, 32, 4);
   SectorFormat f;
@@ -377,6 +379,7 @@ TEST(EngineBasic, KeysRemoveRefusedWhileInUseAndStaleHandlesRefused) {
   EngineConfig c = small_config();
   c.key_capacity = 2;
   c.flush_deadline_us = 30'000'000;
+  c.idle_flush = false;  // hold even an idle pipeline's batch until the deadline
   auto e = make_engine(c);
   TestKey a = add_test_key(*e, 32, 1);
   TestKey b = add_test_key(*e, 64, 2);

@@ -132,6 +132,7 @@ TEST(EngineLifecycle, ShutdownWakesBlockedSubmitters) {
   c.slot_count = 1;
   c.request_capacity = 1;
   c.flush_deadline_us = 60'000'000;  // the one accepted request waits for its deadline
+  c.idle_flush = false;  // hold even an idle pipeline's batch until the deadline
   auto e = make_engine(c);
   TestKey k = add_test_key(*e, 32, 2);
   const SectorFormat f;
