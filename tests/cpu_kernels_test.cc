@@ -412,9 +412,10 @@ TEST(CpuKernelsBadInput, LengthNullOverlapAndMisalignedStart) {
                                           len),
                    Errc::invalid_length);
   }
-  expect_refused(cpu::xts_crypt_sectors(key, Direction::encrypt, f, 0, nullptr, out.data(), 512),
+  const Direction enc = Direction::encrypt;
+  expect_refused(cpu::xts_crypt_sectors(key, enc, f, 0, nullptr, out.data(), 512),
                  Errc::invalid_buffer);
-  expect_refused(cpu::xts_crypt_sectors(key, Direction::encrypt, f, 0, in.data(), nullptr, 512),
+  expect_refused(cpu::xts_crypt_sectors(key, enc, f, 0, in.data(), nullptr, 512),
                  Errc::invalid_buffer);
   expect_refused(cpu::xts_crypt_sectors(key, Direction::encrypt, SectorFormat{4096, {}, true}, 3,
                                         in.data(), out.data(), 4096),
