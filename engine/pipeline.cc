@@ -275,7 +275,14 @@ void Engine::Impl::complete(Batch* b) {
   counters.add(counters.batches, 1);
   counters.add(counters.parts, b->part_count);
   counters.add(counters.admit_ns, b->admit_ns);
-  for (uint32_t k = 0; k < b->part_count; ++k) {
+  // Read before delivering: a zero-copy slot is lent again when its request is
+  // delivered, and its owner may release it and admit reuse the batch (reset() clears
+  // zero_copy) before this function ends; reading it after put a reused slot back in
+  // the pool a second time (found by sectorcrypt_stress).
+  const bool zero_copy = b->zero_copy;
+  const uint32_t slot = b->slot;
+  const uint32_t part_count = b->part_count;
+  for (uint32_t k = 0; k < part_count; ++k) {
     const Part& p = b->parts[k];
     RequestRecord* r = p.req;
     engine::merge_status(&r->status, p.status);
@@ -284,8 +291,8 @@ void Engine::Impl::complete(Batch* b) {
   {
     std::lock_guard lock(mu);
     --batches_in_flight;
-    if (!b->zero_copy) {
-      slots.put(b->slot);
+    if (!zero_copy) {
+      slots.put(slot);
       if (slot_waiters != 0) slot_cv.notify_one();
     }
     // Wakes admit for a freed slot, or to send a batch it was holding for company.
