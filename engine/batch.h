@@ -73,6 +73,9 @@ struct Batch {
   uint32_t part_count = 0;
   uint32_t used = 0;               // bytes of the slot the parts take
   uint32_t sector_count = 0;       // entries used in the per-sector arrays
+  // The batch's input is still as submitted (nothing written over it yet), so a failed
+  // batch may be re-run (cpu_fallback). Backends clear it before they write.
+  bool rerunnable = true;
 
   // Per-sector arrays, capacity slot_bytes / 512 (iv and key_index are pinned: the CUDA
   // backend copies them to the device).
@@ -90,6 +93,7 @@ struct Batch {
     used = 0;
     sector_count = 0;
     zero_copy = false;
+    rerunnable = true;
     admit_ns = 0;
   }
 };

@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "engine/batch_io.h"
+#include "engine/fault_injection.h"
 #include "kernels/cpu/xts_cpu.h"
 
 namespace sectorcrypt::engine {
@@ -10,7 +11,8 @@ namespace {
 
 class CpuBackend final : public Backend {
  public:
-  explicit CpuBackend(unsigned threads) {
+  CpuBackend(unsigned threads, bool fallback)
+      : fault_(fallback ? fault::Point::fallback_error : fault::Point::kernel_error) {
     std::snprintf(detail_, sizeof(detail_), "cpu (%s), %u threads",
                   cpu::selected_implementation(), threads);
   }
@@ -20,6 +22,16 @@ class CpuBackend final : public Backend {
   void clear_key(uint32_t) override {}
 
   void crypt(Batch& b) override {
+    if (SECTORCRYPT_FAULT(fault_)) {
+      // As a kernel that refuses the batch: nothing written, every part failed.
+      for (uint32_t k = 0; k < b.part_count; ++k) {
+        b.parts[k].status = Status::error(Errc::backend_failure,
+                                          "CPU kernel failed: injected fault at %s",
+                                          fault::point_name(fault_));
+      }
+      return;
+    }
+    b.rerunnable = false;  // direct parts write the caller's memory (in place: over the input)
     prepare_in_place_of_caller(b);
     for (uint32_t k = 0; k < b.part_count; ++k) {
       Part& p = b.parts[k];
@@ -48,13 +60,14 @@ class CpuBackend final : public Backend {
   void finish(Batch&) override {}
 
  private:
+  [[maybe_unused]] fault::Point fault_;
   char detail_[96] = {};
 };
 
 }  // namespace
 
-std::unique_ptr<Backend> make_cpu_backend(unsigned threads) {
-  return std::make_unique<CpuBackend>(threads);
+std::unique_ptr<Backend> make_cpu_backend(unsigned threads, bool fallback) {
+  return std::make_unique<CpuBackend>(threads, fallback);
 }
 
 }  // namespace sectorcrypt::engine

@@ -10,6 +10,8 @@
 
 namespace sectorcrypt::engine {
 
-std::unique_ptr<Backend> make_cpu_backend(unsigned threads);
+// fallback: the instance that re-runs failed batches (cpu_fallback); only its fault
+// point differs.
+std::unique_ptr<Backend> make_cpu_backend(unsigned threads, bool fallback = false);
 
 }  // namespace sectorcrypt::engine

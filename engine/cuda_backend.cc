@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "engine/batch_io.h"
+#include "engine/fault_injection.h"
 #include "kernels/cuda/xts_cuda.h"
 #include "kernels/secure_zero.h"
 
@@ -19,7 +20,15 @@ struct SlotDevice {
   cudaStream_t stream = nullptr;
   cudaEvent_t done = nullptr;
   cudaError_t enqueue_error = cudaSuccess;  // from crypt(), reported by finish()
+  const char* failed_step = "";             // the step that failed, for the message
 };
+
+// Each CUDA step of a batch, with its injection point (test builds only).
+cudaError_t copy_async(void* dst, const void* src, std::size_t n, cudaMemcpyKind kind,
+                       cudaStream_t stream) {
+  if (SECTORCRYPT_FAULT(fault::Point::cuda_copy)) return cudaErrorInvalidValue;
+  return cudaMemcpyAsync(dst, src, n, kind, stream);
+}
 
 Status cuda_error(const char* what, cudaError_t err) {
   return Status::error(Errc::resource_exhausted, "CUDA %s failed: %s", what,
@@ -114,14 +123,16 @@ class CudaBackend final : public Backend {
     cudaSetDevice(cfg_.ordinal);
     stage_all(b);
     for (uint32_t k = 0; k < b.part_count; ++k) fill_sector_numbers(b, b.parts[k]);
-    cudaError_t e = cudaMemcpyAsync(s.data, b.data, b.used, cudaMemcpyHostToDevice, s.stream);
+    s.failed_step = "H2D copy";
+    cudaError_t e = copy_async(s.data, b.data, b.used, cudaMemcpyHostToDevice, s.stream);
     if (e == cudaSuccess) {
-      e = cudaMemcpyAsync(s.iv, b.iv, b.sector_count * sizeof(uint64_t), cudaMemcpyHostToDevice, s.stream);
+      e = copy_async(s.iv, b.iv, b.sector_count * sizeof(uint64_t), cudaMemcpyHostToDevice, s.stream);
     }
     if (e == cudaSuccess) {
-      e = cudaMemcpyAsync(s.key_index, b.key_index, b.sector_count * sizeof(uint32_t),
-                          cudaMemcpyHostToDevice, s.stream);
+      e = copy_async(s.key_index, b.key_index, b.sector_count * sizeof(uint32_t),
+                     cudaMemcpyHostToDevice, s.stream);
     }
+    if (e == cudaSuccess) s.failed_step = "kernel launch";
     // One launch per run of parts with the same direction, sector size and IV mode:
     // their sectors are adjacent in the slot and in the per-sector arrays.
     uint32_t k = 0;
@@ -142,13 +153,20 @@ class CudaBackend final : public Backend {
       cuda::GpuBatch gb{s.data + first.slot_offset, s.data + first.slot_offset, sectors,
                         r.format.sector_size, r.dir, r.format.iv_mode,
                         s.iv + first.first_sector, s.key_index + first.first_sector, keys_};
-      e = cuda::launch_xts(gb, variant_, s.stream);
+      e = SECTORCRYPT_FAULT(fault::Point::cuda_launch) ? cudaErrorLaunchFailure
+                                                        : cuda::launch_xts(gb, variant_, s.stream);
       k = end;
     }
     if (e == cudaSuccess) {
-      e = cudaMemcpyAsync(b.data, s.data, b.used, cudaMemcpyDeviceToHost, s.stream);
+      s.failed_step = "D2H copy";
+      // From here the slot's bytes may be overwritten: a zero-copy batch's input is gone.
+      if (b.zero_copy) b.rerunnable = false;
+      e = copy_async(b.data, s.data, b.used, cudaMemcpyDeviceToHost, s.stream);
     }
-    if (e == cudaSuccess) e = cudaEventRecord(s.done, s.stream);
+    if (e == cudaSuccess) {
+      s.failed_step = "event record";
+      e = cudaEventRecord(s.done, s.stream);
+    }
     s.enqueue_error = e;
   }
 
@@ -156,13 +174,21 @@ class CudaBackend final : public Backend {
     SlotDevice& s = slots_[b.slot];
     cudaSetDevice(cfg_.ordinal);
     cudaError_t e = s.enqueue_error;
-    if (e == cudaSuccess) e = cudaEventSynchronize(s.done);
-    else cudaStreamSynchronize(s.stream);  // let whatever was enqueued drain
+    if (e == cudaSuccess) {
+      s.failed_step = "sync (kernel or copy)";
+      e = cudaEventSynchronize(s.done);
+      if (e == cudaSuccess && SECTORCRYPT_FAULT(fault::Point::kernel_error)) {
+        s.failed_step = "kernel (injected fault at kernel_error)";
+        e = cudaErrorLaunchFailure;
+      }
+    } else {
+      cudaStreamSynchronize(s.stream);  // let whatever was enqueued drain
+    }
     for (uint32_t k = 0; k < b.part_count; ++k) {
       b.parts[k].status = e == cudaSuccess
                               ? Status()
-                              : Status::error(Errc::backend_failure, "GPU batch failed: %s",
-                                              cudaGetErrorString(e));
+                              : Status::error(Errc::backend_failure, "GPU batch failed at %s: %s",
+                                              s.failed_step, cudaGetErrorString(e));
     }
     if (e == cudaSuccess) scatter_results(b);
   }

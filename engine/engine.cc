@@ -224,6 +224,7 @@ Status Engine::create(const EngineConfig& config, std::unique_ptr<Engine>* out) 
   }
 #endif
   if (!use_cuda) impl->backend = engine::make_cpu_backend(c.threads);
+  if (c.cpu_fallback) impl->fallback = engine::make_cpu_backend(1, true);
 
   // Threads: `threads` crypt workers, the completer, and the engine (admit) thread.
   // create returns once admit runs.

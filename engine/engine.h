@@ -22,6 +22,20 @@
 // no slot, so it never waits behind them); it is then ordered by that admission.
 // Callbacks are never run concurrently with each other.
 //
+// FAULTS: where the data path can fail, what the caller sees (engine/README.md, "Faults"):
+//   a CUDA copy or launch error, a kernel error, a crypt worker throwing: every request
+//   with a part in the failed batch completes once with backend_failure, the message
+//   naming the step ("GPU batch failed at H2D copy: ...", "crypt worker threw: ...");
+//   its output is never reported ok (a failed batch is not scattered; a direct CPU write
+//   that failed midway is still reported failed). With cpu_fallback, a batch whose parts
+//   all failed and whose input is known intact (copy requests on CUDA: the caller's
+//   memory is written only after success; zero-copy on CUDA: until the D2H copy was
+//   enqueued; CPU: until the kernel started) is instead re-run once on the CPU kernels,
+//   and completes with their status. Either way the engine stays usable.
+//   A callback that throws: caught on the engine thread, counted in
+//   EngineStats::callback_exceptions; the request still counts as completed once.
+//   A slot released or submitted twice: invalid_buffer, nothing else changes.
+//
 // CALLBACKS run on an engine thread. They must not block on the engine: no submit()
 // (try_submit() is fine), no acquire_slot() (try_acquire_slot() is fine), no drain(),
 // no destruction of the engine. They may call release_slot(), poll(), shutdown().
@@ -65,6 +79,8 @@ struct EngineConfig {
                                         // once (coalescing only pays while the pipeline is
                                         // busy; waiting at idle is pure latency)
   bool require_locked_memory = false;   // fail create if slot memory cannot be locked
+  bool cpu_fallback = false;            // a batch the backend fails (backend_failure) is
+                                        // re-run once on the CPU kernels; see FAULTS
   int gpu_ordinal = 0;                  // CUDA device for the cuda backend
   GpuAes gpu_aes = GpuAes::constant_time;
 };
@@ -154,6 +170,9 @@ struct EngineStats {
   uint64_t crypt_ns = 0;
   uint64_t complete_ns = 0;
   bool memory_locked = false;       // slot memory is pinned (CUDA) or mlock'ed
+  uint64_t backend_failures = 0;    // batches the backend failed (before any fallback)
+  uint64_t cpu_fallbacks = 0;       // of those, batches re-run on the CPU (cpu_fallback)
+  uint64_t callback_exceptions = 0; // completion callbacks that threw (caught)
   LatencyHistogram latency;         // accept -> completion delivered, per request
 };
 

@@ -22,6 +22,7 @@ namespace sectorcrypt {
 struct Engine::Impl {
   EngineConfig cfg;  // defaults resolved
   std::unique_ptr<engine::Backend> backend;
+  std::unique_ptr<engine::Backend> fallback;  // CPU, when cfg.cpu_fallback
   engine::SlotPool slots;
   engine::KeyTable keys;
   engine::CompletionQueue cq;
@@ -80,6 +81,7 @@ struct Engine::Impl {
   void run_completer();
   engine::Batch* admit();               // nullptr: stop
   void crypt(engine::Batch* b);
+  void rerun_on_cpu(engine::Batch* b);
   void complete(engine::Batch* b);
   void deliver(engine::RequestRecord* r);
   void cancel_leftovers();

@@ -50,6 +50,9 @@ EngineStats EngineCounters::snapshot() const {
   s.crypt_ns = ld(crypt_ns);
   s.complete_ns = ld(complete_ns);
   s.memory_locked = memory_locked;
+  s.backend_failures = ld(backend_failures);
+  s.cpu_fallbacks = ld(cpu_fallbacks);
+  s.callback_exceptions = ld(callback_exceptions);
   for (std::size_t i = 0; i < LatencyHistogram::kBuckets; ++i) {
     s.latency.buckets[i] = ld(latency_[i]);
   }

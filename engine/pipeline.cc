@@ -25,8 +25,11 @@
 // are delivered in admission order, one callback at a time.
 #include <algorithm>
 #include <chrono>
+#include <exception>
+#include <stdexcept>
 
 #include "engine/engine_impl.h"
+#include "engine/fault_injection.h"
 
 namespace sectorcrypt {
 namespace engine {
@@ -37,6 +40,36 @@ thread_local const Engine::Impl* tls_callback_engine = nullptr;
 uint64_t ns_since(Clock::time_point t) {
   return static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t).count());
+}
+
+// Runs backend.crypt; an exception fails every part of the batch instead of ending the
+// worker thread (which would leave the batch, and with it the pipeline, hung).
+void crypt_guarded(Backend& backend, Batch& b) {
+  const char* what = nullptr;
+  try {
+    if (SECTORCRYPT_FAULT(fault::Point::crypt_throw)) {
+      throw std::runtime_error("injected fault at crypt_throw");
+    }
+    backend.crypt(b);
+    return;
+  } catch (const std::exception& e) {
+    what = e.what();
+    for (uint32_t k = 0; k < b.part_count; ++k) {
+      b.parts[k].status = Status::error(Errc::backend_failure, "crypt worker threw: %s", what);
+    }
+  } catch (...) {
+    for (uint32_t k = 0; k < b.part_count; ++k) {
+      b.parts[k].status = Status::error(Errc::backend_failure, "crypt worker threw");
+    }
+  }
+}
+
+// Every part failed in the backend: the whole batch is lost, none of it written.
+bool whole_batch_failed(const Batch& b) {
+  for (uint32_t k = 0; k < b.part_count; ++k) {
+    if (b.parts[k].status.code() != Errc::backend_failure) return false;
+  }
+  return b.part_count > 0;
 }
 
 }  // namespace
@@ -263,13 +296,33 @@ Batch* Engine::Impl::admit() {
 
 void Engine::Impl::crypt(Batch* b) {
   const Clock::time_point t0 = Clock::now();
-  backend->crypt(*b);
+  engine::crypt_guarded(*backend, *b);
   counters.add(counters.crypt_ns, engine::ns_since(t0));
+}
+
+// cpu_fallback: the batch failed as a whole with its input intact; run it again with the
+// CPU kernels, here in the serial stage (a rare path; it keeps completion order). The
+// CPU backend uses only the batch's preallocated arrays: no allocation.
+void Engine::Impl::rerun_on_cpu(Batch* b) {
+  counters.add(counters.cpu_fallbacks, 1);
+  for (uint32_t k = 0; k < b->part_count; ++k) b->parts[k].status = Status();
+  engine::crypt_guarded(*fallback, *b);
+  fallback->finish(*b);
 }
 
 void Engine::Impl::complete(Batch* b) {
   const Clock::time_point t0 = Clock::now();
   backend->finish(*b);
+  bool failed = false;
+  for (uint32_t k = 0; k < b->part_count && !failed; ++k) {
+    failed = b->parts[k].status.code() == Errc::backend_failure;
+  }
+  if (failed) {
+    counters.add(counters.backend_failures, 1);
+    if (fallback != nullptr && b->rerunnable && engine::whole_batch_failed(*b)) {
+      rerun_on_cpu(b);
+    }
+  }
   // Counted before any completion is delivered, so a caller who saw its completion
   // also sees its batch in stats().
   counters.add(counters.batches, 1);
@@ -324,7 +377,12 @@ void Engine::Impl::deliver(RequestRecord* r) {
   if (r->callback != nullptr) {
     const Engine::Impl* prev = engine::tls_callback_engine;
     engine::tls_callback_engine = this;
-    r->callback(r->status, r->user_context);
+    // A throwing callback must not end the completer (every later request would hang).
+    try {
+      r->callback(r->status, r->user_context);
+    } catch (...) {
+      counters.add(counters.callback_exceptions, 1);
+    }
     engine::tls_callback_engine = prev;
   }
   if (posted) {

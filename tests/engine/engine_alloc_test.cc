@@ -17,6 +17,7 @@
 #include <cstring>
 #include <new>
 
+#include "engine/fault_injection.h"
 #include "tests/engine/engine_test_support.h"
 
 extern "C" {
@@ -259,9 +260,20 @@ bool run_round(Engine& e, std::vector<Job>& jobs, const TestKey& zk, bool* polle
   return good;
 }
 
-void steady_stream(BackendKind backend) {
+#ifdef SECTORCRYPT_FAULT_INJECTION
+// Every other CPU kernel call fails; the CPU fallback re-runs those batches (its own
+// point never fires), so every result is still right and nothing may allocate.
+std::atomic<uint64_t> g_faults{0};
+bool every_other_kernel(engine::fault::Point p, void*) {
+  if (p != engine::fault::Point::kernel_error) return false;
+  return g_faults.fetch_add(1) % 2 == 0;
+}
+#endif
+
+void steady_stream(BackendKind backend, bool faults = false) {
   EngineConfig c;
   c.backend = backend;
+  c.cpu_fallback = faults;
   c.threads = 2;
   c.slot_count = 4;
   c.slot_bytes = 32 * 1024;
@@ -295,6 +307,9 @@ void steady_stream(BackendKind backend) {
     j.want = reference(j.key->ref, j.dir, j.format, j.start, j.input);
   }
 
+#ifdef SECTORCRYPT_FAULT_INJECTION
+  if (faults) engine::fault::set_hook(&every_other_kernel, nullptr);
+#endif
   bool polled = false;
   // Warm-up: first use of every thread, TBB's task pools, the locks.
   for (int round = 0; round < 3; ++round) ASSERT_TRUE(run_round(*e, jobs, keys[1], &polled));
@@ -357,9 +372,21 @@ void steady_stream(BackendKind backend) {
   std::printf("steady stream on %s: %llu allocation calls while armed; %llu requests\n",
               e->backend_detail(), static_cast<unsigned long long>(calls),
               static_cast<unsigned long long>(e->stats().requests));
+  if (faults) {
+    EXPECT_GT(e->stats().cpu_fallbacks, 0u);
+    std::printf("with faults: %llu batches failed, %llu re-run on the CPU\n",
+                static_cast<unsigned long long>(e->stats().backend_failures),
+                static_cast<unsigned long long>(e->stats().cpu_fallbacks));
+  }
+#ifdef SECTORCRYPT_FAULT_INJECTION
+  engine::fault::set_hook(nullptr, nullptr);
+#endif
 }
 
 TEST(EngineNoAllocation, CpuSteadyStream) { steady_stream(BackendKind::cpu); }
+#ifdef SECTORCRYPT_FAULT_INJECTION
+TEST(EngineNoAllocation, CpuFallbackUnderFaults) { steady_stream(BackendKind::cpu, true); }
+#endif
 TEST(EngineNoAllocation, CudaSteadyStream) { steady_stream(BackendKind::cuda); }
 
 // The counter itself works (otherwise a zero above would prove nothing).
