@@ -4,7 +4,7 @@ BUILD ?= build
 CMAKE_FLAGS ?=
 JOBS ?= $(shell nproc)
 
-.PHONY: setup configure build demo test clean
+.PHONY: setup configure build demo test test-asan test-tsan fuzz clean
 
 setup:
 	bash scripts/setup.sh
@@ -25,6 +25,19 @@ demo: build
 # Builds and runs every test.
 test: build
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
+
+# Issue 7: the suite under ASan+UBSan and under TSan (CPU only, -O1, own trees
+# build-asan, build-tsan; see scripts/ci_sanitizers.sh for what is left out and why), and
+# the libFuzzer targets for FUZZ_SECONDS each (clang, tree build-fuzz).
+FUZZ_SECONDS ?= 45
+test-asan: setup
+	JOBS=$(JOBS) bash scripts/ci_sanitizers.sh asan
+
+test-tsan: setup
+	JOBS=$(JOBS) bash scripts/ci_sanitizers.sh tsan
+
+fuzz: setup
+	JOBS=$(JOBS) bash scripts/ci_fuzz.sh $(FUZZ_SECONDS)
 
 clean:
 	rm -rf $(BUILD)

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The test suite under sanitizers (issue 7), each in a tree of its own, without CUDA
+# (no GPU to run it on, and nvcc does not build with -fsanitize), at -O1 with gcc:
+#   asan   AddressSanitizer + UndefinedBehaviorSanitizer, any report fails the test
+#   tsan   ThreadSanitizer
+# Usage: scripts/ci_sanitizers.sh [asan|tsan|all]   (BUILD_PREFIX, JOBS to override)
+#
+# Left out under sanitizers, and why:
+#   label interposed_malloc  engine_alloc_test, engine_alloc_fi_test: they replace
+#                            malloc/free/new, which the sanitizers' own allocators own
+#   cli.CliCrypt.StreamsOneGibInBoundedMemory: 1 GiB through the CLI, minutes under ASan;
+#                            the same code path is streamed by the smaller CLI tests
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MODE=${1:-all}
+PREFIX=${BUILD_PREFIX:-build-}
+JOBS=${JOBS:-$(nproc)}
+EXCLUDE='StreamsOneGibInBoundedMemory'
+
+run() {  # name, sanitizer flags, runtime options variable
+  local name=$1 flags=$2
+  local dir=${PREFIX}${name}
+  local common="-O1 -g -fno-omit-frame-pointer ${flags}"
+  cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DSECTORCRYPT_ENABLE_CUDA=OFF -DSECTORCRYPT_BUILD_BENCH=OFF \
+    -DCMAKE_C_FLAGS_RELWITHDEBINFO="${common}" -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="${common}" \
+    -DCMAKE_EXE_LINKER_FLAGS="${flags}" -DCMAKE_SHARED_LINKER_FLAGS="${flags}"
+  cmake --build "$dir" -j "$JOBS"
+  # Sanitizers slow everything down: generous per-test time, the heavy ones left out.
+  ctest --test-dir "$dir" --output-on-failure -j "$JOBS" --timeout 600 \
+    -LE interposed_malloc -E "$EXCLUDE"
+}
+
+if [[ $MODE == asan || $MODE == all ]]; then
+  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1
+  export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+  run asan "-fsanitize=address,undefined -fno-sanitize-recover=all"
+fi
+if [[ $MODE == tsan || $MODE == all ]]; then
+  export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+  # TSan needs the old mmap layout on kernels with high ASLR entropy.
+  run tsan "-fsanitize=thread"
+fi
