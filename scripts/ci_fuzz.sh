@@ -24,12 +24,14 @@ for f in fuzz_cli_parsing fuzz_engine; do
   work=$(mktemp -d)
   cp tests/fuzz/corpus/$f/* "$work"/
   echo "== $f: ${SECONDS_EACH} s"
+  rc=0
   "$DIR/tests/fuzz/$f" -max_total_time="$SECONDS_EACH" -max_len=4096 -timeout=20 \
-    -print_final_stats=1 "$work" 2>&1 | grep -E "^#|stat::|ERROR|SUMMARY|==" | tail -n 12
-  rc=${PIPESTATUS[0]}
+    -artifact_prefix="$DIR/" -print_final_stats=1 "$work" > "$DIR/$f.log" 2>&1 || rc=$?
   rm -rf "$work"
   if [[ $rc -ne 0 ]]; then
-    echo "$f failed (exit $rc)" >&2
+    tail -n 60 "$DIR/$f.log"
+    echo "$f failed (exit $rc); the input is in $DIR/crash-*" >&2
     exit "$rc"
   fi
+  grep -E "DONE|stat::" "$DIR/$f.log"
 done

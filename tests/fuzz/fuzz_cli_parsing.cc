@@ -25,12 +25,18 @@ void check_format(const uint8_t* d, std::size_t n) {
   f.iv_large_sectors = d[5] & 1;
   uint64_t start = 0;
   std::memcpy(&start, d + 6, 8);
-  const Status v = validate_format(f);
+  if (!validate_format(f).ok()) return;  // iv_sequence_for requires a valid format
   IvSequence seq{};
   const Status s = iv_sequence_for(f, start, &seq);
-  // A format refused by validate_format is never given an IV sequence.
-  if (!v.ok() && s.ok()) std::abort();
-  if (v.ok() && s.ok() && f.iv_large_sectors && start % (f.sector_size / 512) != 0) std::abort();
+  const uint64_t units = f.sector_size / 512;
+  if (f.iv_large_sectors) {
+    // Sector-size IV units: a start inside a sector is refused, else IV = start / units.
+    if (s.ok() != (start % units == 0)) std::abort();
+    if (s.ok() && (seq.first != start / units || seq.step != 1)) std::abort();
+  } else {
+    // dm-crypt's default: 512-byte IV units whatever the sector size.
+    if (!s.ok() || seq.first != start || seq.step != units) std::abort();
+  }
 }
 
 }  // namespace
