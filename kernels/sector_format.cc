@@ -47,8 +47,8 @@ Status iv_sequence_for(const SectorFormat& format, uint64_t start_sector, IvSequ
   return Status();
 }
 
-Status validate_sector_run(const SectorFormat& format, const void* in, void* out,
-                           std::size_t bytes) {
+Status validate_sector_run(const SectorFormat& format, uint64_t start_sector, const void* in,
+                           void* out, std::size_t bytes, IvSequence* ivs) {
   if (Status s = validate_format(format); !s) return s;
   if (in == nullptr || out == nullptr) {
     return Status::error(Errc::invalid_buffer, "%s buffer is null",
@@ -66,7 +66,7 @@ Status validate_sector_run(const SectorFormat& format, const void* in, void* out
                          "input and output overlap without being the same buffer "
                          "(in place needs out == in)");
   }
-  return Status();
+  return iv_sequence_for(format, start_sector, ivs);
 }
 
 }  // namespace sectorcrypt

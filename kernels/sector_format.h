@@ -63,9 +63,11 @@ SC_HOST_DEVICE void make_iv(IvMode mode, uint64_t n, uint8_t iv[16]) {
   }
 }
 
-// Checks a contiguous sector run: `bytes` a positive whole number of sectors, buffers
-// non-null, and `in`/`out` either the same pointer (in place) or not overlapping.
-Status validate_sector_run(const SectorFormat& format, const void* in, void* out,
-                           std::size_t bytes);
+// Checks a contiguous sector run and numbers it: `bytes` a positive whole number of
+// sectors, buffers non-null, `in`/`out` either the same pointer (in place) or not
+// overlapping, then *ivs = iv_sequence_for(format, start_sector). Every contiguous entry
+// point (reference, CPU kernels) validates through this one function.
+Status validate_sector_run(const SectorFormat& format, uint64_t start_sector, const void* in,
+                           void* out, std::size_t bytes, IvSequence* ivs);
 
 }  // namespace sectorcrypt

@@ -114,9 +114,8 @@ Status xts_crypt_sectors(const XtsKey& key, Direction dir, const SectorFormat& f
                          uint64_t start_sector, const uint8_t* in, uint8_t* out,
                          std::size_t bytes) {
   if (key.empty()) return Status::error(Errc::invalid_key, "key is empty (not created)");
-  if (Status s = validate_sector_run(format, in, out, bytes); !s) return s;
   IvSequence ivs;
-  if (Status s = iv_sequence_for(format, start_sector, &ivs); !s) return s;
+  if (Status s = validate_sector_run(format, start_sector, in, out, bytes, &ivs); !s) return s;
   const std::size_t n = bytes / format.sector_size;
   for (std::size_t i = 0; i < n; ++i) {
     uint8_t iv[16];

@@ -29,8 +29,8 @@ Status xts_crypt_unit(const XtsKey& key, Direction dir, const uint8_t iv[16],
 // XTS over a contiguous run of whole sectors starting at 512-byte sector `start_sector`,
 // numbered per `format` (see sector_format.h). in == out works in place.
 //
-// RETURN VALUE: ok, or the validation errors of validate_sector_run() and
-// iv_sequence_for(), or invalid_key. On error `out` is untouched.
+// RETURN VALUE: ok, or the validation errors of validate_sector_run() (which include
+// iv_sequence_for()'s), or invalid_key. On error `out` is untouched.
 Status xts_crypt_sectors(const XtsKey& key, Direction dir, const SectorFormat& format,
                          uint64_t start_sector, const uint8_t* in, uint8_t* out,
                          std::size_t bytes);
