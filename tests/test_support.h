@@ -2,8 +2,10 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <random>
+#include <string>
 #include <vector>
 
 namespace sectorcrypt::testing {
@@ -28,5 +30,19 @@ inline std::vector<uint8_t> random_xts_key(std::size_t len, std::mt19937_64& gen
     if (std::memcmp(key.data(), key.data() + len / 2, len / 2) != 0) return key;
   }
 }
+
+// Lower-case hex of n bytes: the tests search error messages for it, so that no message
+// ever echoes key material.
+inline std::string to_hex(const uint8_t* b, std::size_t n) {
+  std::string s;
+  char h[3];
+  for (std::size_t i = 0; i < n; ++i) {
+    std::snprintf(h, sizeof h, "%02x", b[i]);
+    s += h;
+  }
+  return s;
+}
+
+inline std::string to_hex(const std::vector<uint8_t>& b) { return to_hex(b.data(), b.size()); }
 
 }  // namespace sectorcrypt::testing

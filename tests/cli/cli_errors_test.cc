@@ -17,16 +17,8 @@ namespace {
 
 using sectorcrypt::testing::random_bytes;
 using sectorcrypt::testing::random_xts_key;
+using sectorcrypt::testing::to_hex;
 
-std::string hex(const std::vector<uint8_t>& b) {
-  std::string s;
-  char h[3];
-  for (uint8_t x : b) {
-    std::snprintf(h, sizeof h, "%02x", x);
-    s += h;
-  }
-  return s;
-}
 
 class CliErrors : public ::testing::Test {
  protected:
@@ -47,7 +39,7 @@ class CliErrors : public ::testing::Test {
     ASSERT_EQ(ls.size(), 1u) << r.err;
     EXPECT_EQ(ls[0].rfind("sectorcrypt: error: ", 0), 0u) << ls[0];
     EXPECT_NE(ls[0].find(needle), std::string::npos) << ls[0];
-    EXPECT_EQ(r.err.find(hex(key).substr(0, 16)), std::string::npos) << "key bytes printed";
+    EXPECT_EQ(r.err.find(to_hex(key).substr(0, 16)), std::string::npos) << "key bytes printed";
     EXPECT_EQ(r.out, "");
     if (!output_name.empty()) {
       EXPECT_FALSE(file_exists(dir.file(output_name)));

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "engine_test_support.h"
+#include "tests/test_support.h"
 
 namespace sectorcrypt::testing {
 namespace {
@@ -185,15 +186,6 @@ const std::vector<BadClass>& classes() {
   return all;
 }
 
-std::string hex(const std::vector<uint8_t>& b) {
-  std::string s;
-  char h[3];
-  for (uint8_t x : b) {
-    std::snprintf(h, sizeof h, "%02x", x);
-    s += h;
-  }
-  return s;
-}
 
 TEST(BadInputClasses, EachIsAClearErrorWithOutputUntouched) {
   Watchdog w(std::chrono::seconds(60), "bad input classes");
@@ -212,7 +204,7 @@ TEST(BadInputClasses, EachIsAClearErrorWithOutputUntouched) {
     EXPECT_NE(std::string(s.message()).find(c.says), std::string::npos)
         << c.name << ": " << s.message();
     // No key bytes in any message (hex or raw), for the engine's key or the bad one.
-    EXPECT_EQ(std::string(s.message()).find(hex(f.raw_key).substr(0, 12)), std::string::npos);
+    EXPECT_EQ(std::string(s.message()).find(to_hex(f.raw_key).substr(0, 12)), std::string::npos);
     (void)f.e->drain();
     EXPECT_EQ(f.completions.load(), 0) << "a refused request completed";
     EXPECT_EQ(f.src, src_before);

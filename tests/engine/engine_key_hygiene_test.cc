@@ -9,6 +9,7 @@
 
 #include "engine/key_table.h"
 #include "engine_test_support.h"
+#include "tests/test_support.h"
 #include "sectorcrypt.h"
 
 namespace sectorcrypt::testing {
@@ -22,15 +23,6 @@ bool all_zero(const void* p, std::size_t n) {
   return true;
 }
 
-std::string hex(const uint8_t* b, std::size_t n) {
-  std::string s;
-  char h[3];
-  for (std::size_t i = 0; i < n; ++i) {
-    std::snprintf(h, sizeof h, "%02x", b[i]);
-    s += h;
-  }
-  return s;
-}
 
 // The engine's key table (Engine::remove_key is KeyTable::remove plus the backend's
 // clear): the entry's storage, read after the remove, holds no key material.
@@ -53,7 +45,7 @@ TEST(KeyHygiene, EqualHalvesRefusedByDefaultEverywhere) {
   KeyHandle h;
   const Status s = e->add_key(k.data(), k.size(), {}, &h);
   EXPECT_EQ(s.code(), Errc::invalid_key);
-  EXPECT_EQ(std::string(s.message()).find(hex(k.data(), 8)), std::string::npos) << s.message();
+  EXPECT_EQ(std::string(s.message()).find(to_hex(k.data(), 8)), std::string::npos) << s.message();
 
   sectorcrypt_config cfg;
   sectorcrypt_config_init(&cfg);
@@ -63,14 +55,14 @@ TEST(KeyHygiene, EqualHalvesRefusedByDefaultEverywhere) {
   sectorcrypt_key ck = 0;
   EXPECT_EQ(sectorcrypt_add_key(ce, k.data(), k.size(), 0, &ck), SECTORCRYPT_EINVAL_KEY);
   const std::string msg = sectorcrypt_last_error();
-  EXPECT_EQ(msg.find(hex(k.data(), 8)), std::string::npos) << msg;
+  EXPECT_EQ(msg.find(to_hex(k.data(), 8)), std::string::npos) << msg;
   EXPECT_EQ(msg.find(std::string(reinterpret_cast<const char*>(k.data()), 8)), std::string::npos);
   // A good key through the C API, then removed: its handle is dead.
   const auto good = key_of(32, 7);
   ASSERT_EQ(sectorcrypt_add_key(ce, good.data(), good.size(), 0, &ck), SECTORCRYPT_OK);
   EXPECT_EQ(sectorcrypt_remove_key(ce, ck), SECTORCRYPT_OK);
   EXPECT_EQ(sectorcrypt_remove_key(ce, ck), SECTORCRYPT_EINVAL_KEY);
-  EXPECT_EQ(std::string(sectorcrypt_last_error()).find(hex(good.data(), 8)), std::string::npos);
+  EXPECT_EQ(std::string(sectorcrypt_last_error()).find(to_hex(good.data(), 8)), std::string::npos);
   sectorcrypt_destroy(ce);
 }
 
@@ -82,7 +74,7 @@ TEST(KeyHygiene, KeyErrorsNeverEchoKeyBytes) {
     const Status s = e->add_key(k.data(), len, {}, &h);
     EXPECT_EQ(s.code(), Errc::invalid_key) << len;
     const std::string m = s.message();
-    EXPECT_EQ(m.find(hex(k.data(), 4)), std::string::npos) << m;
+    EXPECT_EQ(m.find(to_hex(k.data(), 4)), std::string::npos) << m;
   }
 }
 
