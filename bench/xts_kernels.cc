@@ -121,7 +121,8 @@ void bm_sectorcrypt(benchmark::State& state, Case c) {
   finish(state, c);
 }
 
-void bm_vaes_avx2(benchmark::State& state, Case c) {
+// One implementation's batch function called directly: no validation, no dispatch.
+void time_batch_fn(benchmark::State& state, const Case& c, cpu::BatchFn fn) {
   const auto raw = raw_key(c.key_len);
   XtsKey key;
   if (!XtsKey::create(raw.data(), raw.size(), &key)) {
@@ -133,32 +134,22 @@ void bm_vaes_avx2(benchmark::State& state, Case c) {
                          c.bytes() / c.sector_size, buf.in.get(), nullptr, buf.out, nullptr,
                          kStartSector, c.sector_size / 512, nullptr};
   for (auto _ : state) {
-    cpu::vaes_avx2::crypt_batch(a);
+    fn(a);
     benchmark::ClobberMemory();
   }
   finish(state, c);
 }
 
+void bm_vaes_avx2(benchmark::State& state, Case c) {
+  time_batch_fn(state, c, cpu::vaes_avx2::crypt_batch);
+}
+
 #ifdef SECTORCRYPT_BENCH_HIGHWAY
 // One Highway target, forced for the duration of the benchmark.
 void bm_highway(benchmark::State& state, Case c, int64_t target) {
-  const auto raw = raw_key(c.key_len);
-  XtsKey key;
-  if (!XtsKey::create(raw.data(), raw.size(), &key)) {
-    state.SkipWithError("key refused");
-    return;
-  }
-  Buffers buf(c);
-  const cpu::BatchArgs a{&key,    c.dir,   IvMode::plain64, c.sector_size,
-                         c.bytes() / c.sector_size, buf.in.get(), nullptr, buf.out, nullptr,
-                         kStartSector, c.sector_size / 512, nullptr};
   hwy::SetSupportedTargetsForTest(target);
-  for (auto _ : state) {
-    cpu::highway::crypt_batch(a);
-    benchmark::ClobberMemory();
-  }
+  time_batch_fn(state, c, cpu::highway::crypt_batch);
   hwy::SetSupportedTargetsForTest(0);
-  finish(state, c);
 }
 #endif
 
