@@ -25,6 +25,9 @@ class Backend {
   virtual void crypt(Batch& b) = 0;
   // Serial stage: wait for what crypt() started, put results where they belong.
   virtual void finish(Batch& b) = 0;
+  // True when crypt() only starts the work and finish() waits for it (a GPU stream):
+  // the pipeline then waits in a thread of its own so workers keep launching.
+  virtual bool asynchronous() const { return false; }
 };
 
 }  // namespace sectorcrypt::engine

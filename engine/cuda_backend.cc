@@ -97,6 +97,7 @@ class CudaBackend final : public Backend {
   }
 
   BackendKind kind() const override { return BackendKind::cuda; }
+  bool asynchronous() const override { return true; }
   const char* detail() const override { return detail_; }
 
   Status publish_key(uint32_t index, const XtsKey& key) override {

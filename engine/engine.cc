@@ -226,7 +226,7 @@ Status Engine::create(const EngineConfig& config, std::unique_ptr<Engine>* out) 
   if (!use_cuda) impl->backend = engine::make_cpu_backend(c.threads);
   if (c.cpu_fallback) impl->fallback = engine::make_cpu_backend(1, true);
 
-  // Threads: `threads` crypt workers, the completer, and the engine (admit) thread.
+  // Threads: `threads` workers (admit, crypt, complete), plus a completer for CUDA.
   // create returns once admit runs.
   if (Status s = impl->start_threads(); !s) return s;
   out->reset(new Engine(std::move(impl)));
@@ -313,7 +313,7 @@ Status Engine::Impl::validate_and_accept(const Request& req, bool blocking) {
   r.status = Status();
   queued.push(ri);
   ++accepted;
-  if (admit_waiting) admit_cv.notify_one();
+  if (admit_waiters != 0) admit_cv.notify_one();
   return Status();
 }
 
@@ -408,7 +408,7 @@ Status Engine::submit_slot(const SlotHandle& slot, const SlotRequest& req) {
   m.slots.state(slot.index) = SlotState::lent_submitted;
   m.ready_slots.push(slot.index);
   ++m.accepted;
-  if (m.admit_waiting) m.admit_cv.notify_one();
+  if (m.admit_waiters != 0) m.admit_cv.notify_one();
   return Status();
 }
 
@@ -425,7 +425,7 @@ Status Engine::release_slot(const SlotHandle& slot) {
                              ? "(its request is still running)" : "");
   }
   m.slots.put(slot.index);
-  if (m.admit_waiting) m.admit_cv.notify_one();
+  if (m.admit_waiters != 0) m.admit_cv.notify_one();
   if (m.slot_waiters != 0) m.slot_cv.notify_one();
   return Status();
 }
@@ -655,7 +655,7 @@ Status Engine::drain() {
   std::unique_lock lk(m.mu);
   const uint64_t target = m.accepted;
   ++m.drain_waiters;
-  if (m.admit_waiting) m.admit_cv.notify_one();  // send a partly filled batch now
+  if (m.admit_waiters != 0) m.admit_cv.notify_one();  // send a partly filled batch now
   m.drain_cv.wait(lk, [&] { return m.delivered.load() >= target; });
   --m.drain_waiters;
   return Status();

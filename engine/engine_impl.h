@@ -43,44 +43,48 @@ struct Engine::Impl {
   engine::FixedRing<uint32_t> queued;       // accepted copy requests, FIFO
   engine::FixedRing<uint32_t> ready_slots;  // submitted zero-copy slots
   bool stopping = false;
-  bool admit_waiting = false;
+  uint32_t admit_waiters = 0;      // workers asleep in admit()
   uint32_t record_waiters = 0, slot_waiters = 0, drain_waiters = 0;
   uint32_t batches_in_flight = 0;  // emitted by admit, not yet completed
   uint64_t accepted = 0;
   std::atomic<uint64_t> delivered{0};
 
-  // ---- the admit stage's own (serial filter: one thread at a time) ----
+  // ---- admission state (serial: whichever worker holds mu) ----
   engine::RequestRecord* cursor = nullptr;  // request being cut into parts
   uint64_t cursor_offset = 0;
   engine::Batch* open = nullptr;            // batch being filled
 
-  // ---- the stage threads (pipeline.cc) ----
-  // Batches in admission order (the complete stage takes them from the head) and the
-  // batches waiting for a crypt worker; both hold at most slot_count entries, since a
-  // batch is a slot.
+  // ---- completion order (pipeline.cc) ----
+  // Batches in admission order, pushed by admit() while it holds mu; the head completes
+  // first. Holds at most slot_count entries, since a batch is a slot.
   std::mutex pipe_mu;
-  std::condition_variable crypt_cv;     // crypt workers: a batch to run, or the end
-  std::condition_variable complete_cv;  // the completer: the head batch is crypted
   engine::FixedRing<engine::Batch*> in_order;
-  engine::FixedRing<engine::Batch*> to_crypt;
   std::unique_ptr<bool[]> crypted;      // per slot, guarded by pipe_mu
-  bool admit_done = false;              // guarded by pipe_mu
+  bool completing = false;              // a worker is delivering the head (pipe_mu)
+  bool workers_done = false;            // the completer may leave (pipe_mu)
+  std::condition_variable complete_cv;  // the completer thread: the head is crypted
 
-  std::thread engine_thread;            // admit, then the end of the pipeline
+  // ---- threads (pipeline.cc) ----
+  // `threads` workers; worker 0 is the engine thread, which also ends the pipeline.
+  // An asynchronous backend (CUDA: crypt only enqueues) gets a completer thread, so
+  // workers go on launching slots while it waits for the oldest.
+  std::thread engine_thread;
+  std::unique_ptr<std::thread[]> workers;  // workers 1..threads-1
+  unsigned worker_count = 0;
+  bool dedicated_completer = false;
   std::thread completer;
-  std::unique_ptr<std::thread[]> crypt_workers;
-  unsigned crypt_worker_count = 0;
   std::mutex lifecycle_mu;              // shutdown()/join
   std::atomic<bool> started{false};
   std::atomic<bool> finished{false};    // the pipeline ended, leftovers cancelled
 
   // pipeline.cc
   Status start_threads();               // at create
-  void run_admit();                     // the engine thread
-  void run_crypt_worker();
+  void run_engine_thread();
+  void run_worker();
   void run_completer();
   engine::Batch* admit();               // nullptr: stop
   void crypt(engine::Batch* b);
+  void crypted_in_order(engine::Batch* b);
   void rerun_on_cpu(engine::Batch* b);
   void complete(engine::Batch* b);
   void deliver(engine::RequestRecord* r);

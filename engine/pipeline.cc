@@ -1,15 +1,23 @@
-// The engine's pipeline: three stages on threads of the engine's own, all started at
-// create and running until shutdown.
+// The engine's pipeline: three stages run by the engine's own worker threads, all
+// started at create and running until shutdown.
 //
-//   admit    one thread (the engine thread): takes accepted requests FIFO, coalesces
-//            and splits them into the next free slot's batch; sleeps on a condition
+//   admit    serial (under mu): take accepted requests FIFO, coalesce and split them
+//            into the next free slot's batch; an idle worker sleeps on a condition
 //            variable (no spinning) for work, a slot, or the flush deadline
-//   crypt    `threads` workers, in parallel: backend->crypt (gather, cipher, CPU scatter)
-//   complete one thread, serial in admission order: backend->finish, statuses,
-//            completions, the slot back to the pool (the credit returns)
+//   crypt    parallel: backend->crypt (gather, cipher, CPU scatter)
+//   complete serial, in admission order: backend->finish, statuses, completions, the
+//            slot back to the pool (the credit returns)
 //
-// At most slot_count batches exist (a batch is a slot), so the hand-off rings, sized
-// slot_count at create, never fill up; every batch, part and record is recycled.
+// Each of the `threads` workers runs all three for a batch: admit one, crypt it, then, if
+// it is the oldest batch in flight, complete it and every crypted batch behind it. A batch
+// therefore never changes threads between stages; the first design (an admit thread,
+// crypt workers and a completer, three hand-offs per batch) paid a futex wake per hand-off,
+// tens of microseconds on a VM whose other vCPU sleeps, and lost 30% of the kernel's speed
+// to it (bench/results/engine_bench.md). An asynchronous backend (CUDA) keeps one
+// completer thread, so workers go on launching slots while it waits on the oldest.
+//
+// At most slot_count batches exist (a batch is a slot), so the in-order ring, sized
+// slot_count at create, never fills up; every batch, part and record is recycled.
 //
 // Why not oneTBB's parallel_pipeline: it allocates a task object per token from
 // per-thread small-object pools. Tasks made on one thread and freed on another migrate
@@ -20,9 +28,10 @@
 // fixed rings give the same three stages with zero allocations, and forward progress no
 // longer depends on the TBB market handing the arena a worker while admit sleeps.
 //
-// Completion order: batches leave `complete` in the order `admit` made them, parts sit in
-// a batch in request order, and a request completes with its last part: so completions
-// are delivered in admission order, one callback at a time.
+// Completion order: admit() puts each batch in `in_order` while it holds mu, so the ring
+// is in admission order; only the head completes, one thread at a time (`completing`);
+// parts sit in a batch in request order, and a request completes with its last part: so
+// completions are delivered in admission order, one callback at a time.
 #include <algorithm>
 #include <chrono>
 #include <exception>
@@ -86,82 +95,99 @@ using engine::SlotState;
 
 Status Engine::Impl::start_threads() {
   in_order.init(slots.count());
-  to_crypt.init(slots.count());
   crypted = std::make_unique<bool[]>(slots.count());
-  crypt_worker_count = cfg.threads;
-  crypt_workers = std::make_unique<std::thread[]>(crypt_worker_count);
-  unsigned made = 0;
+  worker_count = cfg.threads;
+  dedicated_completer = backend->asynchronous();
+  workers = std::make_unique<std::thread[]>(worker_count);
+  unsigned made = 1;  // worker 0 is the engine thread, started last
+  bool completer_made = false;
   try {
-    for (; made < crypt_worker_count; ++made) {
-      crypt_workers[made] = std::thread([this] { run_crypt_worker(); });
+    if (dedicated_completer) {
+      completer = std::thread([this] { run_completer(); });
+      completer_made = true;
     }
-    completer = std::thread([this] { run_completer(); });
-    engine_thread = std::thread([this] { run_admit(); });
+    for (; made < worker_count; ++made) workers[made] = std::thread([this] { run_worker(); });
+    engine_thread = std::thread([this] { run_engine_thread(); });
   } catch (const std::system_error& e) {
-    // Stop what did start, then report.
+    // Stop what did start (nothing was submitted yet), then report.
     {
-      std::lock_guard lock(pipe_mu);
-      admit_done = true;
+      std::lock_guard lock(mu);
+      stopping = true;
     }
-    crypt_cv.notify_all();
-    complete_cv.notify_all();
-    for (unsigned i = 0; i < made; ++i) crypt_workers[i].join();
-    if (completer.joinable()) completer.join();
+    admit_cv.notify_all();
+    for (unsigned i = 1; i < made; ++i) workers[i].join();
+    if (completer_made) {
+      {
+        std::lock_guard lock(pipe_mu);
+        workers_done = true;
+      }
+      complete_cv.notify_all();
+      completer.join();
+    }
     return Status::error(Errc::resource_exhausted, "cannot start the engine's threads: %s",
                          e.what());
   }
-  started.wait(false);  // admit is running: create returns with everything in place
+  started.wait(false);  // a worker is admitting: create returns with everything in place
   return Status();
 }
 
-void Engine::Impl::run_admit() {
-  while (Batch* b = admit()) {
-    std::lock_guard lock(pipe_mu);
-    crypted[b->slot] = false;
-    in_order.push(b);
-    to_crypt.push(b);
-    crypt_cv.notify_one();
+void Engine::Impl::run_engine_thread() {
+  run_worker();
+  // Stopping: the other workers finish what they hold, complete it, and leave.
+  for (unsigned i = 1; i < worker_count; ++i) workers[i].join();
+  if (dedicated_completer) {
+    {
+      std::lock_guard lock(pipe_mu);
+      workers_done = true;
+    }
+    complete_cv.notify_all();
+    completer.join();
   }
-  {
-    std::lock_guard lock(pipe_mu);
-    admit_done = true;
-  }
-  crypt_cv.notify_all();
-  complete_cv.notify_all();
-  // The workers finish what is in flight, then leave.
-  for (unsigned i = 0; i < crypt_worker_count; ++i) crypt_workers[i].join();
-  completer.join();
   cancel_leftovers();
 }
 
-void Engine::Impl::run_crypt_worker() {
-  for (;;) {
-    Batch* b = nullptr;
-    {
-      std::unique_lock lock(pipe_mu);
-      crypt_cv.wait(lock, [&] { return !to_crypt.empty() || admit_done; });
-      if (!to_crypt.pop(&b)) return;  // admit is done and nothing is left
-    }
+void Engine::Impl::run_worker() {
+  while (Batch* b = admit()) {
     crypt(b);
-    std::lock_guard lock(pipe_mu);
-    crypted[b->slot] = true;
-    complete_cv.notify_one();
+    crypted_in_order(b);
   }
 }
 
+// Marks the batch crypted, then completes the head of `in_order` for as long as it is
+// crypted, unless another thread is already doing that (it will reach this batch: it
+// checks the head again under pipe_mu before it stops).
+void Engine::Impl::crypted_in_order(Batch* b) {
+  std::unique_lock lock(pipe_mu);
+  crypted[b->slot] = true;
+  if (dedicated_completer) {
+    if (in_order.front() == b) complete_cv.notify_one();
+    return;
+  }
+  if (completing) return;
+  completing = true;
+  Batch* head = nullptr;
+  while (!in_order.empty() && crypted[in_order.front()->slot]) {
+    in_order.pop(&head);
+    lock.unlock();
+    complete(head);
+    lock.lock();
+  }
+  completing = false;
+}
+
 void Engine::Impl::run_completer() {
+  std::unique_lock lock(pipe_mu);
   for (;;) {
+    // Only the oldest batch may complete: that is what keeps completions in order.
+    complete_cv.wait(lock, [&] {
+      return (!in_order.empty() && crypted[in_order.front()->slot]) ||
+             (workers_done && in_order.empty());
+    });
     Batch* b = nullptr;
-    {
-      std::unique_lock lock(pipe_mu);
-      // Only the oldest batch may complete: that is what keeps completions in order.
-      complete_cv.wait(lock, [&] {
-        return (!in_order.empty() && crypted[in_order.front()->slot]) ||
-               (admit_done && in_order.empty());
-      });
-      if (!in_order.pop(&b)) return;
-    }
+    if (!in_order.pop(&b)) return;
+    lock.unlock();
     complete(b);
+    lock.lock();
   }
 }
 
@@ -177,10 +203,23 @@ Batch* Engine::Impl::admit() {
   // Sleeps without counting the sleep as admit time.
   auto sleep = [&](auto&& how) {
     busy_ns += engine::ns_since(busy_since);
-    admit_waiting = true;
+    ++admit_waiters;
     how();
-    admit_waiting = false;
+    --admit_waiters;
     busy_since = Clock::now();
+  };
+  // Under mu: the batch joins the completion order (admission order, since admission is
+  // serial under mu), and a sleeping worker is woken if more can be admitted right now.
+  auto emit_batch = [&](Batch& b) {
+    ++batches_in_flight;
+    {
+      std::lock_guard pipe(pipe_mu);
+      crypted[b.slot] = false;
+      in_order.push(&b);
+    }
+    const bool more = !ready_slots.empty() ||
+                      ((cursor != nullptr || !queued.empty()) && slots.any_free());
+    if (more && admit_waiters != 0 && !stopping) admit_cv.notify_one();
   };
 
   for (;;) {
@@ -188,8 +227,6 @@ Batch* Engine::Impl::admit() {
       // A submitted zero-copy slot needs no slot from the pool: it goes first.
       uint32_t zc;
       if (ready_slots.pop(&zc)) {
-        ++batches_in_flight;
-        lk.unlock();
         RequestRecord* r = &records[copy_records + zc];
         Batch& b = slots.batch(zc);
         b.reset();
@@ -206,6 +243,8 @@ Batch* Engine::Impl::admit() {
         b.part_count = 1;
         b.used = p.bytes;
         b.sector_count = p.sectors;
+        emit_batch(b);
+        lk.unlock();
         b.admit_ns = busy_ns + engine::ns_since(busy_since);
         return &b;
       }
@@ -287,7 +326,7 @@ Batch* Engine::Impl::admit() {
       }
     }
     open = nullptr;
-    ++batches_in_flight;
+    emit_batch(b);
     lk.unlock();
     b.admit_ns = busy_ns + engine::ns_since(busy_since);
     return &b;
@@ -349,7 +388,7 @@ void Engine::Impl::complete(Batch* b) {
       if (slot_waiters != 0) slot_cv.notify_one();
     }
     // Wakes admit for a freed slot, or to send a batch it was holding for company.
-    if (admit_waiting) admit_cv.notify_one();
+    if (admit_waiters != 0) admit_cv.notify_one();
   }
   counters.add(counters.complete_ns, engine::ns_since(t0));
 }
