@@ -253,7 +253,8 @@ Status Engine::remove_key(KeyHandle key) {
 
 // ---- copy requests ----
 
-Status Engine::Impl::validate_and_accept(const Request& req, bool blocking) {
+Status Engine::Impl::validate_and_accept(const Request& req, bool blocking,
+                                         engine::Batch** run_here) {
   if (Status s = validate_request(req); !s) return s;
   uint32_t key_index = 0;
   if (Status s = keys.acquire(req.key, &key_index); !s) return s;
@@ -311,8 +312,9 @@ Status Engine::Impl::validate_and_accept(const Request& req, bool blocking) {
   r.accepted = Clock::now();
   r.pending.store(1);
   r.status = Status();
-  queued.push(ri);
   ++accepted;
+  if (run_here != nullptr && (*run_here = admit_on_caller(&r)) != nullptr) return Status();
+  queued.push(ri);
   if (admit_waiters != 0) admit_cv.notify_one();
   return Status();
 }
@@ -507,7 +509,9 @@ Status Engine::crypt_sync(KeyHandle key, Direction dir, const SectorFormat& form
   r.callback = &SyncWait::on_done;
   r.user_context = &w;
   r.flush = true;
-  if (Status s = submit(r); !s) return s;
+  engine::Batch* run_here = nullptr;
+  if (Status s = impl_->validate_and_accept(r, true, &run_here); !s) return s;
+  if (run_here != nullptr) impl_->crypt_and_complete(run_here);  // idle: no hand-off
   return w.wait();
 }
 

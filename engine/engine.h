@@ -6,13 +6,14 @@
 // thread allocates heap memory; load is absorbed by backpressure (a full engine blocks
 // in submit() or answers would_block from try_submit()), never by allocation.
 //
-// Data flow: three stages on the engine's own threads, all started by create and
-// running until shutdown (see engine/pipeline.cc for why not a oneTBB pipeline):
-//   admit    (one thread, in order) take accepted requests in FIFO order, coalesce small
+// Data flow: three stages run by the engine's `threads` workers, all started by create
+// and running until shutdown (see engine/pipeline.cc for how, and why not oneTBB):
+//   admit    (serial, in order) take accepted requests in FIFO order, coalesce small
 //            ones and split large ones into batches of at most one slot each
-//   crypt    (`threads` workers)    run the backend over the batch (gather into the slot
+//   crypt    (parallel)         run the backend over the batch (gather into the slot
 //            where it must be staged, cipher, scatter)
-//   complete (one thread, in order) merge statuses, deliver completions, free the slot
+//   complete (serial, in order) merge statuses, deliver completions, free the slot
+// A worker takes its batch through all three; the CUDA backend adds one completer thread.
 //
 // COMPLETION ORDER: completions are delivered in admission order. Requests submitted
 // through submit()/try_submit() are admitted in the order they were accepted (FIFO over
@@ -68,7 +69,7 @@ enum class GpuAes { constant_time, table };
 
 struct EngineConfig {
   BackendKind backend = BackendKind::automatic;
-  unsigned threads = 0;                 // crypt worker threads; 0: hardware concurrency
+  unsigned threads = 0;                 // worker threads; 0: hardware concurrency
   std::size_t slot_count = 8;           // batch slots = pipeline tokens (>= 1)
   std::size_t slot_bytes = 1u << 20;    // bytes per slot: a multiple of 4096, >= 4096
   std::size_t request_capacity = 0;     // accepted-but-not-finished requests; 0: 8 * slots
@@ -162,6 +163,8 @@ struct EngineStats {
   uint64_t requests = 0;            // requests completed (any status)
   uint64_t requests_failed = 0;     // completed with a status other than ok
   uint64_t batches = 0;             // batches (slots) through the pipeline
+  uint64_t caller_batches = 0;      // of those, run by a crypt_sync() caller on its own
+                                    // thread (engine idle, request within one slot)
   uint64_t parts = 0;               // request parts in those batches
   uint64_t submit_waits = 0;        // submit()/acquire_slot() calls that had to block
   uint64_t submit_wait_ns = 0;      // total time they blocked

@@ -39,6 +39,7 @@ struct Engine::Impl {
   std::condition_variable record_cv;  // submit() waiting for a request record
   std::condition_variable slot_cv;    // acquire_slot() waiting for a slot
   std::condition_variable drain_cv;   // drain() waiting for completions
+  std::condition_variable in_flight_cv;  // shutdown waiting for batches_in_flight == 0
   engine::FixedStack<uint32_t> free_records;
   engine::FixedRing<uint32_t> queued;       // accepted copy requests, FIFO
   engine::FixedRing<uint32_t> ready_slots;  // submitted zero-copy slots
@@ -83,8 +84,18 @@ struct Engine::Impl {
   void run_worker();
   void run_completer();
   engine::Batch* admit();               // nullptr: stop
+  // Under mu, at admission: the engine is idle and the request fits one slot, so its
+  // batch is made here for the calling thread to run (crypt, complete) itself; a
+  // synchronous call then needs no thread hand-off at all. nullptr: queue it as usual.
+  engine::Batch* admit_on_caller(engine::RequestRecord* r);
+  void append_part(engine::Batch& b, engine::RequestRecord* r, uint64_t offset, uint64_t len);
+  void emit_batch(engine::Batch& b);    // under mu: into the completion order
   void crypt(engine::Batch* b);
   void crypted_in_order(engine::Batch* b);
+  void crypt_and_complete(engine::Batch* b) {
+    crypt(b);
+    crypted_in_order(b);
+  }
   void rerun_on_cpu(engine::Batch* b);
   void complete(engine::Batch* b);
   void deliver(engine::RequestRecord* r);
@@ -92,7 +103,10 @@ struct Engine::Impl {
   void free_record(engine::RequestRecord* r);
 
   // engine.cc
-  Status validate_and_accept(const Request& req, bool blocking);
+  // run_here: for synchronous calls; set to a batch the caller must crypt_and_complete()
+  // (admit_on_caller), else nullptr.
+  Status validate_and_accept(const Request& req, bool blocking,
+                             engine::Batch** run_here = nullptr);
 };
 
 namespace engine {

@@ -42,6 +42,7 @@ EngineStats EngineCounters::snapshot() const {
   s.requests = ld(requests);
   s.requests_failed = ld(requests_failed);
   s.batches = ld(batches);
+  s.caller_batches = ld(caller_batches);
   s.parts = ld(parts);
   s.submit_waits = ld(submit_waits);
   s.submit_wait_ns = ld(submit_wait_ns);

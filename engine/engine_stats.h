@@ -16,6 +16,7 @@ class EngineCounters {
   EngineStats snapshot() const;
 
   std::atomic<uint64_t> bytes{0}, requests{0}, requests_failed{0}, batches{0}, parts{0};
+  std::atomic<uint64_t> caller_batches{0};
   std::atomic<uint64_t> submit_waits{0}, submit_wait_ns{0}, would_block{0};
   std::atomic<uint64_t> admit_ns{0}, crypt_ns{0}, complete_ns{0};
   std::atomic<uint64_t> backend_failures{0}, cpu_fallbacks{0}, callback_exceptions{0};

@@ -135,6 +135,11 @@ void Engine::Impl::run_engine_thread() {
   run_worker();
   // Stopping: the other workers finish what they hold, complete it, and leave.
   for (unsigned i = 1; i < worker_count; ++i) workers[i].join();
+  {
+    // A synchronous caller may still be running a batch it admitted itself.
+    std::unique_lock lock(mu);
+    in_flight_cv.wait(lock, [&] { return batches_in_flight == 0 || dedicated_completer; });
+  }
   if (dedicated_completer) {
     {
       std::lock_guard lock(pipe_mu);
@@ -147,10 +152,7 @@ void Engine::Impl::run_engine_thread() {
 }
 
 void Engine::Impl::run_worker() {
-  while (Batch* b = admit()) {
-    crypt(b);
-    crypted_in_order(b);
-  }
+  while (Batch* b = admit()) crypt_and_complete(b);
 }
 
 // Marks the batch crypted, then completes the head of `in_order` for as long as it is
@@ -208,20 +210,6 @@ Batch* Engine::Impl::admit() {
     --admit_waiters;
     busy_since = Clock::now();
   };
-  // Under mu: the batch joins the completion order (admission order, since admission is
-  // serial under mu), and a sleeping worker is woken if more can be admitted right now.
-  auto emit_batch = [&](Batch& b) {
-    ++batches_in_flight;
-    {
-      std::lock_guard pipe(pipe_mu);
-      crypted[b.slot] = false;
-      in_order.push(&b);
-    }
-    const bool more = !ready_slots.empty() ||
-                      ((cursor != nullptr || !queued.empty()) && slots.any_free());
-    if (more && admit_waiters != 0 && !stopping) admit_cv.notify_one();
-  };
-
   for (;;) {
     if (open == nullptr) {
       // A submitted zero-copy slot needs no slot from the pool: it goes first.
@@ -231,18 +219,7 @@ Batch* Engine::Impl::admit() {
         Batch& b = slots.batch(zc);
         b.reset();
         b.zero_copy = true;
-        b.oldest = r->accepted;
-        Part& p = b.parts[0];
-        p.req = r;
-        p.req_offset = 0;
-        p.bytes = static_cast<uint32_t>(r->bytes);
-        p.slot_offset = 0;
-        p.first_sector = 0;
-        p.sectors = static_cast<uint32_t>(r->bytes / r->format.sector_size);
-        p.status = Status();
-        b.part_count = 1;
-        b.used = p.bytes;
-        b.sector_count = p.sectors;
+        append_part(b, r, 0, r->bytes);
         emit_batch(b);
         lk.unlock();
         b.admit_ns = busy_ns + engine::ns_since(busy_since);
@@ -281,17 +258,7 @@ Batch* Engine::Impl::admit() {
       }
       const uint64_t len = std::min<uint64_t>(cursor->bytes - cursor_offset, room / ss * ss);
       const bool last = cursor_offset + len == cursor->bytes;
-      Part& p = b.parts[b.part_count++];
-      p.req = cursor;
-      p.req_offset = cursor_offset;
-      p.bytes = static_cast<uint32_t>(len);
-      p.slot_offset = b.used;
-      p.first_sector = b.sector_count;
-      p.sectors = static_cast<uint32_t>(len / ss);
-      p.status = Status();
-      if (b.part_count == 1) b.oldest = cursor->accepted;
-      b.used += p.bytes;
-      b.sector_count += p.sectors;
+      append_part(b, cursor, cursor_offset, len);
       cursor_offset += len;
       if (!last) {
         cursor->pending.fetch_add(1);  // one more part; the request continues next batch
@@ -331,6 +298,49 @@ Batch* Engine::Impl::admit() {
     b.admit_ns = busy_ns + engine::ns_since(busy_since);
     return &b;
   }
+}
+
+void Engine::Impl::append_part(Batch& b, RequestRecord* r, uint64_t offset, uint64_t len) {
+  Part& p = b.parts[b.part_count++];
+  p.req = r;
+  p.req_offset = offset;
+  p.bytes = static_cast<uint32_t>(len);
+  p.slot_offset = b.used;
+  p.first_sector = b.sector_count;
+  p.sectors = static_cast<uint32_t>(len / r->format.sector_size);
+  p.status = Status();
+  if (b.part_count == 1) b.oldest = r->accepted;
+  b.used += p.bytes;
+  b.sector_count += p.sectors;
+}
+
+void Engine::Impl::emit_batch(Batch& b) {
+  ++batches_in_flight;
+  {
+    std::lock_guard pipe(pipe_mu);
+    crypted[b.slot] = false;
+    in_order.push(&b);
+  }
+  const bool more =
+      !ready_slots.empty() || ((cursor != nullptr || !queued.empty()) && slots.any_free());
+  if (more && admit_waiters != 0 && !stopping) admit_cv.notify_one();
+}
+
+Batch* Engine::Impl::admit_on_caller(RequestRecord* r) {
+  const bool idle = !stopping && !dedicated_completer && open == nullptr &&
+                    cursor == nullptr && queued.empty() && ready_slots.empty() &&
+                    batches_in_flight == 0 && slots.any_free() &&
+                    r->bytes <= slots.slot_bytes();
+  if (!idle) return nullptr;
+  uint32_t s = 0;
+  slots.take(&s);
+  slots.state(s) = SlotState::pipeline;
+  Batch& b = slots.batch(s);
+  b.reset();
+  append_part(b, r, 0, r->bytes);
+  emit_batch(b);
+  counters.add(counters.caller_batches, 1);
+  return &b;
 }
 
 void Engine::Impl::crypt(Batch* b) {
@@ -382,7 +392,7 @@ void Engine::Impl::complete(Batch* b) {
   }
   {
     std::lock_guard lock(mu);
-    --batches_in_flight;
+    if (--batches_in_flight == 0 && stopping) in_flight_cv.notify_all();
     if (!zero_copy) {
       slots.put(slot);
       if (slot_waiters != 0) slot_cv.notify_one();

@@ -281,6 +281,61 @@ TEST_F(EngineFaults, SlotReturnedOrSubmittedTwiceIsRefused) {
   expect_usable(*e, k);
 }
 
+// A crypt_sync() on an idle engine runs its batch on the calling thread. Held there (in
+// the fault hook), it keeps shutdown() from returning: shutdown means every accepted
+// request has completed, including those no worker ran.
+TEST_F(EngineFaults, ShutdownWaitsForABatchRunningOnASyncCaller) {
+  Watchdog w(std::chrono::seconds(60), "shutdown behind a caller-run batch");
+  auto e = make_engine(small_config());
+  const TestKey k = add_test_key(*e, 64, 9);
+  struct Gate {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool entered = false, open = false;
+    static bool hold(Point p, void* ctx) {
+      auto* g = static_cast<Gate*>(ctx);
+      if (p != Point::crypt_throw) return false;
+      std::unique_lock lock(g->mu);
+      g->entered = true;
+      g->cv.notify_all();
+      g->cv.wait(lock, [&] { return g->open; });
+      return false;
+    }
+  } gate;
+  engine::fault::set_hook(&Gate::hold, &gate);
+  const SectorFormat f{4096, IvMode::plain64, false};
+  const auto in = bytes_of(8192, 5);
+  std::vector<uint8_t> out(8192);
+  Status sync_status = Status::error(Errc::internal, "not run");
+  std::thread caller([&] {
+    sync_status = e->crypt_sync(k.handle, Direction::encrypt, f, 0, in.data(), out.data(), 8192);
+  });
+  {
+    std::unique_lock lock(gate.mu);
+    gate.cv.wait(lock, [&] { return gate.entered; });
+  }
+  EXPECT_EQ(e->stats().caller_batches, 1u);  // held on the caller, not on a worker
+  std::atomic<bool> shut{false};
+  std::thread stopper([&] {
+    e->shutdown();
+    shut.store(true);
+  });
+  // Shutdown must still be waiting: the held batch cannot complete before the gate opens.
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_FALSE(shut.load()) << "shutdown returned while an accepted request was running";
+  {
+    std::lock_guard lock(gate.mu);
+    gate.open = true;
+  }
+  gate.cv.notify_all();
+  caller.join();
+  stopper.join();
+  engine::fault::set_hook(nullptr, nullptr);
+  ASSERT_TRUE(sync_status.ok()) << sync_status.message();
+  EXPECT_EQ(out, reference(k.ref, Direction::encrypt, f, 0, in));
+  EXPECT_EQ(e->stats().requests, 1u);
+}
+
 // Random faults at every CPU-reachable point under load: every request completes
 // exactly once; each ok result is checked against the CPU kernels.
 TEST_F(EngineFaults, RandomFaultsUnderLoadLoseNothing) {
