@@ -4,6 +4,8 @@
 // is polled, so the ring can never overflow (and never needs to grow).
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -26,9 +28,10 @@ class CompletionQueue {
   // false only if the invariant above is broken.
   bool push(const Completion& c, uint32_t record);
 
-  // Moves up to max entries out; waits up to timeout (if > 0) for the first one.
-  // Returns how many.
-  std::size_t pop(Entry* out, std::size_t max, std::chrono::microseconds timeout);
+  // Moves up to max entries out; waits up to timeout (if > 0) for the first one, polling
+  // for the first min(timeout, spin_us) of it before sleeping. Returns how many.
+  std::size_t pop(Entry* out, std::size_t max, std::chrono::microseconds timeout,
+                  uint32_t spin_us = 0);
 
   // Wakes waiters for good: nothing more will be pushed.
   void close();
@@ -39,6 +42,7 @@ class CompletionQueue {
   FixedRing<Entry> ring_;
   bool closed_ = false;
   std::size_t waiters_ = 0;
+  std::atomic<std::size_t> size_{0};  // ring_.size(), readable without mu_ (polling)
 };
 
 }  // namespace sectorcrypt::engine

@@ -14,6 +14,7 @@
 
 #include "engine/cpu_backend.h"
 #include "engine/engine_impl.h"
+#include "engine/spin_wait.h"
 #include "host/gpu_devices.h"
 #ifdef SECTORCRYPT_HAVE_CUDA
 #include "engine/cuda_backend.h"
@@ -315,7 +316,7 @@ Status Engine::Impl::validate_and_accept(const Request& req, bool blocking,
   ++accepted;
   if (run_here != nullptr && (*run_here = admit_on_caller(&r)) != nullptr) return Status();
   queued.push(ri);
-  if (admit_waiters != 0) admit_cv.notify_one();
+  wake_admit();
   return Status();
 }
 
@@ -410,7 +411,7 @@ Status Engine::submit_slot(const SlotHandle& slot, const SlotRequest& req) {
   m.slots.state(slot.index) = SlotState::lent_submitted;
   m.ready_slots.push(slot.index);
   ++m.accepted;
-  if (m.admit_waiters != 0) m.admit_cv.notify_one();
+  m.wake_admit();
   return Status();
 }
 
@@ -427,7 +428,7 @@ Status Engine::release_slot(const SlotHandle& slot) {
                              ? "(its request is still running)" : "");
   }
   m.slots.put(slot.index);
-  if (m.admit_waiters != 0) m.admit_cv.notify_one();
+  m.wake_admit();
   if (m.slot_waiters != 0) m.slot_cv.notify_one();
   return Status();
 }
@@ -441,7 +442,8 @@ static std::size_t poll_impl(Engine::Impl& m, Completion* out, std::size_t max,
   engine::CompletionQueue::Entry chunk[16];
   while (n < max) {
     const std::size_t got =
-        m.cq.pop(chunk, std::min<std::size_t>(16, max - n), n == 0 ? first_wait : std::chrono::microseconds(0));
+        m.cq.pop(chunk, std::min<std::size_t>(16, max - n),
+                 n == 0 ? first_wait : std::chrono::microseconds(0), m.cfg.idle_spin_us);
     if (got == 0) break;
     for (std::size_t i = 0; i < got; ++i) {
       out[n++] = chunk[i].completion;
@@ -469,6 +471,7 @@ struct SyncWait {
   std::mutex mu;
   std::condition_variable cv;
   bool done = false;
+  std::atomic<bool> posted{false};  // `done`, readable without mu (polling)
   Status status;
 
   static void on_done(const Status& s, void* ctx) {
@@ -476,9 +479,12 @@ struct SyncWait {
     std::lock_guard lock(w->mu);
     w->status = s;
     w->done = true;
+    w->posted.store(true, std::memory_order_release);
     w->cv.notify_one();
   }
-  Status wait() {
+  // Polls for spin_us first (engine/spin_wait.h), then sleeps.
+  Status wait(uint32_t spin_us = 0) {
+    (void)engine::spin_until([&] { return posted.load(std::memory_order_acquire); }, spin_us);
     std::unique_lock lock(mu);
     cv.wait(lock, [&] { return done; });
     return status;
@@ -512,7 +518,7 @@ Status Engine::crypt_sync(KeyHandle key, Direction dir, const SectorFormat& form
   engine::Batch* run_here = nullptr;
   if (Status s = impl_->validate_and_accept(r, true, &run_here); !s) return s;
   if (run_here != nullptr) impl_->crypt_and_complete(run_here);  // idle: no hand-off
-  return w.wait();
+  return w.wait(impl_->cfg.idle_spin_us);
 }
 
 namespace {
@@ -659,7 +665,7 @@ Status Engine::drain() {
   std::unique_lock lk(m.mu);
   const uint64_t target = m.accepted;
   ++m.drain_waiters;
-  if (m.admit_waiters != 0) m.admit_cv.notify_one();  // send a partly filled batch now
+  m.wake_admit();  // send a partly filled batch now
   m.drain_cv.wait(lk, [&] { return m.delivered.load() >= target; });
   --m.drain_waiters;
   return Status();
@@ -670,6 +676,7 @@ void Engine::shutdown() {
   {
     std::lock_guard lk(m.mu);
     m.stopping = true;
+    m.work_epoch.fetch_add(1, std::memory_order_relaxed);
     m.admit_cv.notify_all();
     m.record_cv.notify_all();
     m.slot_cv.notify_all();

@@ -76,6 +76,9 @@ struct EngineConfig {
   std::size_t max_parts_per_batch = 0;  // requests coalesced into one slot; 0: min(B/512, 256)
   std::size_t key_capacity = 64;        // key table entries (>= 1)
   uint32_t flush_deadline_us = 100;     // a partly filled batch waits at most this long
+  uint32_t idle_spin_us = 50;           // a worker out of work polls for more this long
+                                        // before it sleeps (waking a sleeping thread costs
+                                        // tens of us on a VM); 0: sleep at once
   bool idle_flush = true;               // no batch in flight: send a partly filled batch at
                                         // once (coalescing only pays while the pipeline is
                                         // busy; waiting at idle is pure latency)

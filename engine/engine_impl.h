@@ -45,6 +45,13 @@ struct Engine::Impl {
   engine::FixedRing<uint32_t> ready_slots;  // submitted zero-copy slots
   bool stopping = false;
   uint32_t admit_waiters = 0;      // workers asleep in admit()
+  // Moves whenever admission may have something new (work, a slot, a flush, shutdown):
+  // what an idle worker polls, without mu, before it sleeps (EngineConfig::idle_spin_us).
+  std::atomic<uint64_t> work_epoch{0};
+  void wake_admit() {  // under mu
+    work_epoch.fetch_add(1, std::memory_order_relaxed);
+    if (admit_waiters != 0) admit_cv.notify_one();
+  }
   uint32_t record_waiters = 0, slot_waiters = 0, drain_waiters = 0;
   uint32_t batches_in_flight = 0;  // emitted by admit, not yet completed
   uint64_t accepted = 0;
@@ -84,6 +91,7 @@ struct Engine::Impl {
   void run_worker();
   void run_completer();
   engine::Batch* admit();               // nullptr: stop
+  bool spin_for_work(std::unique_lock<std::mutex>& lk);  // true: work_epoch moved
   // Under mu, at admission: the engine is idle and the request fits one slot, so its
   // batch is made here for the calling thread to run (crypt, complete) itself; a
   // synchronous call then needs no thread hand-off at all. nullptr: queue it as usual.

@@ -39,6 +39,7 @@
 
 #include "engine/engine_impl.h"
 #include "engine/fault_injection.h"
+#include "engine/spin_wait.h"
 
 namespace sectorcrypt {
 namespace engine {
@@ -202,6 +203,7 @@ Batch* Engine::Impl::admit() {
   const auto deadline_span = std::chrono::microseconds(cfg.flush_deadline_us);
   Clock::time_point busy_since = Clock::now();
   uint64_t busy_ns = 0;
+  bool spun = false;  // polled for work since last sleeping
   // Sleeps without counting the sleep as admit time.
   auto sleep = [&](auto&& how) {
     busy_ns += engine::ns_since(busy_since);
@@ -227,7 +229,17 @@ Batch* Engine::Impl::admit() {
       }
       if (stopping) return nullptr;  // leftovers are cancelled once in-flight work is done
       if ((cursor == nullptr && queued.empty()) || !slots.any_free()) {
+        // Out of work (or slots): poll briefly, then sleep. The poll ends by looking
+        // again under mu, so a wake-up that came while it polled is not lost.
+        if (!spun && cfg.idle_spin_us != 0) {
+          spun = true;
+          busy_ns += engine::ns_since(busy_since);  // polling is idle time, not admission
+          if (spin_for_work(lk)) spun = false;
+          busy_since = Clock::now();
+          continue;
+        }
         sleep([&] { admit_cv.wait(lk); });
+        spun = false;
         continue;
       }
       uint32_t s = 0;
@@ -298,6 +310,18 @@ Batch* Engine::Impl::admit() {
     b.admit_ns = busy_ns + engine::ns_since(busy_since);
     return &b;
   }
+}
+
+// Polls work_epoch, without mu, for up to idle_spin_us (engine/spin_wait.h): a worker
+// still polling when the next request arrives starts at once, and the submitter skips
+// the wake-up syscall (no sleeper to notify).
+bool Engine::Impl::spin_for_work(std::unique_lock<std::mutex>& lk) {
+  const uint64_t seen = work_epoch.load(std::memory_order_relaxed);
+  lk.unlock();
+  const bool moved = engine::spin_until(
+      [&] { return work_epoch.load(std::memory_order_relaxed) != seen; }, cfg.idle_spin_us);
+  lk.lock();
+  return moved;
 }
 
 void Engine::Impl::append_part(Batch& b, RequestRecord* r, uint64_t offset, uint64_t len) {
@@ -398,7 +422,7 @@ void Engine::Impl::complete(Batch* b) {
       if (slot_waiters != 0) slot_cv.notify_one();
     }
     // Wakes admit for a freed slot, or to send a batch it was holding for company.
-    if (admit_waiters != 0) admit_cv.notify_one();
+    wake_admit();
   }
   counters.add(counters.complete_ns, engine::ns_since(t0));
 }
