@@ -57,7 +57,7 @@ namespace sectorcrypt {
 
 enum class BackendKind {
   automatic,  // the GPU when discover_gpus().usable(), else the CPU
-  cpu,        // cpu::xts_crypt_sectors / xts_crypt_gathered on the crypt workers
+  cpu,        // cpu::xts_crypt_sectors / xts_crypt_gathered on the workers
   cuda,       // H2D -> cuda::launch_xts -> D2H per slot, on the slot's stream
 };
 const char* backend_kind_name(BackendKind kind);  // "auto", "cpu", "cuda"

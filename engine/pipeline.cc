@@ -2,8 +2,9 @@
 // started at create and running until shutdown.
 //
 //   admit    serial (under mu): take accepted requests FIFO, coalesce and split them
-//            into the next free slot's batch; an idle worker sleeps on a condition
-//            variable (no spinning) for work, a slot, or the flush deadline
+//            into the next free slot's batch; an idle worker polls for up to
+//            idle_spin_us, then sleeps on a condition variable for work, a slot, or
+//            the flush deadline
 //   crypt    parallel: backend->crypt (gather, cipher, CPU scatter)
 //   complete serial, in admission order: backend->finish, statuses, completions, the
 //            slot back to the pool (the credit returns)
