@@ -445,10 +445,8 @@ static std::size_t poll_impl(Engine::Impl& m, Completion* out, std::size_t max,
         m.cq.pop(chunk, std::min<std::size_t>(16, max - n),
                  n == 0 ? first_wait : std::chrono::microseconds(0), m.cfg.idle_spin_us);
     if (got == 0) break;
-    for (std::size_t i = 0; i < got; ++i) {
-      out[n++] = chunk[i].completion;
-      m.free_record(&m.records[chunk[i].record]);
-    }
+    for (std::size_t i = 0; i < got; ++i) out[n++] = chunk[i].completion;
+    m.free_polled_records(chunk, got);
   }
   return n;
 }

@@ -52,7 +52,8 @@ struct Engine::Impl {
     work_epoch.fetch_add(1, std::memory_order_relaxed);
     if (admit_waiters != 0) admit_cv.notify_one();
   }
-  uint32_t record_waiters = 0, slot_waiters = 0, drain_waiters = 0;
+  uint32_t record_waiters = 0, slot_waiters = 0;
+  std::atomic<uint32_t> drain_waiters{0};  // changed under mu; read without it by deliver
   uint32_t batches_in_flight = 0;  // emitted by admit, not yet completed
   uint64_t accepted = 0;
   std::atomic<uint64_t> delivered{0};
@@ -108,7 +109,8 @@ struct Engine::Impl {
   void complete(engine::Batch* b);
   void deliver(engine::RequestRecord* r);
   void cancel_leftovers();
-  void free_record(engine::RequestRecord* r);
+  // poll(): the records of polled completions, freed under one lock.
+  void free_polled_records(const engine::CompletionQueue::Entry* e, std::size_t n);
 
   // engine.cc
   // run_here: for synchronous calls; set to a batch the caller must crypt_and_complete()

@@ -468,22 +468,29 @@ void Engine::Impl::deliver(RequestRecord* r) {
     // The record is freed by poll(), so the ring (one entry per record) cannot overflow.
     (void)cq.push(c, r->index);
   }
-  std::lock_guard lock(mu);
   if (!posted && !zero_copy) {
+    std::lock_guard lock(mu);
     free_records.push(r->index);
     if (record_waiters != 0) record_cv.notify_one();
   }
+  // drain() raises drain_waiters before it reads `delivered` (both seq_cst), so either it
+  // sees this completion or this sees it waiting: no lost wake-up, and no lock taken
+  // when nobody drains.
   delivered.fetch_add(1);
-  if (drain_waiters != 0) drain_cv.notify_all();
+  if (drain_waiters.load() != 0) {
+    std::lock_guard lock(mu);
+    drain_cv.notify_all();
+  }
 }
 
-void Engine::Impl::free_record(RequestRecord* r) {
+void Engine::Impl::free_polled_records(const engine::CompletionQueue::Entry* e, std::size_t n) {
   std::lock_guard lock(mu);
-  r->awaiting_poll = false;
-  if (r->zero_copy_slot == UINT32_MAX) {
-    free_records.push(r->index);
-    if (record_waiters != 0) record_cv.notify_one();
+  for (std::size_t i = 0; i < n; ++i) {
+    RequestRecord& r = records[e[i].record];
+    r.awaiting_poll = false;
+    if (r.zero_copy_slot == UINT32_MAX) free_records.push(r.index);
   }
+  if (record_waiters != 0) record_cv.notify_all();
 }
 
 void Engine::Impl::cancel_leftovers() {
