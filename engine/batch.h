@@ -34,6 +34,10 @@ struct RequestRecord {
   void* user_context = nullptr;
   bool post_completion = false;
   bool flush = false;
+  // crypt_sync only: called (with user_context, on a worker, before the crypt) once the
+  // request's last part is in a batch, so a sleeping caller can wake and poll for the
+  // end while that batch runs instead of being woken after it (engine/engine.cc).
+  void (*last_part_admitted)(void* ctx) = nullptr;
   uint32_t zero_copy_slot = UINT32_MAX;  // the lent slot for submit_slot requests
   bool awaiting_poll = false;            // posted, not yet taken by poll() (guarded by mu)
   Clock::time_point accepted;
@@ -87,8 +91,10 @@ struct Batch {
 
   Clock::time_point oldest;        // acceptance time of the first part's request
   uint64_t admit_ns = 0;
+  RequestRecord* last_part_of = nullptr;  // a request to tell last_part_admitted, or null
 
   void reset() {
+    last_part_of = nullptr;
     part_count = 0;
     used = 0;
     sector_count = 0;

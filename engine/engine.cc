@@ -255,7 +255,8 @@ Status Engine::remove_key(KeyHandle key) {
 // ---- copy requests ----
 
 Status Engine::Impl::validate_and_accept(const Request& req, bool blocking,
-                                         engine::Batch** run_here) {
+                                         engine::Batch** run_here,
+                                         void (*last_part_admitted)(void*)) {
   if (Status s = validate_request(req); !s) return s;
   uint32_t key_index = 0;
   if (Status s = keys.acquire(req.key, &key_index); !s) return s;
@@ -310,6 +311,7 @@ Status Engine::Impl::validate_and_accept(const Request& req, bool blocking,
   r.user_context = req.user_context;
   r.post_completion = req.post_completion;
   r.flush = req.flush;
+  r.last_part_admitted = last_part_admitted;
   r.accepted = Clock::now();
   r.pending.store(1);
   r.status = Status();
@@ -405,6 +407,7 @@ Status Engine::submit_slot(const SlotHandle& slot, const SlotRequest& req) {
   r.user_context = req.user_context;
   r.post_completion = req.post_completion;
   r.flush = true;
+  r.last_part_admitted = nullptr;
   r.accepted = Clock::now();
   r.pending.store(1);
   r.status = Status();
@@ -469,6 +472,7 @@ struct SyncWait {
   std::mutex mu;
   std::condition_variable cv;
   bool done = false;
+  bool last_part_running = false;
   std::atomic<bool> posted{false};  // `done`, readable without mu (polling)
   Status status;
 
@@ -480,12 +484,37 @@ struct SyncWait {
     w->posted.store(true, std::memory_order_release);
     w->cv.notify_one();
   }
-  // Polls for spin_us first (engine/spin_wait.h), then sleeps.
-  Status wait(uint32_t spin_us = 0) {
-    (void)engine::spin_until([&] { return posted.load(std::memory_order_acquire); }, spin_us);
+  // The request's last batch is about to run: wake now, while it runs, so the caller is
+  // polling when it completes (a wake after it would add the sleeping vCPU's wake-up to
+  // the call).
+  static void on_last_part(void* ctx) {
+    auto* w = static_cast<SyncWait*>(ctx);
+    std::lock_guard lock(w->mu);
+    w->last_part_running = true;
+    w->cv.notify_one();
+  }
+  // For reuse (crypt_fd's window): back to not done.
+  void reset() {
+    std::lock_guard lock(mu);
+    done = false;
+    last_part_running = false;
+    posted.store(false, std::memory_order_relaxed);
+    status = Status();
+  }
+  // Polls for spin_us (engine/spin_wait.h), then sleeps until done, or until the last
+  // part runs and then polls again.
+  Status wait(uint32_t spin_us) {
+    auto is_posted = [&] { return posted.load(std::memory_order_acquire); };
+    (void)engine::spin_until(is_posted, spin_us);
     std::unique_lock lock(mu);
-    cv.wait(lock, [&] { return done; });
-    return status;
+    for (;;) {
+      cv.wait(lock, [&] { return done || last_part_running; });
+      if (done) return status;
+      last_part_running = false;
+      lock.unlock();
+      (void)engine::spin_until(is_posted, spin_us);
+      lock.lock();
+    }
   }
 };
 
@@ -514,7 +543,9 @@ Status Engine::crypt_sync(KeyHandle key, Direction dir, const SectorFormat& form
   r.user_context = &w;
   r.flush = true;
   engine::Batch* run_here = nullptr;
-  if (Status s = impl_->validate_and_accept(r, true, &run_here); !s) return s;
+  if (Status s = impl_->validate_and_accept(r, true, &run_here, &SyncWait::on_last_part); !s) {
+    return s;
+  }
   if (run_here != nullptr) impl_->crypt_and_complete(run_here);  // idle: no hand-off
   return w.wait(impl_->cfg.idle_spin_us);
 }
@@ -601,7 +632,7 @@ Status Engine::crypt_fd(KeyHandle key, Direction dir, const SectorFormat& format
 
   auto retire_oldest = [&]() {
     Inflight& f = window[head];
-    Status s = f.wait.wait();
+    Status s = f.wait.wait(impl_->cfg.idle_spin_us);
     if (s.ok() && result.ok()) {
       s = write_full(out_fd, f.slot.data, f.len, out_offset + static_cast<off_t>(f.offset));
     }
@@ -619,11 +650,7 @@ Status Engine::crypt_fd(KeyHandle key, Direction dir, const SectorFormat& format
     Inflight& f = window[(head + count) % kWindow];
     f.offset = issued;
     f.len = static_cast<std::size_t>(std::min<uint64_t>(chunk_max, bytes - issued));
-    {
-      std::lock_guard lock(f.wait.mu);
-      f.wait.done = false;
-      f.wait.status = Status();
-    }
+    f.wait.reset();
     if (Status s = acquire_slot(&f.slot); !s) {
       result = s;
       break;

@@ -113,10 +113,12 @@ struct Engine::Impl {
   void free_polled_records(const engine::CompletionQueue::Entry* e, std::size_t n);
 
   // engine.cc
-  // run_here: for synchronous calls; set to a batch the caller must crypt_and_complete()
-  // (admit_on_caller), else nullptr.
+  // For synchronous calls: run_here is set to a batch the caller must
+  // crypt_and_complete() (admit_on_caller), else nullptr; last_part_admitted goes into
+  // the record (batch.h).
   Status validate_and_accept(const Request& req, bool blocking,
-                             engine::Batch** run_here = nullptr);
+                             engine::Batch** run_here = nullptr,
+                             void (*last_part_admitted)(void*) = nullptr);
 };
 
 namespace engine {

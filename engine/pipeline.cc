@@ -154,7 +154,11 @@ void Engine::Impl::run_engine_thread() {
 }
 
 void Engine::Impl::run_worker() {
-  while (Batch* b = admit()) crypt_and_complete(b);
+  while (Batch* b = admit()) {
+    // The request cannot complete before this batch does, so its record is still live.
+    if (RequestRecord* r = b->last_part_of) r->last_part_admitted(r->user_context);
+    crypt_and_complete(b);
+  }
 }
 
 // Marks the batch crypted, then completes the head of `in_order` for as long as it is
@@ -279,6 +283,7 @@ Batch* Engine::Impl::admit() {
         break;
       }
       if (cursor->flush) emit = true;
+      if (cursor->last_part_admitted != nullptr) b.last_part_of = cursor;
       cursor = nullptr;  // its admission reference now rides on its last part
     }
 
