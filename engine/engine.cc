@@ -327,6 +327,16 @@ Status Engine::try_submit(const Request& req) { return impl_->validate_and_accep
 
 // ---- zero-copy ----
 
+// Under mu: the handle is for an earlier lending of its slot (released, then lent again).
+static Status stale_slot_handle(Engine::Impl& m, const SlotHandle& slot) {
+  const uint32_t now = m.slots.generation(slot.index);
+  if (slot.generation == now) return Status();
+  return Status::error(Errc::invalid_buffer,
+                       "stale slot handle: slot %u was released and lent again since "
+                       "(handle generation %u, slot now at %u)",
+                       slot.index, slot.generation, now);
+}
+
 static Status acquire_slot_impl(Engine::Impl& m, SlotHandle* slot, bool blocking) {
   if (slot == nullptr) return Status::error(Errc::invalid_buffer, "acquire_slot: slot is null");
   std::unique_lock lk(m.mu);
@@ -348,6 +358,7 @@ static Status acquire_slot_impl(Engine::Impl& m, SlotHandle* slot, bool blocking
   uint32_t s = 0;
   m.slots.take(&s);
   m.slots.state(s) = SlotState::lent;
+  slot->generation = ++m.slots.generation(s);
   slot->index = s;
   slot->data = m.slots.batch(s).data;
   slot->capacity = m.slots.slot_bytes();
@@ -381,6 +392,8 @@ Status Engine::submit_slot(const SlotHandle& slot, const SlotRequest& req) {
   RequestRecord& r = m.records[m.copy_records + slot.index];
   if (m.stopping) {
     err = shut_down_status();
+  } else if (Status stale = stale_slot_handle(m, slot); !stale) {
+    err = stale;
   } else if (m.slots.state(slot.index) != SlotState::lent) {
     err = Status::error(Errc::invalid_buffer, "slot %u is not lent to the caller %s",
                         slot.index,
@@ -424,6 +437,7 @@ Status Engine::release_slot(const SlotHandle& slot) {
     return Status::error(Errc::invalid_buffer, "not a slot of this engine");
   }
   std::lock_guard lk(m.mu);
+  if (Status stale = stale_slot_handle(m, slot); !stale) return stale;
   if (m.slots.state(slot.index) != SlotState::lent) {
     return Status::error(Errc::invalid_buffer, "slot %u is not lent to the caller %s",
                          slot.index,

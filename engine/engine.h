@@ -127,6 +127,10 @@ struct SlotHandle {
   uint32_t index = UINT32_MAX;
   uint8_t* data = nullptr;
   std::size_t capacity = 0;  // == EngineConfig::slot_bytes
+  // Which lending of the slot this handle is for. A copy kept after release_slot() is
+  // refused (invalid_buffer, "stale") once the slot has been lent to someone else, so a
+  // second release cannot take another owner's slot away from it.
+  uint32_t generation = 0;
 };
 
 struct SlotRequest {

@@ -22,6 +22,7 @@ Status SlotPool::init(std::size_t count, std::size_t slot_bytes, std::size_t max
   out_ptrs_ = std::make_unique<uint8_t*[]>(count * sectors);
   staged_ = std::make_unique<uint8_t[]>(count * sectors);
   state_ = std::make_unique<SlotState[]>(count);
+  generation_ = std::make_unique<uint32_t[]>(count);  // zeroed
   free_.init(count);
   for (std::size_t i = count; i-- > 0;) {
     Batch& b = batches_[i];

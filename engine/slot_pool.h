@@ -39,6 +39,8 @@ class SlotPool {
   }
   bool any_free() const { return !free_.empty(); }
   SlotState& state(uint32_t slot) { return state_[slot]; }
+  // Bumped each time the slot is lent (acquire_slot); handles carry the value they got.
+  uint32_t& generation(uint32_t slot) { return generation_[slot]; }
 
  private:
   std::size_t count_ = 0, slot_bytes_ = 0;
@@ -49,6 +51,7 @@ class SlotPool {
   std::unique_ptr<uint8_t*[]> out_ptrs_;
   std::unique_ptr<uint8_t[]> staged_;
   std::unique_ptr<SlotState[]> state_;
+  std::unique_ptr<uint32_t[]> generation_;
   FixedStack<uint32_t> free_;
 };
 

@@ -166,6 +166,29 @@ const std::vector<BadClass>& classes() {
          EXPECT_TRUE(f.e->release_slot(h).ok());
          return f.e->release_slot(h);
        }},
+      {"handle", "slot handle kept after release, slot lent again", Errc::invalid_buffer,
+       "stale slot handle",
+       [](Fixture& f) {
+         SlotHandle old_h, new_h;
+         EXPECT_TRUE(f.e->acquire_slot(&old_h).ok());
+         EXPECT_TRUE(f.e->release_slot(old_h).ok());
+         // Take every slot, so the old handle's slot is lent to the new owner for sure.
+         std::vector<SlotHandle> all;
+         SlotHandle h;
+         while (f.e->try_acquire_slot(&h).ok()) all.push_back(h);
+         for (const SlotHandle& x : all) {
+           if (x.index == old_h.index) new_h = x;
+         }
+         EXPECT_EQ(new_h.index, old_h.index);
+         EXPECT_NE(new_h.generation, old_h.generation);
+         const Status release_old = f.e->release_slot(old_h);  // must not free new_h's slot
+         SlotRequest sr;
+         sr.key = f.key;
+         sr.bytes = 512;
+         EXPECT_EQ(f.e->submit_slot(old_h, sr).code(), Errc::invalid_buffer);
+         for (const SlotHandle& x : all) EXPECT_TRUE(f.e->release_slot(x).ok());  // all still lent
+         return release_old;
+       }},
       {"length", "zero-copy over the slot's capacity", Errc::invalid_length, "",
        [](Fixture& f) {
          SlotHandle h;
