@@ -258,14 +258,16 @@ class Engine {
   //
   // RETURN VALUE: ok (exactly one completion follows); invalid_key, invalid_format,
   // invalid_length (bytes 0, not whole sectors, > capacity), invalid_buffer (not a slot
-  // lent to the caller, or already submitted; misaligned start), shut_down. On error
+  // lent to the caller, already submitted, or a stale handle; misaligned start),
+  // shut_down. On error
   // the slot is still lent and its data untouched.
   // THREAD SAFETY: any thread.
   Status submit_slot(const SlotHandle& slot, const SlotRequest& req);
 
   // Returns a lent slot to the pool (not while submitted and not yet completed).
   //
-  // RETURN VALUE: ok; invalid_buffer (not lent, or its request is still running).
+  // RETURN VALUE: ok; invalid_buffer (not lent, its request is still running, or a stale
+  // handle: the slot was released and lent again since).
   // THREAD SAFETY: any thread, including callbacks.
   Status release_slot(const SlotHandle& slot);
 
