@@ -259,8 +259,7 @@ class Engine {
   // RETURN VALUE: ok (exactly one completion follows); invalid_key, invalid_format,
   // invalid_length (bytes 0, not whole sectors, > capacity), invalid_buffer (not a slot
   // lent to the caller, already submitted, or a stale handle; misaligned start),
-  // shut_down. On error
-  // the slot is still lent and its data untouched.
+  // shut_down. On error the slot is still lent and its data untouched.
   // THREAD SAFETY: any thread.
   Status submit_slot(const SlotHandle& slot, const SlotRequest& req);
 
