@@ -9,6 +9,16 @@ struct Job {
   std::vector<uint8_t> in, out, want;
   iovec sv{}, dv{};
   CompletionLog::Ctx ctx{};
+
+  // Random input, output poisoned (so a cancelled request is seen untouched), iovecs.
+  void prepare(std::size_t bytes, uint64_t seed, CompletionLog* log, std::size_t id,
+               uint8_t poison = 0xcd) {
+    in = bytes_of(bytes, seed);
+    out.assign(bytes, poison);
+    sv = {in.data(), in.size()};
+    dv = {out.data(), out.size()};
+    ctx = {log, id};
+  }
 };
 
 Request request_for(Job& j, const TestKey& k, const SectorFormat& f, uint64_t start) {
@@ -39,12 +49,8 @@ TEST(EngineLifecycle, ShutdownWithRequestsInFlight) {
   Watchdog dog(std::chrono::seconds(60), "shutdown with requests in flight");
   for (std::size_t i = 0; i < n; ++i) {
     Job& j = jobs[i];
-    j.in = bytes_of(512 * (1 + i % 200), i);  // up to 100 KiB: many split
-    j.out.assign(j.in.size(), 0xcd);
+    j.prepare(512 * (1 + i % 200), i, &log, i);  // up to 100 KiB: many split
     j.want = reference(k.ref, Direction::encrypt, f, i, j.in);
-    j.sv = {j.in.data(), j.in.size()};
-    j.dv = {j.out.data(), j.out.size()};
-    j.ctx = {&log, i};
   }
   // Submit everything, then shut down at once: some run, the rest are cancelled.
   for (std::size_t i = 0; i < n; ++i) ASSERT_TRUE(e->submit(request_for(jobs[i], k, f, i)).ok());
@@ -66,12 +72,8 @@ TEST(EngineLifecycle, ShutdownWithRequestsInFlight) {
   std::printf("shutdown: %zu completed ok, %zu cancelled\n", ok, cancelled);
   // After shutdown: refused, and idempotent.
   Job late;
-  late.in = bytes_of(512, 9);
-  late.out.assign(512, 0xcd);
-  late.sv = {late.in.data(), 512};
-  late.dv = {late.out.data(), 512};
   CompletionLog late_log(1);
-  late.ctx = {&late_log, 0};
+  late.prepare(512, 9, &late_log, 0);
   EXPECT_EQ(e->submit(request_for(late, k, f, 0)).code(), Errc::shut_down);
   EXPECT_EQ(e->try_submit(request_for(late, k, f, 0)).code(), Errc::shut_down);
   SlotHandle slot;
@@ -98,11 +100,7 @@ TEST(EngineLifecycle, ShutdownCancelsQueuedRequests) {
   std::vector<Job> jobs(n);
   Watchdog dog(std::chrono::seconds(30), "shutdown cancelling queued requests");
   for (std::size_t i = 0; i < n; ++i) {
-    jobs[i].in = bytes_of(512 * (1 + i), i);
-    jobs[i].out.assign(jobs[i].in.size(), 0xcd);
-    jobs[i].sv = {jobs[i].in.data(), jobs[i].in.size()};
-    jobs[i].dv = {jobs[i].out.data(), jobs[i].out.size()};
-    jobs[i].ctx = {&log, i};
+    jobs[i].prepare(512 * (1 + i), i, &log, i);
     Request r = request_for(jobs[i], k, f, 0);
     r.post_completion = true;
     ASSERT_TRUE(e->submit(r).ok());
@@ -139,13 +137,7 @@ TEST(EngineLifecycle, ShutdownWakesBlockedSubmitters) {
   Watchdog dog(std::chrono::seconds(30), "shutdown waking submitters");
   CompletionLog log(5);
   std::vector<Job> jobs(5);
-  for (std::size_t i = 0; i < 5; ++i) {
-    jobs[i].in = bytes_of(512, i);
-    jobs[i].out.assign(512, 0xcd);
-    jobs[i].sv = {jobs[i].in.data(), 512};
-    jobs[i].dv = {jobs[i].out.data(), 512};
-    jobs[i].ctx = {&log, i};
-  }
+  for (std::size_t i = 0; i < 5; ++i) jobs[i].prepare(512, i, &log, i);
   ASSERT_TRUE(e->submit(request_for(jobs[0], k, f, 0)).ok());
   EXPECT_EQ(e->try_submit(request_for(jobs[1], k, f, 0)).code(), Errc::would_block);
   std::vector<std::thread> blocked;
@@ -179,12 +171,8 @@ TEST(EngineLifecycle, DestructorCompletesBatchedAndCancelsTheRest) {
     const SectorFormat f{4096, IvMode::plain64, false};
     for (std::size_t i = 0; i < n; ++i) {
       Job& j = jobs[i];
-      j.in = bytes_of(4096 * (1 + i % 20), i);
-      j.out.assign(j.in.size(), 0xcd);
+      j.prepare(4096 * (1 + i % 20), i, &log, i);
       j.want = reference(k.ref, Direction::encrypt, f, 8 * i, j.in);
-      j.sv = {j.in.data(), j.in.size()};
-      j.dv = {j.out.data(), j.out.size()};
-      j.ctx = {&log, i};
       ASSERT_TRUE(e->submit(request_for(j, k, f, 8 * i)).ok()) << i;
     }
   }  // ~Engine
@@ -222,11 +210,8 @@ TEST(EngineLifecycle, ShutdownFromCallbackThenDestructorIsSafe) {
     const SectorFormat f{4096, IvMode::plain64, false};
     for (std::size_t i = 0; i < n; ++i) {
       Job& j = jobs[i];
-      j.in = bytes_of(4096 * (1 + i % 20), i);
-      j.out.assign(j.in.size(), 0);
-      j.sv = {j.in.data(), j.in.size()};
-      j.dv = {j.out.data(), j.out.size()};
-      ctx[i] = {e.get(), {&log, i}, &triggered};
+      j.prepare(4096 * (1 + i % 20), i, &log, i);
+      ctx[i] = {e.get(), j.ctx, &triggered};
       Request r = request_for(j, k, f, 8 * i);
       r.flush = i == trigger;  // send request 10 now rather than at a deadline
       r.user_context = &ctx[i];
