@@ -6,7 +6,9 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <mutex>
+#include <new>
 #include <random>
 #include <stdexcept>
 
@@ -27,6 +29,9 @@ double since(Clock::time_point t0) {
 void FreeDeleter::operator()(uint8_t* p) const { std::free(p); }
 
 Buffer make_buffer(std::size_t bytes, uint64_t seed) {
+  // Rounding up near SIZE_MAX would wrap to a tiny buffer that the caller then overruns
+  // (bench --buffer-size / compare --batch-sizes 18446744073709551104 did).
+  if (bytes > std::numeric_limits<std::size_t>::max() - 4095) throw std::bad_alloc();
   const std::size_t rounded = (std::max<std::size_t>(bytes, 1) + 4095) / 4096 * 4096;
   Buffer b(static_cast<uint8_t*>(std::aligned_alloc(4096, rounded)));
   if (!b) throw std::bad_alloc();

@@ -7,7 +7,9 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <memory>
+#include <new>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -164,6 +166,7 @@ int run_compare(const CompareOptions& o) {
   Buffer input = make_buffer(max_batch, 42);
   Buffer expect = make_buffer(max_batch, 0);
   Buffer got = make_buffer(max_batch, 0);
+  if (max_batch > std::numeric_limits<std::size_t>::max() / o.depth) throw std::bad_alloc();
   Buffer work = make_buffer(max_batch * o.depth, 7);
   const uint64_t start_sector = 0;
 
