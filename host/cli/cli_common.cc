@@ -86,11 +86,15 @@ KeyBytes::~KeyBytes() {
   if (!bytes_.empty()) secure_zero(bytes_.data(), bytes_.size());
 }
 
-void read_key_file(const std::string& path, unsigned key_bits, KeyBytes* out) {
+void check_key_bits(unsigned key_bits) {
   if (key_bits != 0 && key_bits != 256 && key_bits != 512) {
     fail("--key-size {} is not supported (256 or 512 bits: XTS-AES-128 or XTS-AES-256)",
          key_bits);
   }
+}
+
+void read_key_file(const std::string& path, unsigned key_bits, KeyBytes* out) {
+  check_key_bits(key_bits);
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) fail("cannot open key file '{}': {}", path, std::strerror(errno));
   // At most 65 bytes: enough to tell a 64-byte key from a longer file.

@@ -73,8 +73,11 @@ class KeyBytes {
   std::vector<uint8_t> bytes_;
 };
 
+// --key-size: 0 (take the key file's size), 256 or 512 bits; anything else throws Error.
+void check_key_bits(unsigned key_bits);
+
 // Reads a raw 32- or 64-byte key from `path`; `key_bits` (0: take the file's size) must
-// match the file. Errors name the file and the sizes, never the bytes.
+// match the file (check_key_bits first). Errors name the file and the sizes, never the bytes.
 void read_key_file(const std::string& path, unsigned key_bits, KeyBytes* out);
 
 // A deterministic test key of `bytes` bytes with distinct halves (bench, compare).

@@ -85,17 +85,22 @@ nlohmann::json crossover(const Subject& a, const Subject& b, const std::vector<u
   return j;
 }
 
-int run_compare(const CompareOptions& o) {
+SectorFormat compare_format(const CompareOptions& o) {
   SectorFormat format;
   format.sector_size = o.sector_size;
   format.iv_mode = parse_cipher(o.cipher);
-  check(validate_format(format), "--sector-size");
-  if (o.key_size != 256 && o.key_size != 512) fail("--key-size must be 256 or 512");
-  Direction dir = Direction::encrypt;
-  if (o.direction == "decrypt") dir = Direction::decrypt;
-  else if (o.direction != "encrypt") fail("--direction must be encrypt or decrypt");
-  if (o.depth == 0 || o.depth > 64) fail("--depth must be 1..64");
-  if (!(o.seconds > 0)) fail("--time must be positive");
+  return format;
+}
+
+Direction compare_direction(const CompareOptions& o) {
+  if (o.direction == "decrypt") return Direction::decrypt;
+  if (o.direction != "encrypt") fail("--direction must be encrypt or decrypt");
+  return Direction::encrypt;
+}
+
+// --batch-sizes in bytes, each a whole number of sectors (o.sector_size must be valid),
+// sorted, without repeats.
+std::vector<uint64_t> compare_batch_sizes(const CompareOptions& o) {
   std::vector<uint64_t> sizes;
   for (const auto& s : o.batch_sizes) {
     const uint64_t b = parse_size(s);
@@ -107,6 +112,26 @@ int run_compare(const CompareOptions& o) {
   std::sort(sizes.begin(), sizes.end());
   sizes.erase(std::unique(sizes.begin(), sizes.end()), sizes.end());
   if (sizes.empty()) fail("--batch-sizes is empty");
+  return sizes;
+}
+
+// Everything refused before a GPU is looked for, an engine started or a buffer allocated;
+// the backend and peer names are checked by run_compare as it sets each one up.
+void check_compare_options(const CompareOptions& o) {
+  check(validate_format(compare_format(o)), "--sector-size");
+  if (o.key_size != 256 && o.key_size != 512) fail("--key-size must be 256 or 512");
+  (void)compare_direction(o);
+  if (o.depth == 0 || o.depth > 64) fail("--depth must be 1..64");
+  if (!(o.seconds > 0)) fail("--time must be positive");
+  (void)compare_batch_sizes(o);
+  (void)parse_size(o.slot_size);
+}
+
+int run_compare(const CompareOptions& o) {
+  check_compare_options(o);
+  const SectorFormat format = compare_format(o);
+  const Direction dir = compare_direction(o);
+  const std::vector<uint64_t> sizes = compare_batch_sizes(o);
   const uint64_t max_batch = sizes.back();
   const uint64_t slot_bytes = parse_size(o.slot_size);
 
@@ -320,7 +345,7 @@ int run_compare(const CompareOptions& o) {
 
 }  // namespace
 
-void add_compare_command(CLI::App& app, int* exit_code) {
+void add_compare_command(CLI::App& app, int* exit_code, RunMode mode) {
   auto o = std::make_shared<CompareOptions>();
   CLI::App* c = app.add_subcommand(
       "compare",
@@ -347,7 +372,14 @@ void add_compare_command(CLI::App& app, int* exit_code) {
   c->add_option("--slot-size", o->slot_size, "Bytes per engine slot")->capture_default_str();
   c->add_option("--json", o->json_path, "Write the results as JSON to FILE");
   c->add_option("--plot", o->plot_path, "Draw throughput vs batch size as SVG to FILE");
-  c->callback([o, exit_code] { *exit_code = run_compare(*o); });
+  if (mode == RunMode::check_only) {
+    c->callback([o, exit_code] {
+      check_compare_options(*o);
+      *exit_code = kExitOk;
+    });
+  } else {
+    c->callback([o, exit_code] { *exit_code = run_compare(*o); });
+  }
 }
 
 }  // namespace sectorcrypt::cli

@@ -36,15 +36,19 @@ struct CryptOptions {
 
 const char* verb(Direction d) { return d == Direction::encrypt ? "encrypted" : "decrypted"; }
 
-int run_crypt(const CryptOptions& o) {
-  install_interrupt_handlers();
-  const IvMode iv = parse_cipher(o.cipher);
+SectorFormat crypt_format(const CryptOptions& o) {
   SectorFormat format;
   format.sector_size = o.sector_size;
-  format.iv_mode = iv;
+  format.iv_mode = parse_cipher(o.cipher);
   format.iv_large_sectors = o.iv_large_sectors;
-  check(validate_format(format), "--sector-size");
-  const BackendKind backend = parse_backend(o.backend);
+  return format;
+}
+
+// Everything refused before INPUT, OUTPUT or the key file is touched; the order is the order
+// a run reports them in.
+void check_crypt_options(const CryptOptions& o) {
+  check(validate_format(crypt_format(o)), "--sector-size");
+  (void)parse_backend(o.backend);
   if (o.slots == 0) fail("--slots must be at least 1");
   if (o.iv_large_sectors && (o.skip * 512) % o.sector_size != 0) {
     fail("--skip {} is not a whole number of {}-byte sectors, which --iv-large-sectors needs",
@@ -54,6 +58,14 @@ int run_crypt(const CryptOptions& o) {
       (o.size && *o.size > (UINT64_MAX >> 9))) {
     fail("--offset, --skip and --size count 512-byte sectors; a value is too large");
   }
+  check_key_bits(o.key_size);
+}
+
+int run_crypt(const CryptOptions& o) {
+  check_crypt_options(o);
+  install_interrupt_handlers();
+  const SectorFormat format = crypt_format(o);
+  const BackendKind backend = parse_backend(o.backend);
   KeyBytes key;
   read_key_file(o.key_file, o.key_size, &key);
 
@@ -145,7 +157,7 @@ int run_crypt(const CryptOptions& o) {
   return kExitOk;
 }
 
-void add_crypt_command(CLI::App& app, Direction dir, int* exit_code) {
+void add_crypt_command(CLI::App& app, Direction dir, int* exit_code, RunMode mode) {
   const bool enc = dir == Direction::encrypt;
   auto o = std::make_shared<CryptOptions>();
   o->dir = dir;
@@ -182,14 +194,21 @@ void add_crypt_command(CLI::App& app, Direction dir, int* exit_code) {
   c->add_flag_callback("--progress", [o] { o->progress = true; },
                        "Show progress on stderr even when it is not a terminal");
   c->add_flag_callback("--no-progress", [o] { o->progress = false; }, "Never show progress");
-  c->callback([o, exit_code] { *exit_code = run_crypt(*o); });
+  if (mode == RunMode::check_only) {
+    c->callback([o, exit_code] {
+      check_crypt_options(*o);
+      *exit_code = kExitOk;
+    });
+  } else {
+    c->callback([o, exit_code] { *exit_code = run_crypt(*o); });
+  }
 }
 
 }  // namespace
 
-void add_crypt_commands(CLI::App& app, int* exit_code) {
-  add_crypt_command(app, Direction::encrypt, exit_code);
-  add_crypt_command(app, Direction::decrypt, exit_code);
+void add_crypt_commands(CLI::App& app, int* exit_code, RunMode mode) {
+  add_crypt_command(app, Direction::encrypt, exit_code, mode);
+  add_crypt_command(app, Direction::decrypt, exit_code, mode);
 }
 
 }  // namespace sectorcrypt::cli

@@ -19,7 +19,11 @@ struct InfoOptions {
   std::string json_path;
 };
 
+// info has no option to refuse: it only reports, and writes --json FILE when run.
+void check_info_options(const InfoOptions&) {}
+
 int run_info(const InfoOptions& o) {
+  check_info_options(o);
   const auto features = cpu_aes_features();
   const GpuInventory gpus = discover_gpus();
   nlohmann::json j;
@@ -64,12 +68,20 @@ int run_info(const InfoOptions& o) {
 
 }  // namespace
 
-void add_info_command(CLI::App& app, int* exit_code) {
+void add_info_command(CLI::App& app, int* exit_code, RunMode mode) {
   auto o = std::make_shared<InfoOptions>();
   CLI::App* c = app.add_subcommand(
       "info", "Show the version, the CPU's AES features, the CPU kernel chosen, and the GPUs");
   c->add_option("--json", o->json_path, "Also write the report as JSON to FILE");
-  c->callback([o, exit_code] { *exit_code = run_info(*o); });
+  // The callbacks hold `o`: the options write into it while the command line is parsed.
+  if (mode == RunMode::check_only) {
+    c->callback([o, exit_code] {
+      check_info_options(*o);
+      *exit_code = kExitOk;
+    });
+  } else {
+    c->callback([o, exit_code] { *exit_code = run_info(*o); });
+  }
 }
 
 }  // namespace sectorcrypt::cli

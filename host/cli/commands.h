@@ -1,6 +1,11 @@
 // The `sectorcrypt` subcommands; each registers itself on the app and, when chosen, sets
-// *exit_code (errors are thrown as cli::Error and printed by main).
+// *exit_code (errors are thrown as cli::Error and printed by main). With RunMode::check_only
+// a chosen command only runs its option checks (check_<cmd>_options in its cmd_*.cc: what
+// the command refuses before it opens, reads, creates or measures anything) and sets
+// *exit_code to kExitOk; build_app (app.h) wires them all up.
 #pragma once
+
+#include "host/cli/app.h"
 
 namespace CLI {
 class App;
@@ -8,9 +13,9 @@ class App;
 
 namespace sectorcrypt::cli {
 
-void add_crypt_commands(CLI::App& app, int* exit_code);  // encrypt, decrypt
-void add_bench_command(CLI::App& app, int* exit_code);
-void add_compare_command(CLI::App& app, int* exit_code);
-void add_info_command(CLI::App& app, int* exit_code);
+void add_crypt_commands(CLI::App& app, int* exit_code, RunMode mode);  // encrypt, decrypt
+void add_bench_command(CLI::App& app, int* exit_code, RunMode mode);
+void add_compare_command(CLI::App& app, int* exit_code, RunMode mode);
+void add_info_command(CLI::App& app, int* exit_code, RunMode mode);
 
 }  // namespace sectorcrypt::cli

@@ -1,5 +1,6 @@
-// `sectorcrypt`: the command-line tool. Each command lives in its own cmd_*.cc; this file
-// only wires them up and turns errors into one line on stderr and an exit status.
+// `sectorcrypt`: the command-line tool. Each command lives in its own cmd_*.cc and app.cc
+// wires them up; this file only runs the parse and turns errors into one line on stderr and
+// an exit status.
 #include <signal.h>
 
 #include <CLI/CLI.hpp>
@@ -7,23 +8,16 @@
 #include <exception>
 #include <new>
 
+#include "host/cli/app.h"
 #include "host/cli/cli_common.h"
-#include "host/cli/commands.h"
 
 int main(int argc, char** argv) {
   using namespace sectorcrypt::cli;
   // A closed pipe on stdout is reported as a write error, not a silent death.
   ::signal(SIGPIPE, SIG_IGN);
-  CLI::App app{"sectorcrypt: AES-XTS disk-sector encryption on the CPU or a GPU, "
-               "byte-compatible with dm-crypt (aes-xts-plain64)",
-               "sectorcrypt"};
-  app.set_version_flag("-V,--version", std::string("sectorcrypt ") + version());
-  app.require_subcommand(1);
+  CLI::App app;
   int exit_code = kExitOk;
-  add_crypt_commands(app, &exit_code);
-  add_bench_command(app, &exit_code);
-  add_compare_command(app, &exit_code);
-  add_info_command(app, &exit_code);
+  build_app(app, &exit_code, RunMode::run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {
