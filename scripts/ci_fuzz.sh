@@ -16,10 +16,10 @@ cmake -S . -B "$DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DSECTORCRYPT_BUILD_FUZZERS=ON \
   -DCMAKE_C_FLAGS_RELWITHDEBINFO="$FLAGS" -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="$FLAGS" \
   -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined"
-cmake --build "$DIR" -j "$JOBS" --target fuzz_cli_parsing fuzz_engine
+cmake --build "$DIR" -j "$JOBS" --target fuzz_cli_parsing fuzz_cli_argv fuzz_engine
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-for f in fuzz_cli_parsing fuzz_engine; do
+for f in fuzz_cli_parsing fuzz_cli_argv fuzz_engine; do
   # New inputs go to a scratch copy; the committed corpus stays as it is.
   work=$(mktemp -d)
   cp tests/fuzz/corpus/$f/* "$work"/
