@@ -67,7 +67,10 @@ void check_bench_options(const BenchOptions& o) {
   for (unsigned k : o.key_sizes) {
     if (k != 256 && k != 512) fail("--key-sizes: {} is not 256 or 512", k);
   }
-  if (!(o.seconds > 0)) fail("--time must be positive");
+  // NaN, infinity and days-long values are typos, not measurements (inf never ends).
+  if (!(o.seconds > 0 && o.seconds <= 3600)) {
+    fail("--time {} is out of range: use seconds, more than 0 and at most 3600", o.seconds);
+  }
 }
 
 int run_bench(const BenchOptions& o) {

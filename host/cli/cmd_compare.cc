@@ -122,7 +122,10 @@ void check_compare_options(const CompareOptions& o) {
   if (o.key_size != 256 && o.key_size != 512) fail("--key-size must be 256 or 512");
   (void)compare_direction(o);
   if (o.depth == 0 || o.depth > 64) fail("--depth must be 1..64");
-  if (!(o.seconds > 0)) fail("--time must be positive");
+  // NaN, infinity and days-long values are typos, not measurements (inf never ends).
+  if (!(o.seconds > 0 && o.seconds <= 3600)) {
+    fail("--time {} is out of range: use seconds, more than 0 and at most 3600", o.seconds);
+  }
   (void)compare_batch_sizes(o);
   (void)parse_size(o.slot_size);
 }

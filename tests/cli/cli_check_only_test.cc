@@ -67,6 +67,8 @@ TEST(CliCheckOnly, RefusesWithTheToolsMessage) {
       {"bench", "--key-sizes", "384"},
       {"bench", "--buffer-size", "1000"},
       {"bench", "--time", "0"},
+      {"bench", "--time", "inf"},  // would never end
+      {"compare", "--time", "nan"},
       {"compare", "--depth", "0"},
       {"compare", "--direction", "sideways"},
       {"compare", "--batch-sizes", "4K,1000"},
