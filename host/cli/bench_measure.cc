@@ -3,11 +3,9 @@
 
 #include <algorithm>
 #include <chrono>
-#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
-#include <mutex>
 #include <new>
 #include <random>
 #include <stdexcept>
@@ -71,91 +69,68 @@ Samples time_calls(double seconds, std::size_t bytes_per_call, const std::functi
   return s;
 }
 
-namespace {
-
-struct InFlight {
-  std::mutex mu;
-  std::condition_variable cv;
-  std::vector<bool> busy;
-  std::vector<Clock::time_point> started;
-  std::vector<Status> status;
-  Samples* samples;
-};
-
-struct Ticket {
-  InFlight* f;
-  std::size_t i;
-};
-
-void on_request_done(const Status& s, void* ctx) {
-  auto* t = static_cast<Ticket*>(ctx);
-  const double us =
-      std::chrono::duration<double, std::micro>(Clock::now() - t->f->started[t->i]).count();
-  std::lock_guard lock(t->f->mu);
-  if (t->f->samples->latency_us.size() < kMaxLatencySamples) t->f->samples->latency_us.push_back(us);
-  t->f->status[t->i] = s;
-  t->f->busy[t->i] = false;
-  t->f->cv.notify_all();
-}
-
-}  // namespace
-
+// The engine's own asynchronous interface: posted completions taken with
+// wait_completions (which polls briefly before it sleeps), as a storage stack would use
+// it. A callback that signals this thread through a condition variable would add a futex
+// wake per request to every figure.
 Samples time_engine_in_flight(Engine& engine, KeyHandle key, Direction dir,
                               const SectorFormat& format, uint8_t* buffers, std::size_t batch,
                               std::size_t depth, double seconds) {
   Samples s;
-  InFlight f;
-  f.busy.assign(depth, false);
-  f.started.resize(depth);
-  f.status.resize(depth);
-  f.samples = &s;
-  std::vector<Ticket> tickets(depth);
   std::vector<iovec> iovs(depth);
-  for (std::size_t i = 0; i < depth; ++i) {
-    tickets[i] = {&f, i};
-    iovs[i] = {buffers + i * batch, batch};
-  }
-  const auto t0 = Clock::now();
-  uint64_t submitted = 0;
-  std::size_t next = 0;
+  std::vector<Clock::time_point> started(depth);
+  for (std::size_t i = 0; i < depth; ++i) iovs[i] = {buffers + i * batch, batch};
   Status failed;
-  while ((since(t0) < seconds || submitted < 2 * depth) && failed.ok()) {
-    {
-      std::unique_lock lock(f.mu);
-      f.cv.wait(lock, [&] { return !f.busy[next]; });
-      if (!f.status[next].ok()) failed = f.status[next];
-      f.busy[next] = true;
-      f.started[next] = Clock::now();
-    }
+  auto submit = [&](std::size_t i) {
     Request r;
     r.key = key;
     r.dir = dir;
     r.format = format;
     r.start_sector = 0;
-    r.src = &iovs[next];
+    r.src = &iovs[i];
     r.src_count = 1;
-    r.callback = &on_request_done;
-    r.user_context = &tickets[next];
+    r.post_completion = true;
+    r.user_context = reinterpret_cast<void*>(i);
     r.flush = true;  // a measured batch is sent as is, not held to coalesce
-    if (Status st = engine.submit(r); !st) {
-      std::lock_guard lock(f.mu);
-      f.busy[next] = false;
+    started[i] = Clock::now();
+    return engine.submit(r);
+  };
+  const auto t0 = Clock::now();
+  uint64_t submitted = 0, completed = 0;
+  for (std::size_t i = 0; i < depth && failed.ok(); ++i) {
+    if (Status st = submit(i); !st) {
       failed = st;
+    } else {
+      ++submitted;
+    }
+  }
+  Completion done[64];
+  while (completed < submitted) {
+    const std::size_t got = engine.wait_completions(done, 64, 10'000'000);
+    if (got == 0) {
+      failed = Status::error(Errc::internal, "no completion within 10 s");
       break;
     }
-    ++submitted;
-    next = (next + 1) % depth;
-  }
-  {
-    std::unique_lock lock(f.mu);
-    f.cv.wait(lock, [&] { return std::none_of(f.busy.begin(), f.busy.end(), [](bool b) { return b; }); });
+    for (std::size_t k = 0; k < got; ++k) {
+      ++completed;
+      const auto i = reinterpret_cast<std::size_t>(done[k].user_context);
+      const double us =
+          std::chrono::duration<double, std::micro>(Clock::now() - started[i]).count();
+      if (s.latency_us.size() < kMaxLatencySamples) s.latency_us.push_back(us);
+      if (!done[k].status.ok() && failed.ok()) failed = done[k].status;
+      // Keep the depth full until the time is up (and at least two rounds were made).
+      if (failed.ok() && (since(t0) < seconds || submitted < 2 * depth)) {
+        if (Status st = submit(i); !st) {
+          failed = st;
+        } else {
+          ++submitted;
+        }
+      }
+    }
   }
   s.seconds = since(t0);
-  s.calls = submitted;
-  s.bytes = submitted * batch;
-  for (const auto& st : f.status) {
-    if (!st.ok() && failed.ok()) failed = st;
-  }
+  s.calls = completed;
+  s.bytes = completed * batch;
   check(failed, "engine");
   return s;
 }
