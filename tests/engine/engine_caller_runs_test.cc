@@ -11,11 +11,19 @@ const SectorFormat k4K{4096, IvMode::plain64, false};
 TEST(EngineCallerRuns, IdleSyncCallWithinOneSlotRunsOnTheCaller) {
   auto e = make_engine(small_config());  // 64 KiB slots
   TestKey k = add_test_key(*e, 64, 21);
+  // In place first. A caller-run call is idle again when it returns (it completed its
+  // own batch); after a call the workers ran, the last worker may still be finishing its
+  // bookkeeping, so the calls expected on the caller come before those that are not.
+  auto buf = bytes_of(8192, 99);
+  const auto want = reference(k.ref, Direction::encrypt, k4K, 0, buf);
+  ASSERT_TRUE(e->crypt_sync(k.handle, Direction::encrypt, k4K, 0, buf.data(), buf.data(), 8192).ok());
+  EXPECT_EQ(buf, want);
+  EXPECT_EQ(e->stats().caller_batches, 1u);
   struct Case {
     std::size_t bytes;
     bool on_caller;
   };
-  uint64_t expected_caller = 0, seed = 1;
+  uint64_t expected_caller = 1, seed = 1;
   for (const Case& c : {Case{4096, true}, Case{64 * 1024, true}, Case{68 * 1024, false},
                         Case{1 << 20, false}}) {
     for (Direction dir : {Direction::encrypt, Direction::decrypt}) {
@@ -28,12 +36,6 @@ TEST(EngineCallerRuns, IdleSyncCallWithinOneSlotRunsOnTheCaller) {
       EXPECT_EQ(e->stats().caller_batches, expected_caller) << c.bytes << " bytes";
     }
   }
-  // In place too.
-  auto buf = bytes_of(8192, 99);
-  const auto want = reference(k.ref, Direction::encrypt, k4K, 0, buf);
-  ASSERT_TRUE(e->crypt_sync(k.handle, Direction::encrypt, k4K, 0, buf.data(), buf.data(), 8192).ok());
-  EXPECT_EQ(buf, want);
-  EXPECT_EQ(e->stats().caller_batches, expected_caller + 1);
 }
 
 // A sync call made while an earlier request is still completing must not overtake it.
