@@ -485,16 +485,15 @@ namespace {
 struct SyncWait {
   std::mutex mu;
   std::condition_variable cv;
-  bool done = false;
   bool last_part_running = false;
-  std::atomic<bool> posted{false};  // `done`, readable without mu (polling)
+  // Set under mu (so a sleeper cannot miss it) and read without it while polling.
+  std::atomic<bool> posted{false};
   Status status;
 
   static void on_done(const Status& s, void* ctx) {
     auto* w = static_cast<SyncWait*>(ctx);
     std::lock_guard lock(w->mu);
     w->status = s;
-    w->done = true;
     w->posted.store(true, std::memory_order_release);
     w->cv.notify_one();
   }
@@ -510,7 +509,6 @@ struct SyncWait {
   // For reuse (crypt_fd's window): back to not done.
   void reset() {
     std::lock_guard lock(mu);
-    done = false;
     last_part_running = false;
     posted.store(false, std::memory_order_relaxed);
     status = Status();
@@ -522,8 +520,8 @@ struct SyncWait {
     (void)engine::spin_until(is_posted, spin_us);
     std::unique_lock lock(mu);
     for (;;) {
-      cv.wait(lock, [&] { return done || last_part_running; });
-      if (done) return status;
+      cv.wait(lock, [&] { return is_posted() || last_part_running; });
+      if (is_posted()) return status;
       last_part_running = false;
       lock.unlock();
       (void)engine::spin_until(is_posted, spin_us);

@@ -70,6 +70,9 @@ struct Engine::Impl {
   engine::FixedRing<engine::Batch*> in_order;
   std::unique_ptr<bool[]> crypted;      // per slot, guarded by pipe_mu
   bool completing = false;              // a worker is delivering the head (pipe_mu)
+  bool head_crypted() const {           // under pipe_mu: the oldest batch may complete
+    return !in_order.empty() && crypted[in_order.front()->slot];
+  }
   bool workers_done = false;            // the completer may leave (pipe_mu)
   std::condition_variable complete_cv;  // the completer thread: the head is crypted
 

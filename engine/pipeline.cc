@@ -174,7 +174,7 @@ void Engine::Impl::crypted_in_order(Batch* b) {
   if (completing) return;
   completing = true;
   Batch* head = nullptr;
-  while (!in_order.empty() && crypted[in_order.front()->slot]) {
+  while (head_crypted()) {
     in_order.pop(&head);
     lock.unlock();
     complete(head);
@@ -187,10 +187,7 @@ void Engine::Impl::run_completer() {
   std::unique_lock lock(pipe_mu);
   for (;;) {
     // Only the oldest batch may complete: that is what keeps completions in order.
-    complete_cv.wait(lock, [&] {
-      return (!in_order.empty() && crypted[in_order.front()->slot]) ||
-             (workers_done && in_order.empty());
-    });
+    complete_cv.wait(lock, [&] { return head_crypted() || (workers_done && in_order.empty()); });
     Batch* b = nullptr;
     if (!in_order.pop(&b)) return;
     lock.unlock();
