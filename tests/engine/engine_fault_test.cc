@@ -99,6 +99,33 @@ void expect_fails_untouched(Engine& e, const TestKey& k, const char* names) {
   EXPECT_EQ(res.calls, 1);
 }
 
+// A fault hook that fails nothing but holds the first crypt (and any after it) on its
+// thread until release(): the batch is provably still running while the test looks.
+struct HoldGate {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool entered = false, open = false;
+  static bool hold(Point, void* ctx) {
+    auto* g = static_cast<HoldGate*>(ctx);
+    std::unique_lock lock(g->mu);
+    g->entered = true;
+    g->cv.notify_all();
+    g->cv.wait(lock, [&] { return g->open; });
+    return false;
+  }
+  void wait_entered() {
+    std::unique_lock lock(mu);
+    cv.wait(lock, [&] { return entered; });
+  }
+  void release() {
+    {
+      std::lock_guard lock(mu);
+      open = true;
+    }
+    cv.notify_all();
+  }
+};
+
 TEST_F(EngineFaults, KernelErrorFailsTheBatchAndNamesThePoint) {
   Watchdog w(std::chrono::seconds(60), "kernel error");
   auto e = make_engine(small_config());
@@ -245,38 +272,23 @@ TEST_F(EngineFaults, SlotReturnedOrSubmittedTwiceIsRefused) {
   // submit and the early release were tried, so the slot is provably still submitted.
   // (At delivery the slot is lent again, before the callback, so a callback may release
   // or resubmit it.)
-  struct Gate {
-    std::mutex mu;
-    std::condition_variable cv;
-    bool open = false;
-    std::atomic<int> calls{0};
-    static bool hold(Point, void* p) {
-      auto* g = static_cast<Gate*>(p);
-      std::unique_lock lock(g->mu);
-      g->cv.wait(lock, [&] { return g->open; });
-      return false;
-    }
-    static void on_done(const Status&, void* p) { static_cast<Gate*>(p)->calls.fetch_add(1); }
-  } gate;
-  engine::fault::set_hook(&Gate::hold, &gate);
+  HoldGate gate;
+  std::atomic<int> calls{0};
+  engine::fault::set_hook(&HoldGate::hold, &gate);
   SlotRequest sr;
   sr.key = k.handle;
   sr.bytes = 4096;
-  sr.callback = &Gate::on_done;
-  sr.user_context = &gate;
+  sr.callback = [](const Status&, void* p) { static_cast<std::atomic<int>*>(p)->fetch_add(1); };
+  sr.user_context = &calls;
   ASSERT_TRUE(e->submit_slot(h, sr).ok());
   EXPECT_EQ(e->submit_slot(h, sr).code(), Errc::invalid_buffer);
   EXPECT_EQ(e->release_slot(h).code(), Errc::invalid_buffer);  // still running
-  {
-    std::lock_guard lock(gate.mu);
-    gate.open = true;
-  }
-  gate.cv.notify_all();
+  gate.release();
   ASSERT_TRUE(e->drain().ok());
   engine::fault::set_hook(nullptr, nullptr);
   EXPECT_TRUE(e->release_slot(h).ok());
   EXPECT_EQ(e->release_slot(h).code(), Errc::invalid_buffer);  // returned twice
-  EXPECT_EQ(gate.calls.load(), 1);
+  EXPECT_EQ(calls.load(), 1);
   EXPECT_EQ(e->stats().requests, 1u);
   expect_usable(*e, k);
 }
@@ -288,21 +300,8 @@ TEST_F(EngineFaults, ShutdownWaitsForABatchRunningOnASyncCaller) {
   Watchdog w(std::chrono::seconds(60), "shutdown behind a caller-run batch");
   auto e = make_engine(small_config());
   const TestKey k = add_test_key(*e, 64, 9);
-  struct Gate {
-    std::mutex mu;
-    std::condition_variable cv;
-    bool entered = false, open = false;
-    static bool hold(Point p, void* ctx) {
-      auto* g = static_cast<Gate*>(ctx);
-      if (p != Point::crypt_throw) return false;
-      std::unique_lock lock(g->mu);
-      g->entered = true;
-      g->cv.notify_all();
-      g->cv.wait(lock, [&] { return g->open; });
-      return false;
-    }
-  } gate;
-  engine::fault::set_hook(&Gate::hold, &gate);
+  HoldGate gate;
+  engine::fault::set_hook(&HoldGate::hold, &gate);
   const SectorFormat f{4096, IvMode::plain64, false};
   const auto in = bytes_of(8192, 5);
   std::vector<uint8_t> out(8192);
@@ -310,10 +309,7 @@ TEST_F(EngineFaults, ShutdownWaitsForABatchRunningOnASyncCaller) {
   std::thread caller([&] {
     sync_status = e->crypt_sync(k.handle, Direction::encrypt, f, 0, in.data(), out.data(), 8192);
   });
-  {
-    std::unique_lock lock(gate.mu);
-    gate.cv.wait(lock, [&] { return gate.entered; });
-  }
+  gate.wait_entered();
   EXPECT_EQ(e->stats().caller_batches, 1u);  // held on the caller, not on a worker
   std::atomic<bool> shut{false};
   std::thread stopper([&] {
@@ -323,11 +319,7 @@ TEST_F(EngineFaults, ShutdownWaitsForABatchRunningOnASyncCaller) {
   // Shutdown must still be waiting: the held batch cannot complete before the gate opens.
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   EXPECT_FALSE(shut.load()) << "shutdown returned while an accepted request was running";
-  {
-    std::lock_guard lock(gate.mu);
-    gate.open = true;
-  }
-  gate.cv.notify_all();
+  gate.release();
   caller.join();
   stopper.join();
   engine::fault::set_hook(nullptr, nullptr);
