@@ -2,7 +2,9 @@
 
 #include <cuda_runtime.h>
 
+#include <chrono>
 #include <cstdio>
+#include <thread>
 #include <vector>
 
 #include "engine/batch_io.h"
@@ -28,6 +30,27 @@ cudaError_t copy_async(void* dst, const void* src, std::size_t n, cudaMemcpyKind
                        cudaStream_t stream) {
   if (SECTORCRYPT_FAULT(fault::Point::cuda_copy)) return cudaErrorInvalidValue;
   return cudaMemcpyAsync(dst, src, n, kind, stream);
+}
+
+// Waits for a slot's `done` event by polling, not with the driver's blocking sync: on an
+// H200 (driver 580) every cudaEventSynchronize of a cudaEventBlockingSync event took heap
+// memory, in this thread and in a driver thread it wakes (engine_alloc_test's
+// SECTORCRYPT_ALLOC_TRACE showed both), and the data path must not allocate. The poll
+// yields for the length of a typical batch, then sleeps in short steps so a long wait
+// (a large slot, a busy GPU) does not hold a core.
+cudaError_t wait_for_event(cudaEvent_t done) {
+  constexpr auto kPollFor = std::chrono::microseconds(200);
+  constexpr auto kSleepStep = std::chrono::microseconds(20);
+  const auto poll_until = std::chrono::steady_clock::now() + kPollFor;
+  for (;;) {
+    const cudaError_t e = cudaEventQuery(done);
+    if (e != cudaErrorNotReady) return e;
+    if (std::chrono::steady_clock::now() < poll_until) {
+      std::this_thread::yield();
+    } else {
+      std::this_thread::sleep_for(kSleepStep);
+    }
+  }
 }
 
 Status cuda_error(const char* what, cudaError_t err) {
@@ -86,8 +109,8 @@ class CudaBackend final : public Backend {
         s.stream = nullptr;
         return cuda_error("cudaStreamCreate", e);
       }
-      // Blocking sync: finish() sleeps instead of spinning a core while the GPU works.
-      if (cudaError_t e = cudaEventCreateWithFlags(&s.done, cudaEventBlockingSync | cudaEventDisableTiming);
+      // No cudaEventBlockingSync: finish() polls (see wait_for_event).
+      if (cudaError_t e = cudaEventCreateWithFlags(&s.done, cudaEventDisableTiming);
           e != cudaSuccess) {
         s.done = nullptr;
         return cuda_error("cudaEventCreate", e);
@@ -177,7 +200,7 @@ class CudaBackend final : public Backend {
     cudaError_t e = s.enqueue_error;
     if (e == cudaSuccess) {
       s.failed_step = "sync (kernel or copy)";
-      e = cudaEventSynchronize(s.done);
+      e = wait_for_event(s.done);
       if (e == cudaSuccess && SECTORCRYPT_FAULT(fault::Point::kernel_error)) {
         s.failed_step = "kernel (injected fault at kernel_error)";
         e = cudaErrorLaunchFailure;
