@@ -119,6 +119,8 @@ void BM_Engine(benchmark::State& state) {
   state.counters["vs_kernel_1t"] = engine_bps / direct;
   const EngineStats st = b.engine->stats();
   state.counters["batches"] = static_cast<double>(st.batches);
+  state.counters["on_caller"] =
+      st.batches == 0 ? 0.0 : static_cast<double>(st.caller_batches) / static_cast<double>(st.batches);
   state.counters["submit_waits"] = static_cast<double>(st.submit_waits);
   // Stage time per iteration, summed over workers: where the engine's time goes.
   const double per_iter_us = 1e-3 / static_cast<double>(state.iterations());

@@ -256,7 +256,8 @@ Status Engine::remove_key(KeyHandle key) {
 
 Status Engine::Impl::validate_and_accept(const Request& req, bool blocking,
                                          engine::Batch** run_here,
-                                         void (*last_part_admitted)(void*)) {
+                                         void (*last_part_admitted)(void*), bool* helping,
+                                         engine::RequestRecord** record) {
   if (Status s = validate_request(req); !s) return s;
   uint32_t key_index = 0;
   if (Status s = keys.acquire(req.key, &key_index); !s) return s;
@@ -316,7 +317,11 @@ Status Engine::Impl::validate_and_accept(const Request& req, bool blocking,
   r.pending.store(1);
   r.status = Status();
   ++accepted;
-  if (run_here != nullptr && (*run_here = admit_on_caller(&r)) != nullptr) return Status();
+  if (record != nullptr) *record = &r;
+  if (run_here != nullptr && (*run_here = admit_on_caller(&r, helping)) != nullptr) {
+    if (!queued.empty() || cursor != nullptr) wake_admit();  // the workers take the rest
+    return Status();
+  }
   queued.push(ri);
   wake_admit();
   return Status();
@@ -555,10 +560,21 @@ Status Engine::crypt_sync(KeyHandle key, Direction dir, const SectorFormat& form
   r.user_context = &w;
   r.flush = true;
   engine::Batch* run_here = nullptr;
-  if (Status s = impl_->validate_and_accept(r, true, &run_here, &SyncWait::on_last_part); !s) {
+  bool helping = false;
+  engine::RequestRecord* mine = nullptr;
+  if (Status s = impl_->validate_and_accept(r, true, &run_here, &SyncWait::on_last_part,
+                                            &helping, &mine);
+      !s) {
     return s;
   }
-  if (run_here != nullptr) impl_->crypt_and_complete(run_here);  // idle: no hand-off
+  if (run_here != nullptr) impl_->crypt_and_complete(run_here);  // no hand-off
+  if (helping) {
+    // Crypt this request's batches here, beside the workers, rather than wait idle.
+    while (engine::Batch* b = impl_->admit_next_part_on_caller(mine, w.posted)) {
+      impl_->crypt_and_complete(b);
+    }
+    impl_->stop_helping();
+  }
   return w.wait(impl_->cfg.idle_spin_us);
 }
 
@@ -715,6 +731,7 @@ void Engine::shutdown() {
     m.stopping = true;
     m.work_epoch.fetch_add(1, std::memory_order_relaxed);
     m.admit_cv.notify_all();
+    m.token_cv.notify_all();
     m.record_cv.notify_all();
     m.slot_cv.notify_all();
   }

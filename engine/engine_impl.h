@@ -51,6 +51,29 @@ struct Engine::Impl {
   void wake_admit() {  // under mu
     work_epoch.fetch_add(1, std::memory_order_relaxed);
     if (admit_waiters != 0) admit_cv.notify_one();
+    wake_token_waiter();
+  }
+  // Crypt tokens: at most cfg.threads threads crypt at once. A worker takes one before it
+  // admits a batch and keeps it until it runs out of work; a crypt_sync caller that
+  // crypts its own request's batches holds one while it does (admit_on_caller). A worker
+  // with work but no token sleeps on token_cv, without polling: on a machine with as many
+  // vCPUs as threads, a third thread polling beside the two crypting ones costs them more
+  // than it saves (bench/results/engine_bench.md).
+  uint32_t free_tokens = 0;
+  uint32_t token_waiters = 0;
+  uint32_t spinners = 0;  // workers polling for work (spin_for_work): one will take it
+  std::condition_variable token_cv;
+  void wake_token_waiter() {  // under mu: a token and work for a sleeper, nobody polling
+    if (token_waiters != 0 && free_tokens != 0 && spinners == 0 && admit_has_work()) {
+      token_cv.notify_one();
+    }
+  }
+  bool admit_has_work() const {  // under mu: something admit() could turn into a batch
+    return !ready_slots.empty() || ((cursor != nullptr || !queued.empty()) && slots.any_free());
+  }
+  void release_token() {  // under mu
+    ++free_tokens;
+    if (token_waiters != 0 && (admit_has_work() || stopping)) token_cv.notify_one();
   }
   uint32_t record_waiters = 0, slot_waiters = 0;
   std::atomic<uint32_t> drain_waiters{0};  // changed under mu; read without it by deliver
@@ -94,12 +117,27 @@ struct Engine::Impl {
   void run_engine_thread();
   void run_worker();
   void run_completer();
-  engine::Batch* admit();               // nullptr: stop
+  engine::Batch* admit(bool& token);    // nullptr: stop; token: this worker holds one
   bool spin_for_work(std::unique_lock<std::mutex>& lk);  // true: work_epoch moved
-  // Under mu, at admission: the engine is idle and the request fits one slot, so its
-  // batch is made here for the calling thread to run (crypt, complete) itself; a
-  // synchronous call then needs no thread hand-off at all. nullptr: queue it as usual.
-  engine::Batch* admit_on_caller(engine::RequestRecord* r);
+  // Under mu, at admission of a crypt_sync request: a batch for the calling thread to
+  // run (crypt, complete) itself, or nullptr to queue the request as usual.
+  //  - The engine is idle and the request fits one slot: its one batch; the call then
+  //    needs no thread hand-off at all.
+  //  - The request spans several slots, it would be admitted next, and a crypt token is
+  //    free: its first batch, and *helping is set: the caller holds a token, crypts the
+  //    request's batches with admit_next_part_on_caller() beside the workers, and gives
+  //    the token back with stop_helping().
+  engine::Batch* admit_on_caller(engine::RequestRecord* r, bool* helping);
+  // The next batch of the helping caller's request `r`, while it is still being cut
+  // (`done`, the caller's completion flag, is read under mu: it is set before r's record
+  // can be freed and reused); nullptr when r is fully admitted or admission has other
+  // work first (a submitted zero-copy slot) or no free slot.
+  engine::Batch* admit_next_part_on_caller(engine::RequestRecord* r,
+                                           const std::atomic<bool>& done);
+  void stop_helping();
+  engine::Batch* admit_part_of_cursor();  // under mu: the next part of cursor alone
+  uint64_t part_length(const engine::RequestRecord& r, uint64_t offset,
+                       std::size_t room) const;  // under mu
   void append_part(engine::Batch& b, engine::RequestRecord* r, uint64_t offset, uint64_t len);
   void emit_batch(engine::Batch& b);    // under mu: into the completion order
   void crypt(engine::Batch* b);
@@ -117,11 +155,13 @@ struct Engine::Impl {
 
   // engine.cc
   // For synchronous calls: run_here is set to a batch the caller must
-  // crypt_and_complete() (admit_on_caller), else nullptr; last_part_admitted goes into
-  // the record (batch.h).
+  // crypt_and_complete() (admit_on_caller), else nullptr; *helping and *record as
+  // admit_on_caller says; last_part_admitted goes into the record (batch.h).
   Status validate_and_accept(const Request& req, bool blocking,
                              engine::Batch** run_here = nullptr,
-                             void (*last_part_admitted)(void*) = nullptr);
+                             void (*last_part_admitted)(void*) = nullptr,
+                             bool* helping = nullptr,
+                             engine::RequestRecord** record = nullptr);
 };
 
 namespace engine {

@@ -270,7 +270,11 @@ TEST(EngineBasic, LargeRequestSplitsAndCompletesOnce) {
   ASSERT_TRUE(e->drain().ok());
   EXPECT_EQ(log.count[0].load(), 1);
   EXPECT_EQ(log.codes[0], Errc::ok);
-  EXPECT_EQ(e->stats().batches - before.batches, 6u);
+  // One batch per slot-full, except that the last two slot-fulls (one per thread) may be
+  // cut into pieces of at least a quarter slot (part_length(), the guided tail).
+  const uint64_t made = e->stats().batches - before.batches;
+  EXPECT_GT(made, 6u);  // two threads, nothing queued behind it: the tail was cut
+  EXPECT_LE(made, 4u + 2u * 4u);
   EXPECT_EQ(out, reference(k.ref, Direction::encrypt, f, 5, plain));
 }
 

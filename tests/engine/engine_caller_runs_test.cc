@@ -1,6 +1,8 @@
 // crypt_sync() on an idle engine runs its one-slot batch on the calling thread (no
-// hand-off, engine/pipeline.cc admit_on_caller); anything else goes through the workers.
-// Either way: the reference's bytes, admission order, and shutdown waits for it.
+// hand-off, engine/pipeline.cc admit_on_caller); a request of several slots that would be
+// admitted next has its batches crypted by the caller beside the workers, within the
+// thread limit (crypt tokens, engine_impl.h). Either way: the reference's bytes,
+// admission order, and shutdown waits for it.
 #include "tests/engine/engine_test_support.h"
 
 namespace sectorcrypt::testing {
@@ -19,22 +21,129 @@ TEST(EngineCallerRuns, IdleSyncCallWithinOneSlotRunsOnTheCaller) {
   ASSERT_TRUE(e->crypt_sync(k.handle, Direction::encrypt, k4K, 0, buf.data(), buf.data(), 8192).ok());
   EXPECT_EQ(buf, want);
   EXPECT_EQ(e->stats().caller_batches, 1u);
-  struct Case {
-    std::size_t bytes;
-    bool on_caller;
-  };
-  uint64_t expected_caller = 1, seed = 1;
-  for (const Case& c : {Case{4096, true}, Case{64 * 1024, true}, Case{68 * 1024, false},
-                        Case{1 << 20, false}}) {
+  // One slot: exactly its batch on the caller. Several slots (64 KiB each): the first
+  // batch at least (made at admission), at most all of them, the workers the rest; at
+  // least one batch per slot-full (the tail may be cut finer: part_length()).
+  uint64_t seed = 1;
+  for (std::size_t bytes : {std::size_t{4096}, std::size_t{64 * 1024}, std::size_t{68 * 1024},
+                            std::size_t{1} << 20}) {
+    const uint64_t batches = (bytes + 64 * 1024 - 1) / (64 * 1024);
     for (Direction dir : {Direction::encrypt, Direction::decrypt}) {
-      const auto in = bytes_of(c.bytes, seed++);
-      std::vector<uint8_t> out(c.bytes, 0xcd);
+      const auto in = bytes_of(bytes, seed++);
+      std::vector<uint8_t> out(bytes, 0xcd);
       const uint64_t start = 8 * seed;
-      ASSERT_TRUE(e->crypt_sync(k.handle, dir, k4K, start, in.data(), out.data(), c.bytes).ok());
-      EXPECT_EQ(out, reference(k.ref, dir, k4K, start, in)) << c.bytes;
-      if (c.on_caller) ++expected_caller;
-      EXPECT_EQ(e->stats().caller_batches, expected_caller) << c.bytes << " bytes";
+      const EngineStats before = e->stats();
+      ASSERT_TRUE(e->crypt_sync(k.handle, dir, k4K, start, in.data(), out.data(), bytes).ok());
+      EXPECT_EQ(out, reference(k.ref, dir, k4K, start, in)) << bytes;
+      const EngineStats after = e->stats();
+      const uint64_t on_caller = after.caller_batches - before.caller_batches;
+      const uint64_t made = after.batches - before.batches;
+      if (batches == 1) {
+        EXPECT_EQ(on_caller, 1u) << bytes << " bytes";
+        EXPECT_EQ(made, 1u) << bytes << " bytes";
+      } else {
+        EXPECT_GE(made, batches) << bytes << " bytes";
+        EXPECT_GE(on_caller, 1u) << bytes << " bytes";
+        EXPECT_LE(on_caller, made) << bytes << " bytes";
+      }
     }
+  }
+}
+
+// With one thread there is one crypt token: a sync caller that holds it crypts every
+// batch of its request, and the worker, which has no token, crypts none of them.
+TEST(EngineCallerRuns, OneThreadSyncCallerCryptsItsWholeRequest) {
+  EngineConfig c = small_config();
+  c.threads = 1;
+  auto e = make_engine(c);
+  TestKey k = add_test_key(*e, 32, 24);
+  const auto in = bytes_of(1 << 20, 5);
+  std::vector<uint8_t> out(in.size());
+  ASSERT_TRUE(
+      e->crypt_sync(k.handle, Direction::encrypt, k4K, 40, in.data(), out.data(), in.size()).ok());
+  EXPECT_EQ(out, reference(k.ref, Direction::encrypt, k4K, 40, in));
+  const EngineStats st = e->stats();
+  EXPECT_EQ(st.batches, 16u);
+  EXPECT_EQ(st.caller_batches, 16u);
+}
+
+// Sync callers helping with their requests while another thread keeps asynchronous
+// requests in flight, with one and two threads: every byte right, nothing stuck.
+TEST(EngineCallerRuns, HelpingCallersBesideAsynchronousSubmitters) {
+  for (unsigned threads : {1u, 2u}) {
+    EngineConfig c = small_config();
+    c.threads = threads;
+    auto e = make_engine(c);
+    TestKey k = add_test_key(*e, 64, 25);
+    Watchdog dog(std::chrono::seconds(60), "helping callers beside async submitters");
+    std::atomic<bool> stop{false};
+    std::atomic<uint64_t> async_done{0}, async_bad{0};
+    std::thread submitter([&] {
+      struct Job {
+        std::vector<uint8_t> in, out, want;
+        iovec sv, dv;
+        std::atomic<bool> done{true};
+        bool submitted = false;
+      };
+      std::vector<Job> jobs(8);
+      for (std::size_t i = 0; i < jobs.size(); ++i) {
+        Job& j = jobs[i];
+        j.in = bytes_of(4096 * (1 + i * 7), 300 + i);  // 4 KiB to 200 KiB
+        j.out.resize(j.in.size());
+        j.want = reference(k.ref, Direction::decrypt, k4K, 1000 * i, j.in);
+      }
+      while (!stop.load()) {
+        for (std::size_t i = 0; i < jobs.size(); ++i) {
+          Job& j = jobs[i];
+          if (!j.done.load()) continue;
+          if (j.submitted && j.out != j.want) async_bad.fetch_add(1);  // its last round
+          std::fill(j.out.begin(), j.out.end(), 0xee);
+          j.sv = {j.in.data(), j.in.size()};
+          j.dv = {j.out.data(), j.out.size()};
+          Request r;
+          r.key = k.handle;
+          r.dir = Direction::decrypt;
+          r.format = k4K;
+          r.start_sector = 1000 * i;
+          r.src = &j.sv;
+          r.src_count = 1;
+          r.dst = &j.dv;
+          r.dst_count = 1;
+          r.flush = true;
+          r.user_context = &j;
+          r.callback = [](const Status& s, void* p) {
+            auto* job = static_cast<Job*>(p);
+            if (!s.ok()) job->out.assign(job->out.size(), 0);
+            job->done.store(true);
+          };
+          j.done.store(false);
+          j.submitted = true;
+          ASSERT_TRUE(e->submit(r).ok());
+          async_done.fetch_add(1);
+        }
+        std::this_thread::sleep_for(std::chrono::microseconds(50));  // leave room for sync calls
+      }
+      for (Job& j : jobs) {
+        while (!j.done.load()) std::this_thread::yield();
+      }
+    });
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int call = 0; call < 30; ++call) {
+      const std::size_t bytes = (call % 3 == 0 ? 4096 : 64 * 1024) * (1 + call % 5);
+      const auto in = bytes_of(bytes, 900 + call);
+      std::vector<uint8_t> out(bytes);
+      ASSERT_TRUE(
+          e->crypt_sync(k.handle, Direction::encrypt, k4K, call, in.data(), out.data(), bytes).ok());
+      ASSERT_EQ(out, reference(k.ref, Direction::encrypt, k4K, call, in)) << bytes;
+    }
+    std::printf("%u threads: 30 sync calls in %.1f ms beside %llu async requests\n", threads,
+                std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count(),
+                static_cast<unsigned long long>(async_done.load()));
+    stop.store(true);
+    submitter.join();
+    EXPECT_EQ(async_bad.load(), 0u) << threads << " threads";
+    EXPECT_GT(async_done.load(), 0u);
+    EXPECT_GT(e->stats().caller_batches, 0u);
   }
 }
 
@@ -103,13 +212,15 @@ TEST(EngineCallerRuns, ShutdownWaitsForBatchesRunOnCallers) {
     std::vector<std::thread> callers;
     for (int t = 0; t < 3; ++t) {
       callers.emplace_back([&, t] {
-        auto in = bytes_of(8192, 100 + t);
+        // One slot (run on the caller when idle) and several (the caller helps).
+        const std::size_t bytes = t == 0 ? 8192 : 200 * 1024;
+        auto in = bytes_of(bytes, 100 + t);
         const auto want = reference(k.ref, Direction::encrypt, k4K, 16 * t, in);
-        std::vector<uint8_t> out(8192);
+        std::vector<uint8_t> out(bytes);
         while (!go.load()) std::this_thread::yield();
         for (;;) {
           const Status s =
-              e->crypt_sync(k.handle, Direction::encrypt, k4K, 16 * t, in.data(), out.data(), 8192);
+              e->crypt_sync(k.handle, Direction::encrypt, k4K, 16 * t, in.data(), out.data(), bytes);
           if (!s.ok()) {
             EXPECT_EQ(s.code(), Errc::shut_down) << s.message();
             refused.fetch_add(1);
