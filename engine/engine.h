@@ -37,7 +37,9 @@
 //   EngineStats::callback_exceptions; the request still counts as completed once.
 //   A slot released or submitted twice: invalid_buffer, nothing else changes.
 //
-// CALLBACKS run on an engine thread. They must not block on the engine: no submit()
+// CALLBACKS run on an engine thread, or on a thread inside crypt_sync(), which crypts
+// and completes batches itself (and, completing in order, may deliver the completions
+// queued behind its own batch). They must not block on the engine: no submit()
 // (try_submit() is fine), no acquire_slot() (try_acquire_slot() is fine), no drain(),
 // no destruction of the engine. They may call release_slot(), poll(), shutdown().
 #pragma once
@@ -69,7 +71,9 @@ enum class GpuAes { constant_time, table };
 
 struct EngineConfig {
   BackendKind backend = BackendKind::automatic;
-  unsigned threads = 0;                 // worker threads; 0: hardware concurrency
+  unsigned threads = 0;                 // worker threads, and the most threads that crypt
+                                        // at once (a crypt_sync() caller crypting its own
+                                        // request counts); 0: hardware concurrency
   std::size_t slot_count = 8;           // batch slots = pipeline tokens (>= 1)
   std::size_t slot_bytes = 1u << 20;    // bytes per slot: a multiple of 4096, >= 4096
   std::size_t request_capacity = 0;     // accepted-but-not-finished requests; 0: 8 * slots
@@ -284,7 +288,9 @@ class Engine {
   // ---- synchronous bulk ----
 
   // Encrypts/decrypts `bytes` from `in` to `out` (in == out: in place) through the
-  // pipeline and returns when done (split over slots; several in flight).
+  // pipeline and returns when done (split over slots; several in flight). The calling
+  // thread does not only wait: when its request is next in line it crypts the request's
+  // batches itself, as one of the `threads` crypting threads (engine/README.md).
   //
   // RETURN VALUE: the validation errors of submit(), or the request's final status.
   // THREAD SAFETY: any thread except a callback.
