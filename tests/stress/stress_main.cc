@@ -1,5 +1,6 @@
 // sectorcrypt_stress (issue 7): many producers, random request shapes, small slot pools,
-// blocking and non-blocking submit, zero-copy, faults injected at random (links
+// blocking and non-blocking submit, zero-copy, crypt_sync (whose caller crypts its own
+// batches beside the workers), faults injected at random (links
 // sectorcrypt_fi). Every request that completes ok is checked against the CPU kernels
 // (tested byte for byte against the reference elsewhere); every failed one must have
 // left its output untouched. Exits non-zero on any mismatch, lost or duplicated
@@ -50,7 +51,7 @@ struct Counters {
   std::atomic<uint64_t> mismatches{0}, failed_garbage{0}, failed_partly_written{0}, dup{0};
   std::atomic<uint64_t> unexpected{0};
   std::atomic<uint64_t> slot_twice{0}, slot_twice_accepted{0};
-  std::atomic<uint64_t> zero_copy{0}, try_submits{0}, would_block{0};
+  std::atomic<uint64_t> zero_copy{0}, try_submits{0}, would_block{0}, sync_calls{0};
   std::atomic<uint64_t> fired[static_cast<unsigned>(Point::count)] = {};
 };
 Counters g;
@@ -292,6 +293,34 @@ void zero_copy_request(Shared& sh, Job& j) {
   }
 }
 
+// crypt_sync, often over several slots: when its request is next in line the caller
+// takes a crypt token and crypts the request's batches beside the workers. Like a
+// zero-copy slot it is the only request this producer has in flight.
+void sync_request(Shared& sh, Job& j) {
+  j.zero_copy = false;
+  j.throw_in_callback = false;  // the callback is crypt_sync's own
+  j.in_place = next_rand() % 3 == 0;
+  const std::size_t max_by_slot = sh.opt.slot_bytes / j.format.sector_size;
+  j.bytes = (1 + next_rand() % (4 * max_by_slot)) * j.format.sector_size;
+  j.input.resize(j.bytes);
+  for (auto& b : j.input) b = static_cast<uint8_t>(next_rand());
+  j.src = j.input;
+  j.dst.assign(j.in_place ? 0 : j.bytes, 0xa5);
+  uint8_t* out = j.in_place ? j.src.data() : j.dst.data();
+  j.done.store(0);
+  g.submitted.fetch_add(1, std::memory_order_relaxed);
+  g.sync_calls.fetch_add(1, std::memory_order_relaxed);
+  const sc::Status s =
+      sh.e->crypt_sync(j.key->handle, j.dir, j.format, j.start, j.src.data(), out, j.bytes);
+  g.completed.fetch_add(1, std::memory_order_relaxed);
+  j.code = s.code();
+  j.done.store(1);
+  if (!s && s.code() != sc::Errc::backend_failure) {
+    std::fprintf(stderr, "crypt_sync: %s\n", s.message());
+  }
+  verify(j, out);
+}
+
 void producer(Shared& sh, unsigned id) {
   tl_rng = (sh.opt.seed + 1) * 0x9e3779b97f4a7c15ull ^ (id + 1) * 0xbf58476d1ce4e5b9ull;
   std::vector<std::unique_ptr<Job>> ring(sh.opt.window);
@@ -309,11 +338,15 @@ void producer(Shared& sh, unsigned id) {
   };
   std::size_t next = 0;
   while (take_ticket(sh)) {
-    if (next_rand() % 8 == 0) {
+    if (const uint64_t pick = next_rand() % 16; pick < 3) {
       for (auto& j : ring) retire(*j);
       Job z;
       shape(sh, z);
-      zero_copy_request(sh, z);
+      if (pick < 2) {
+        zero_copy_request(sh, z);
+      } else {
+        sync_request(sh, z);
+      }
       continue;
     }
     Job& j = *ring[next];
@@ -444,7 +477,8 @@ int main(int argc, char** argv) {
       "{\n  \"pass\": %s,\n  \"wall_s\": %.2f,\n  \"producers\": %u,\n  \"slots\": %zu,\n"
       "  \"slot_bytes\": %zu,\n  \"crypt_threads\": %u,\n  \"fault_rate\": %g,\n"
       "  \"cpu_fallback\": %s,\n  \"requests\": %llu,\n  \"completed\": %llu,\n"
-      "  \"ok\": %llu,\n  \"bytes_ok\": %llu,\n  \"zero_copy\": %llu,\n  \"try_submit\": %llu,\n"
+      "  \"ok\": %llu,\n  \"bytes_ok\": %llu,\n  \"zero_copy\": %llu,\n  \"crypt_sync\": %llu,\n"
+      "  \"try_submit\": %llu,\n"
       "  \"would_block\": %llu,\n  \"faults_injected\": %llu,\n  \"faults\": {\"kernel_error\": %llu, "
       "\"crypt_throw\": %llu, \"fallback_error\": %llu, \"callback_throw\": %llu, "
       "\"slot_released_twice\": %llu},\n  \"errors_reported\": %llu,\n  \"cpu_reruns\": %llu,\n"
@@ -456,7 +490,7 @@ int main(int argc, char** argv) {
       o.fault_rate, o.fallback ? "true" : "false", (unsigned long long)submitted,
       (unsigned long long)completed, (unsigned long long)g.ok.load(),
       (unsigned long long)g.bytes.load(), (unsigned long long)g.zero_copy.load(),
-      (unsigned long long)g.try_submits.load(), (unsigned long long)g.would_block.load(),
+      (unsigned long long)g.sync_calls.load(), (unsigned long long)g.try_submits.load(), (unsigned long long)g.would_block.load(),
       (unsigned long long)faults,
       (unsigned long long)g.fired[static_cast<unsigned>(Point::kernel_error)].load(),
       (unsigned long long)g.fired[static_cast<unsigned>(Point::crypt_throw)].load(),
