@@ -50,7 +50,9 @@ struct Engine::Impl {
   std::atomic<uint64_t> work_epoch{0};
   void wake_admit() {  // under mu
     work_epoch.fetch_add(1, std::memory_order_relaxed);
-    if (admit_waiters != 0) admit_cv.notify_one();
+    // A polling worker sees the epoch move and looks under mu before it sleeps, so a
+    // sleeper is woken only when nobody polls: a futex wake the submitter then skips.
+    if (admit_waiters != 0 && spinners == 0) admit_cv.notify_one();
     wake_token_waiter();
   }
   // Crypt tokens: at most cfg.threads threads crypt at once. A worker takes one before it
@@ -62,6 +64,7 @@ struct Engine::Impl {
   uint32_t free_tokens = 0;
   uint32_t token_waiters = 0;
   uint32_t spinners = 0;  // workers polling for work (spin_for_work): one will take it
+  static constexpr uint32_t kMaxSpinners = 2;  // more idle workers sleep at once
   std::condition_variable token_cv;
   void wake_token_waiter() {  // under mu: a token and work for a sleeper, nobody polling
     if (token_waiters != 0 && free_tokens != 0 && spinners == 0 && admit_has_work()) {

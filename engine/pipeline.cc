@@ -256,8 +256,11 @@ Batch* Engine::Impl::admit(bool& token) {
       if ((cursor == nullptr && queued.empty()) || !slots.any_free()) {
         give_back_token();
         // Out of work (or slots): poll briefly, then sleep. The poll ends by looking
-        // again under mu, so a wake-up that came while it polled is not lost.
-        if (!spun && cfg.idle_spin_us != 0) {
+        // again under mu, so a wake-up that came while it polled is not lost. Two
+        // pollers are enough to catch the next requests; with more, every request set
+        // off a herd of idle workers on the engine mutex (16 threads on a 16-core host:
+        // 4 KiB batches at 223 MiB/s, bench/results/gpu_h200.md).
+        if (!spun && cfg.idle_spin_us != 0 && spinners < kMaxSpinners) {
           spun = true;
           busy_ns += engine::ns_since(busy_since);  // polling is idle time, not admission
           if (spin_for_work(lk)) spun = false;
