@@ -82,7 +82,9 @@ struct EngineConfig {
   uint32_t flush_deadline_us = 100;     // a partly filled batch waits at most this long
   uint32_t idle_spin_us = 50;           // a worker out of work polls for more this long
                                         // before it sleeps (waking a sleeping thread costs
-                                        // tens of us on a VM); 0: sleep at once
+                                        // tens of us on a VM); 0: sleep at once, the right
+                                        // choice where other busy processes share the CPUs
+                                        // (a poller waits out their time slices)
   bool idle_flush = true;               // no batch in flight: send a partly filled batch at
                                         // once (coalescing only pays while the pipeline is
                                         // busy; waiting at idle is pure latency)

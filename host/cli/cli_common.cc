@@ -86,6 +86,12 @@ KeyBytes::~KeyBytes() {
   if (!bytes_.empty()) secure_zero(bytes_.data(), bytes_.size());
 }
 
+void check_idle_spin(uint32_t us) {
+  if (us > 1'000'000) {
+    fail("--idle-spin-us {} is out of range: at most 1000000 (one second)", us);
+  }
+}
+
 void check_key_bits(unsigned key_bits) {
   if (key_bits != 0 && key_bits != 256 && key_bits != 512) {
     fail("--key-size {} is not supported (256 or 512 bits: XTS-AES-128 or XTS-AES-256)",

@@ -76,6 +76,14 @@ class KeyBytes {
 // --key-size: 0 (take the key file's size), 256 or 512 bits; anything else throws Error.
 void check_key_bits(unsigned key_bits);
 
+// --idle-spin-us (EngineConfig::idle_spin_us) of the engine commands: how long an idle
+// engine thread polls before it sleeps. At most one second: more is a typo that would
+// keep idle threads spinning.
+inline constexpr const char* kIdleSpinHelp =
+    "Microseconds an idle engine thread polls for work before it sleeps; 0 where other "
+    "busy processes share the CPUs (polling then costs more than it saves)";
+void check_idle_spin(uint32_t us);
+
 // Reads a raw 32- or 64-byte key from `path`; `key_bits` (0: take the file's size) must
 // match the file (check_key_bits first). Errors name the file and the sizes, never the bytes.
 void read_key_file(const std::string& path, unsigned key_bits, KeyBytes* out);

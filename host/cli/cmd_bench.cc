@@ -27,6 +27,7 @@ struct BenchOptions {
   double seconds = 0.3;
   std::string buffer_size = "4M";
   unsigned threads = 0;
+  uint32_t idle_spin_us = EngineConfig{}.idle_spin_us;
   std::string json_path, csv_path;
 };
 
@@ -71,6 +72,7 @@ void check_bench_options(const BenchOptions& o) {
   if (!(o.seconds > 0 && o.seconds <= 3600)) {
     fail("--time {} is out of range: use seconds, more than 0 and at most 3600", o.seconds);
   }
+  check_idle_spin(o.idle_spin_us);
 }
 
 int run_bench(const BenchOptions& o) {
@@ -87,6 +89,7 @@ int run_bench(const BenchOptions& o) {
       EngineConfig cfg;
       cfg.backend = parse_backend(n);
       cfg.threads = o.threads;
+      cfg.idle_spin_us = o.idle_spin_us;
       Status st = Engine::create(cfg, &s.engine);
       if (!st.ok() && st.code() == Errc::unavailable) fail("backend {}: {}", n, st.message());
       check(st, "cannot start the " + n + " engine");
@@ -215,6 +218,7 @@ void add_bench_command(CLI::App& app, int* exit_code, RunMode mode) {
   c->add_option("--buffer-size", o->buffer_size, "Bytes per call (e.g. 1M, 4M)")
       ->capture_default_str();
   c->add_option("--threads", o->threads, "Engine threads (default: all cores)");
+  c->add_option("--idle-spin-us", o->idle_spin_us, kIdleSpinHelp)->capture_default_str();
   c->add_option("--json", o->json_path, "Write the results as JSON to FILE");
   c->add_option("--csv", o->csv_path, "Write the results as CSV to FILE");
   if (mode == RunMode::check_only) {

@@ -37,6 +37,7 @@ struct CompareOptions {
   double seconds = 0.2;
   std::size_t depth = 4;
   unsigned threads = 0;
+  uint32_t idle_spin_us = EngineConfig{}.idle_spin_us;
   std::size_t slots = 8;
   std::string slot_size = "1M";
   std::string json_path, plot_path;
@@ -128,6 +129,7 @@ void check_compare_options(const CompareOptions& o) {
   }
   (void)compare_batch_sizes(o);
   (void)parse_size(o.slot_size);
+  check_idle_spin(o.idle_spin_us);
 }
 
 int run_compare(const CompareOptions& o) {
@@ -156,6 +158,7 @@ int run_compare(const CompareOptions& o) {
     cfg.backend = parse_backend(n);
     if (cfg.backend == BackendKind::automatic) fail("--backends: name cpu or cuda, not auto");
     cfg.threads = o.threads;
+    cfg.idle_spin_us = o.idle_spin_us;
     cfg.slot_count = o.slots;
     cfg.slot_bytes = slot_bytes;
     const Status st = Engine::create(cfg, &s.engine);
@@ -371,6 +374,7 @@ void add_compare_command(CLI::App& app, int* exit_code, RunMode mode) {
   c->add_option("--depth", o->depth, "Requests in flight for the throughput measurement")
       ->capture_default_str();
   c->add_option("--threads", o->threads, "CPU engine threads (default: all cores)");
+  c->add_option("--idle-spin-us", o->idle_spin_us, kIdleSpinHelp)->capture_default_str();
   c->add_option("--slots", o->slots, "Engine batch slots")->capture_default_str();
   c->add_option("--slot-size", o->slot_size, "Bytes per engine slot")->capture_default_str();
   c->add_option("--json", o->json_path, "Write the results as JSON to FILE");

@@ -30,6 +30,7 @@ struct CryptOptions {
   std::optional<uint64_t> size;   // 512-byte sectors
   std::string backend = "auto";
   unsigned threads = 0;
+  uint32_t idle_spin_us = EngineConfig{}.idle_spin_us;
   std::size_t slots = 8;
   std::optional<bool> progress;   // unset: when stderr is a terminal
 };
@@ -59,6 +60,7 @@ void check_crypt_options(const CryptOptions& o) {
     fail("--offset, --skip and --size count 512-byte sectors; a value is too large");
   }
   check_key_bits(o.key_size);
+  check_idle_spin(o.idle_spin_us);
 }
 
 int run_crypt(const CryptOptions& o) {
@@ -99,6 +101,7 @@ int run_crypt(const CryptOptions& o) {
   EngineConfig cfg;
   cfg.backend = backend;
   cfg.threads = o.threads;
+  cfg.idle_spin_us = o.idle_spin_us;
   cfg.slot_count = o.slots;
   std::unique_ptr<Engine> engine;
   block_interrupts();
@@ -189,6 +192,7 @@ void add_crypt_command(CLI::App& app, Direction dir, int* exit_code, RunMode mod
   c->add_option("--backend", o->backend, "cpu, cuda or auto (the GPU when one is usable)")
       ->capture_default_str();
   c->add_option("--threads", o->threads, "Engine threads (default: all cores)");
+  c->add_option("--idle-spin-us", o->idle_spin_us, kIdleSpinHelp)->capture_default_str();
   c->add_option("--slots", o->slots, "Engine batch slots of 1 MiB (bounds memory)")
       ->capture_default_str();
   c->add_flag_callback("--progress", [o] { o->progress = true; },

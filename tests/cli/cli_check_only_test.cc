@@ -37,12 +37,15 @@ TEST(CliCheckOnly, AcceptsValidCommandsWithoutTouchingFiles) {
   // None of these paths exists: a run would fail to open them, the checks do not look.
   const std::string key = dir.file("key"), in = dir.file("in"), out = dir.file("out");
   EXPECT_EQ(check_only({"encrypt", "-d", key, "--sector-size", "4096", in, out}), cli::kExitOk);
+  EXPECT_EQ(check_only({"encrypt", "-d", key, "--idle-spin-us", "0", in, out}), cli::kExitOk);
   EXPECT_EQ(check_only({"decrypt", "-d", key, "-s", "512", "--iv-large-sectors", "--sector-size",
                         "4096", "-p", "8", "-o", "16", "-b", "8", "--backend", "cpu", in, out}),
             cli::kExitOk);
   EXPECT_EQ(check_only({"bench", "--key-sizes", "256", "--sector-sizes", "512,4096", "--json",
                         dir.file("bench.json"), "--csv", dir.file("bench.csv")}),
             cli::kExitOk);
+  EXPECT_EQ(check_only({"compare", "--idle-spin-us", "1000000", "--threads", "1"}), cli::kExitOk);
+  EXPECT_EQ(check_only({"bench", "--idle-spin-us", "0"}), cli::kExitOk);
   EXPECT_EQ(check_only({"compare", "--batch-sizes", "4K,64K", "--depth", "2", "--json",
                         dir.file("compare.json"), "--plot", dir.file("compare.svg")}),
             cli::kExitOk);
@@ -73,6 +76,9 @@ TEST(CliCheckOnly, RefusesWithTheToolsMessage) {
       {"compare", "--direction", "sideways"},
       {"compare", "--batch-sizes", "4K,1000"},
       {"compare", "--slot-size", "1Q"},
+      {"compare", "--idle-spin-us", "1000001"},
+      {"bench", "--idle-spin-us", "4000000000"},
+      {"encrypt", "-d", key, "--idle-spin-us", "2000000", in, out},
   };
   for (const auto& args : cases) {
     std::string joined;
