@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstring>
@@ -51,6 +52,8 @@ TEST(CApi, DefaultsAndCreateErrors) {
   EXPECT_EQ(cfg.backend, SECTORCRYPT_BACKEND_AUTO);
   EXPECT_GE(cfg.slot_count, 1u);
   EXPECT_EQ(cfg.slot_bytes % 4096, 0u);
+  EXPECT_EQ(cfg.idle_spin_us, 50u);  // EngineConfig's default
+  EXPECT_EQ(cfg.cpu_fallback, 0);
   EXPECT_EQ(sectorcrypt_create(&cfg, nullptr), SECTORCRYPT_EINVAL);
 
   sectorcrypt_engine* e = nullptr;
@@ -73,6 +76,36 @@ TEST(CApi, DefaultsAndCreateErrors) {
   EXPECT_NE(std::string(sectorcrypt_backend_detail(e)), "");
   sectorcrypt_destroy(e);
   sectorcrypt_destroy(nullptr);  // ignored
+}
+
+// What create resolved comes back: zeros replaced by what was started, the rest as given.
+TEST(CApi, GetConfigReturnsWhatCreateResolved) {
+  sectorcrypt_config cfg;
+  sectorcrypt_config_init(&cfg);
+  cfg.backend = SECTORCRYPT_BACKEND_CPU;
+  cfg.threads = 0;           // hardware concurrency
+  cfg.slot_count = 3;
+  cfg.slot_bytes = 8192;
+  cfg.request_capacity = 0;  // 8 * slot_count
+  cfg.idle_spin_us = 0;
+  cfg.cpu_fallback = 1;
+  sectorcrypt_engine* raw = nullptr;
+  ASSERT_EQ(sectorcrypt_create(&cfg, &raw), SECTORCRYPT_OK) << sectorcrypt_last_error();
+  EnginePtr e(raw);
+  sectorcrypt_config got;
+  std::memset(&got, 0xff, sizeof got);
+  ASSERT_EQ(sectorcrypt_get_config(e.get(), &got), SECTORCRYPT_OK);
+  EXPECT_EQ(got.backend, SECTORCRYPT_BACKEND_CPU);
+  EXPECT_EQ(got.threads, std::max(1u, std::thread::hardware_concurrency()));
+  EXPECT_EQ(got.slot_count, 3u);
+  EXPECT_EQ(got.slot_bytes, 8192u);
+  EXPECT_EQ(got.request_capacity, 24u);
+  EXPECT_EQ(got.key_capacity, cfg.key_capacity);
+  EXPECT_EQ(got.flush_deadline_us, cfg.flush_deadline_us);
+  EXPECT_EQ(got.idle_spin_us, 0u);
+  EXPECT_EQ(got.cpu_fallback, 1);
+  EXPECT_EQ(sectorcrypt_get_config(e.get(), nullptr), SECTORCRYPT_EINVAL);
+  EXPECT_EQ(sectorcrypt_get_config(nullptr, &got), SECTORCRYPT_EINVAL);
 }
 
 TEST(CApi, StrerrorNamesEveryCode) {

@@ -200,6 +200,8 @@ void sectorcrypt_config_init(struct sectorcrypt_config* cfg) {
   cfg->flush_deadline_us = d.flush_deadline_us;
   cfg->require_locked_memory = d.require_locked_memory ? 1 : 0;
   cfg->gpu_ordinal = d.gpu_ordinal;
+  cfg->idle_spin_us = d.idle_spin_us;
+  cfg->cpu_fallback = d.cpu_fallback ? 1 : 0;
 }
 
 void sectorcrypt_format_init(struct sectorcrypt_format* fmt) {
@@ -237,6 +239,8 @@ int sectorcrypt_create(const struct sectorcrypt_config* cfg, sectorcrypt_engine*
     ec.flush_deadline_us = c.flush_deadline_us;
     ec.require_locked_memory = c.require_locked_memory != 0;
     ec.gpu_ordinal = c.gpu_ordinal;
+    ec.idle_spin_us = c.idle_spin_us;
+    ec.cpu_fallback = c.cpu_fallback != 0;
     auto w = std::make_unique<sectorcrypt_engine>();
     if (Status s = sectorcrypt::Engine::create(ec, &w->engine); !s) return result(s);
     // Twice the engine's request records (plus room for concurrent submitters): a bridge
@@ -376,6 +380,27 @@ int sectorcrypt_get_stats(const sectorcrypt_engine* engine, struct sectorcrypt_s
     out->would_block = s.would_block;
     out->latency_p50_ns = s.latency.p50_ns();
     out->latency_p99_ns = s.latency.p99_ns();
+    return SECTORCRYPT_OK;
+  });
+}
+
+int sectorcrypt_get_config(const sectorcrypt_engine* engine, struct sectorcrypt_config* out) {
+  return guarded([&] {
+    if (engine == nullptr || out == nullptr) return fail(SECTORCRYPT_EINVAL, "null engine or out");
+    const sectorcrypt::EngineConfig& c = engine->engine->config();
+    out->backend = engine->engine->backend() == sectorcrypt::BackendKind::cuda
+                       ? SECTORCRYPT_BACKEND_CUDA
+                       : SECTORCRYPT_BACKEND_CPU;
+    out->threads = c.threads;
+    out->slot_count = c.slot_count;
+    out->slot_bytes = c.slot_bytes;
+    out->request_capacity = c.request_capacity;
+    out->key_capacity = c.key_capacity;
+    out->flush_deadline_us = c.flush_deadline_us;
+    out->require_locked_memory = c.require_locked_memory ? 1 : 0;
+    out->gpu_ordinal = c.gpu_ordinal;
+    out->idle_spin_us = c.idle_spin_us;
+    out->cpu_fallback = c.cpu_fallback ? 1 : 0;
     return SECTORCRYPT_OK;
   });
 }

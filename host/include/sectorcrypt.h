@@ -69,6 +69,10 @@ struct sectorcrypt_config {
   uint32_t flush_deadline_us;   /* a partly filled batch waits at most this long */
   int require_locked_memory;    /* nonzero: fail create when slots cannot be locked */
   int gpu_ordinal;              /* CUDA device for the cuda backend */
+  uint32_t idle_spin_us;        /* an idle engine thread polls this long before it sleeps;
+                                   0 where other busy processes share the CPUs */
+  int cpu_fallback;             /* nonzero: a batch the backend fails is re-run once on
+                                   the CPU kernels (engine.h, FAULTS) */
 };
 
 /* Fills *cfg with the defaults (auto backend, 8 slots of 1 MiB, ...).
@@ -259,6 +263,11 @@ struct sectorcrypt_stats {
 
 /* RETURN VALUE: 0 and *out filled; SECTORCRYPT_EINVAL. THREAD SAFETY: any thread. */
 int sectorcrypt_get_stats(const sectorcrypt_engine *engine, struct sectorcrypt_stats *out);
+
+/* The configuration create resolved: threads and request_capacity as started (never 0),
+ * backend SECTORCRYPT_BACKEND_CPU or _CUDA, everything else as given.
+ * RETURN VALUE: 0 and *out filled; SECTORCRYPT_EINVAL. THREAD SAFETY: any thread. */
+int sectorcrypt_get_config(const sectorcrypt_engine *engine, struct sectorcrypt_config *out);
 
 /* The backend create resolved to, e.g. "cpu (AVX3_ZEN4), 4 threads"; valid while the
  * engine lives. THREAD SAFETY: any thread. */
