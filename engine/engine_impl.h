@@ -64,7 +64,7 @@ struct Engine::Impl {
   uint32_t free_tokens = 0;
   uint32_t token_waiters = 0;
   uint32_t spinners = 0;  // workers polling for work (spin_for_work): one will take it
-  static constexpr uint32_t kMaxSpinners = 2;  // more idle workers sleep at once
+  uint32_t max_spinners = 2;  // max(2, threads / 4), set at start: more idle workers sleep
   std::condition_variable token_cv;
   void wake_token_waiter() {  // under mu: a token and work for a sleeper, nobody polling
     if (token_waiters != 0 && free_tokens != 0 && spinners == 0 && admit_has_work()) {

@@ -100,6 +100,11 @@ Status Engine::Impl::start_threads() {
   crypted = std::make_unique<bool[]>(slots.count());
   worker_count = cfg.threads;
   free_tokens = worker_count;
+  // Idle workers that may poll at once. On a 16-core host, 16 threads, `sectorcrypt
+  // compare` (4 in flight) against every idle worker polling: 4 KiB 244 -> 748 MiB/s,
+  // 64 KiB 3,928 -> 8,381, 256 KiB 12,291 -> 15,633, 4 MiB 41,468 -> 38,033; a cap of 2
+  // or 8 did worse at most sizes (bench/results/gpu_h200.md). Two vCPUs: both poll.
+  max_spinners = std::max(2u, worker_count / 4);
   dedicated_completer = backend->asynchronous();
   workers = std::make_unique<std::thread[]>(worker_count);
   unsigned made = 1;  // worker 0 is the engine thread, started last
@@ -258,11 +263,10 @@ Batch* Engine::Impl::admit(bool& token) {
       if ((cursor == nullptr && queued.empty()) || !slots.any_free()) {
         give_back_token();
         // Out of work (or slots): poll briefly, then sleep. The poll ends by looking
-        // again under mu, so a wake-up that came while it polled is not lost. Two
-        // pollers are enough to catch the next requests; with more, every request set
-        // off a herd of idle workers on the engine mutex (16 threads on a 16-core host:
-        // 4 KiB batches at 223 MiB/s, bench/results/gpu_h200.md).
-        if (!spun && cfg.idle_spin_us != 0 && spinners < kMaxSpinners) {
+        // again under mu, so a wake-up that came while it polled is not lost. A few
+        // pollers catch the next requests; with every idle worker polling, each request
+        // set off a herd on the engine mutex (max_spinners: start_threads()).
+        if (!spun && cfg.idle_spin_us != 0 && spinners < max_spinners) {
           spun = true;
           busy_ns += engine::ns_since(busy_since);  // polling is idle time, not admission
           if (spin_for_work(lk)) spun = false;
