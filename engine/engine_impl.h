@@ -126,8 +126,8 @@ struct Engine::Impl {
   // run (crypt, complete) itself, or nullptr to queue the request as usual.
   //  - The engine is idle and the request fits one slot: its one batch; the call then
   //    needs no thread hand-off at all.
-  //  - The request spans several slots, it would be admitted next, and a crypt token is
-  //    free: its first batch, and *helping is set: the caller holds a token, crypts the
+  //  - The request spans several slots, it would be admitted next, a crypt token is
+  //    free and `helping` is not null: its first batch, and *helping is set: the caller holds a token, crypts the
   //    request's batches with admit_next_part_on_caller() beside the workers, and gives
   //    the token back with stop_helping().
   engine::Batch* admit_on_caller(engine::RequestRecord* r, bool* helping);

@@ -414,13 +414,13 @@ void Engine::Impl::emit_batch(Batch& b) {
 }
 
 Batch* Engine::Impl::admit_on_caller(RequestRecord* r, bool* helping) {
-  *helping = false;
+  if (helping != nullptr) *helping = false;
   const bool next = !stopping && !dedicated_completer && open == nullptr &&
                     cursor == nullptr && queued.empty() && ready_slots.empty() &&
                     slots.any_free();
   if (!next) return nullptr;
   if (r->bytes > slots.slot_bytes()) {
-    if (free_tokens == 0) return nullptr;
+    if (helping == nullptr || free_tokens == 0) return nullptr;  // no caller to help
     --free_tokens;
     *helping = true;
   } else if (batches_in_flight != 0) {
