@@ -184,24 +184,28 @@ int submit_impl(sectorcrypt_engine* e, const sectorcrypt_request* r, bool blocki
   return result(s);
 }
 
+// The C view of an EngineConfig (the defaults, or what create resolved).
+void to_c_config(const sectorcrypt::EngineConfig& c, int backend, sectorcrypt_config* out) {
+  out->backend = backend;
+  out->threads = c.threads;
+  out->slot_count = c.slot_count;
+  out->slot_bytes = c.slot_bytes;
+  out->request_capacity = c.request_capacity;
+  out->key_capacity = c.key_capacity;
+  out->flush_deadline_us = c.flush_deadline_us;
+  out->require_locked_memory = c.require_locked_memory ? 1 : 0;
+  out->gpu_ordinal = c.gpu_ordinal;
+  out->idle_spin_us = c.idle_spin_us;
+  out->cpu_fallback = c.cpu_fallback ? 1 : 0;
+}
+
 }  // namespace
 
 extern "C" {
 
 void sectorcrypt_config_init(struct sectorcrypt_config* cfg) {
   if (cfg == nullptr) return;
-  const sectorcrypt::EngineConfig d;
-  cfg->backend = SECTORCRYPT_BACKEND_AUTO;
-  cfg->threads = d.threads;
-  cfg->slot_count = d.slot_count;
-  cfg->slot_bytes = d.slot_bytes;
-  cfg->request_capacity = d.request_capacity;
-  cfg->key_capacity = d.key_capacity;
-  cfg->flush_deadline_us = d.flush_deadline_us;
-  cfg->require_locked_memory = d.require_locked_memory ? 1 : 0;
-  cfg->gpu_ordinal = d.gpu_ordinal;
-  cfg->idle_spin_us = d.idle_spin_us;
-  cfg->cpu_fallback = d.cpu_fallback ? 1 : 0;
+  to_c_config(sectorcrypt::EngineConfig{}, SECTORCRYPT_BACKEND_AUTO, cfg);
 }
 
 void sectorcrypt_format_init(struct sectorcrypt_format* fmt) {
@@ -387,20 +391,9 @@ int sectorcrypt_get_stats(const sectorcrypt_engine* engine, struct sectorcrypt_s
 int sectorcrypt_get_config(const sectorcrypt_engine* engine, struct sectorcrypt_config* out) {
   return guarded([&] {
     if (engine == nullptr || out == nullptr) return fail(SECTORCRYPT_EINVAL, "null engine or out");
-    const sectorcrypt::EngineConfig& c = engine->engine->config();
-    out->backend = engine->engine->backend() == sectorcrypt::BackendKind::cuda
-                       ? SECTORCRYPT_BACKEND_CUDA
-                       : SECTORCRYPT_BACKEND_CPU;
-    out->threads = c.threads;
-    out->slot_count = c.slot_count;
-    out->slot_bytes = c.slot_bytes;
-    out->request_capacity = c.request_capacity;
-    out->key_capacity = c.key_capacity;
-    out->flush_deadline_us = c.flush_deadline_us;
-    out->require_locked_memory = c.require_locked_memory ? 1 : 0;
-    out->gpu_ordinal = c.gpu_ordinal;
-    out->idle_spin_us = c.idle_spin_us;
-    out->cpu_fallback = c.cpu_fallback ? 1 : 0;
+    const bool cuda = engine->engine->backend() == sectorcrypt::BackendKind::cuda;
+    to_c_config(engine->engine->config(),
+                cuda ? SECTORCRYPT_BACKEND_CUDA : SECTORCRYPT_BACKEND_CPU, out);
     return SECTORCRYPT_OK;
   });
 }
