@@ -730,8 +730,7 @@ void Engine::shutdown() {
     std::lock_guard lk(m.mu);
     m.stopping = true;
     m.work_epoch.fetch_add(1, std::memory_order_relaxed);
-    m.admit_cv.notify_all();
-    m.token_cv.notify_all();
+    m.wake_workers_to_stop();
     m.record_cv.notify_all();
     m.slot_cv.notify_all();
   }

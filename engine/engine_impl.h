@@ -74,6 +74,11 @@ struct Engine::Impl {
   bool admit_has_work() const {  // under mu: something admit() could turn into a batch
     return !ready_slots.empty() || ((cursor != nullptr || !queued.empty()) && slots.any_free());
   }
+  // After setting `stopping`: every worker, asleep for work or for a token, must see it.
+  void wake_workers_to_stop() {
+    admit_cv.notify_all();
+    token_cv.notify_all();
+  }
   void release_token() {  // under mu
     ++free_tokens;
     if (token_waiters != 0 && (admit_has_work() || stopping)) token_cv.notify_one();
@@ -141,6 +146,10 @@ struct Engine::Impl {
   engine::Batch* admit_part_of_cursor();  // under mu: the next part of cursor alone
   uint64_t part_length(const engine::RequestRecord& r, uint64_t offset,
                        std::size_t room) const;  // under mu
+  // Under mu: appends the next part of `cursor` (part_length of `room`) to b. Returns
+  // the request when that was its last part (cursor is then null), else nullptr (the
+  // request has one more part pending and stays the cursor).
+  engine::RequestRecord* append_cursor_part(engine::Batch& b, std::size_t room);
   void append_part(engine::Batch& b, engine::RequestRecord* r, uint64_t offset, uint64_t len);
   void emit_batch(engine::Batch& b);    // under mu: into the completion order
   void crypt(engine::Batch* b);

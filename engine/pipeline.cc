@@ -122,8 +122,7 @@ Status Engine::Impl::start_threads() {
       std::lock_guard lock(mu);
       stopping = true;
     }
-    admit_cv.notify_all();
-    token_cv.notify_all();
+    wake_workers_to_stop();
     for (unsigned i = 1; i < made; ++i) workers[i].join();
     if (completer_made) {
       {
@@ -303,18 +302,13 @@ Batch* Engine::Impl::admit(bool& token) {
         emit = true;
         break;
       }
-      const uint64_t len = part_length(*cursor, cursor_offset, room);
-      const bool last = cursor_offset + len == cursor->bytes;
-      append_part(b, cursor, cursor_offset, len);
-      cursor_offset += len;
-      if (!last) {
-        cursor->pending.fetch_add(1);  // one more part; the request continues next batch
-        emit = true;                   // this one is full
+      RequestRecord* ended = append_cursor_part(b, room);
+      if (ended == nullptr) {
+        emit = true;  // this one is full; the request continues next batch
         break;
       }
-      if (cursor->flush) emit = true;
-      if (cursor->last_part_admitted != nullptr) b.last_part_of = cursor;
-      cursor = nullptr;  // its admission reference now rides on its last part
+      if (ended->flush) emit = true;
+      if (ended->last_part_admitted != nullptr) b.last_part_of = ended;
     }
 
     if (b.part_count == 0) {
@@ -365,10 +359,10 @@ bool Engine::Impl::spin_for_work(std::unique_lock<std::mutex>& lk) {
 
 // How much of request r's bytes from `offset` go into this batch: all that fits, except
 // at the tail of a request split over several slots and crypting threads, with nothing
-// queued behind it. There the last `threads` slot-fulls are cut into shrinking pieces (half of each
-// thread's share of what is left, down to a quarter slot), so the threads run out of
-// work together instead of one crypting a whole last slot while the others wait
-// (guided self-scheduling). On the 2-vCPU VM this took 2 threads on a 4 MiB call from
+// queued behind it. There the last `threads` slot-fulls are cut into shrinking pieces
+// (half of each thread's share of what is left, down to a quarter slot), so the threads
+// run out of work together instead of one crypting a whole last slot while the others
+// wait (guided self-scheduling). On the 2-vCPU VM this took 2 threads on a 4 MiB call from
 // 1.71x to 1.80x the 1-thread kernel, a quarter slot against half a slot 1.77x
 // (bench/results/engine_bench.md).
 uint64_t Engine::Impl::part_length(const RequestRecord& r, uint64_t offset,
@@ -384,6 +378,19 @@ uint64_t Engine::Impl::part_length(const RequestRecord& r, uint64_t offset,
   const uint64_t floor = std::max<uint64_t>(cap / 4 / ss * ss, ss);
   const uint64_t share = (remaining / (2 * cfg.threads) + ss - 1) / ss * ss;
   return std::min<uint64_t>({remaining, fits, std::max(share, floor)});
+}
+
+RequestRecord* Engine::Impl::append_cursor_part(Batch& b, std::size_t room) {
+  RequestRecord* r = cursor;
+  const uint64_t len = part_length(*r, cursor_offset, room);
+  append_part(b, r, cursor_offset, len);
+  cursor_offset += len;
+  if (cursor_offset < r->bytes) {
+    r->pending.fetch_add(1);  // one more part; the request continues next batch
+    return nullptr;
+  }
+  cursor = nullptr;  // its admission reference now rides on this last part
+  return r;
 }
 
 void Engine::Impl::append_part(Batch& b, RequestRecord* r, uint64_t offset, uint64_t len) {
@@ -446,21 +453,14 @@ void Engine::Impl::stop_helping() {
 }
 
 // Under mu: a batch of the next part of `cursor` alone (a slot-full, or what is left).
+// The caller is the one waiting for the request, so its last part wakes nobody.
 Batch* Engine::Impl::admit_part_of_cursor() {
-  RequestRecord* r = cursor;
   uint32_t s = 0;
   slots.take(&s);
   slots.state(s) = SlotState::pipeline;
   Batch& b = slots.batch(s);
   b.reset();
-  const uint64_t len = part_length(*r, cursor_offset, b.capacity);
-  append_part(b, r, cursor_offset, len);
-  cursor_offset += len;
-  if (cursor_offset < r->bytes) {
-    r->pending.fetch_add(1);  // one more part; the request continues next batch
-  } else {
-    cursor = nullptr;  // its admission reference now rides on this last part
-  }
+  (void)append_cursor_part(b, b.capacity);
   emit_batch(b);
   counters.add(counters.caller_batches, 1);
   return &b;
