@@ -9,6 +9,18 @@
 
 namespace sectorcrypt::cli {
 
+void set_command_callback(CLI::App* c, int* exit_code, RunMode mode,
+                          std::function<void()> check, std::function<int()> run) {
+  if (mode == RunMode::check_only) {
+    c->callback([exit_code, check = std::move(check)] {
+      check();
+      *exit_code = kExitOk;
+    });
+  } else {
+    c->callback([exit_code, run = std::move(run)] { *exit_code = run(); });
+  }
+}
+
 void build_app(CLI::App& app, int* exit_code, RunMode mode) {
   app.description(
       "sectorcrypt: AES-XTS disk-sector encryption on the CPU or a GPU, "

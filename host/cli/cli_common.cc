@@ -92,6 +92,12 @@ void check_idle_spin(uint32_t us) {
   }
 }
 
+void check_measure_seconds(double seconds) {
+  if (!(seconds > 0 && seconds <= 3600)) {
+    fail("--time {} is out of range: use seconds, more than 0 and at most 3600", seconds);
+  }
+}
+
 void check_key_bits(unsigned key_bits) {
   if (key_bits != 0 && key_bits != 256 && key_bits != 512) {
     fail("--key-size {} is not supported (256 or 512 bits: XTS-AES-128 or XTS-AES-256)",

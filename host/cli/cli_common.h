@@ -84,6 +84,10 @@ inline constexpr const char* kIdleSpinHelp =
     "busy processes share the CPUs (polling then costs more than it saves)";
 void check_idle_spin(uint32_t us);
 
+// --time of bench and compare: seconds per measurement, more than 0 and at most 3600.
+// NaN, infinity and days-long values are typos, not measurements (inf never ends).
+void check_measure_seconds(double seconds);
+
 // Reads a raw 32- or 64-byte key from `path`; `key_bits` (0: take the file's size) must
 // match the file (check_key_bits first). Errors name the file and the sizes, never the bytes.
 void read_key_file(const std::string& path, unsigned key_bits, KeyBytes* out);

@@ -68,10 +68,7 @@ void check_bench_options(const BenchOptions& o) {
   for (unsigned k : o.key_sizes) {
     if (k != 256 && k != 512) fail("--key-sizes: {} is not 256 or 512", k);
   }
-  // NaN, infinity and days-long values are typos, not measurements (inf never ends).
-  if (!(o.seconds > 0 && o.seconds <= 3600)) {
-    fail("--time {} is out of range: use seconds, more than 0 and at most 3600", o.seconds);
-  }
+  check_measure_seconds(o.seconds);
   check_idle_spin(o.idle_spin_us);
 }
 
@@ -221,14 +218,8 @@ void add_bench_command(CLI::App& app, int* exit_code, RunMode mode) {
   c->add_option("--idle-spin-us", o->idle_spin_us, kIdleSpinHelp)->capture_default_str();
   c->add_option("--json", o->json_path, "Write the results as JSON to FILE");
   c->add_option("--csv", o->csv_path, "Write the results as CSV to FILE");
-  if (mode == RunMode::check_only) {
-    c->callback([o, exit_code] {
-      check_bench_options(*o);
-      *exit_code = kExitOk;
-    });
-  } else {
-    c->callback([o, exit_code] { *exit_code = run_bench(*o); });
-  }
+  set_command_callback(c, exit_code, mode, [o] { check_bench_options(*o); },
+                       [o] { return run_bench(*o); });
 }
 
 }  // namespace sectorcrypt::cli

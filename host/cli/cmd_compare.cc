@@ -123,10 +123,7 @@ void check_compare_options(const CompareOptions& o) {
   if (o.key_size != 256 && o.key_size != 512) fail("--key-size must be 256 or 512");
   (void)compare_direction(o);
   if (o.depth == 0 || o.depth > 64) fail("--depth must be 1..64");
-  // NaN, infinity and days-long values are typos, not measurements (inf never ends).
-  if (!(o.seconds > 0 && o.seconds <= 3600)) {
-    fail("--time {} is out of range: use seconds, more than 0 and at most 3600", o.seconds);
-  }
+  check_measure_seconds(o.seconds);
   (void)compare_batch_sizes(o);
   (void)parse_size(o.slot_size);
   check_idle_spin(o.idle_spin_us);
@@ -379,14 +376,8 @@ void add_compare_command(CLI::App& app, int* exit_code, RunMode mode) {
   c->add_option("--slot-size", o->slot_size, "Bytes per engine slot")->capture_default_str();
   c->add_option("--json", o->json_path, "Write the results as JSON to FILE");
   c->add_option("--plot", o->plot_path, "Draw throughput vs batch size as SVG to FILE");
-  if (mode == RunMode::check_only) {
-    c->callback([o, exit_code] {
-      check_compare_options(*o);
-      *exit_code = kExitOk;
-    });
-  } else {
-    c->callback([o, exit_code] { *exit_code = run_compare(*o); });
-  }
+  set_command_callback(c, exit_code, mode, [o] { check_compare_options(*o); },
+                       [o] { return run_compare(*o); });
 }
 
 }  // namespace sectorcrypt::cli

@@ -198,14 +198,8 @@ void add_crypt_command(CLI::App& app, Direction dir, int* exit_code, RunMode mod
   c->add_flag_callback("--progress", [o] { o->progress = true; },
                        "Show progress on stderr even when it is not a terminal");
   c->add_flag_callback("--no-progress", [o] { o->progress = false; }, "Never show progress");
-  if (mode == RunMode::check_only) {
-    c->callback([o, exit_code] {
-      check_crypt_options(*o);
-      *exit_code = kExitOk;
-    });
-  } else {
-    c->callback([o, exit_code] { *exit_code = run_crypt(*o); });
-  }
+  set_command_callback(c, exit_code, mode, [o] { check_crypt_options(*o); },
+                       [o] { return run_crypt(*o); });
 }
 
 }  // namespace

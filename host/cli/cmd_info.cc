@@ -74,14 +74,8 @@ void add_info_command(CLI::App& app, int* exit_code, RunMode mode) {
       "info", "Show the version, the CPU's AES features, the CPU kernel chosen, and the GPUs");
   c->add_option("--json", o->json_path, "Also write the report as JSON to FILE");
   // The callbacks hold `o`: the options write into it while the command line is parsed.
-  if (mode == RunMode::check_only) {
-    c->callback([o, exit_code] {
-      check_info_options(*o);
-      *exit_code = kExitOk;
-    });
-  } else {
-    c->callback([o, exit_code] { *exit_code = run_info(*o); });
-  }
+  set_command_callback(c, exit_code, mode, [o] { check_info_options(*o); },
+                       [o] { return run_info(*o); });
 }
 
 }  // namespace sectorcrypt::cli

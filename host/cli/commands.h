@@ -5,6 +5,8 @@
 // *exit_code to kExitOk; build_app (app.h) wires them all up.
 #pragma once
 
+#include <functional>
+
 #include "host/cli/app.h"
 
 namespace CLI {
@@ -12,6 +14,11 @@ class App;
 }
 
 namespace sectorcrypt::cli {
+
+// Sets subcommand c's callback for `mode`: RunMode::run sets *exit_code = run();
+// RunMode::check_only calls check() and sets *exit_code = kExitOk.
+void set_command_callback(CLI::App* c, int* exit_code, RunMode mode,
+                          std::function<void()> check, std::function<int()> run);
 
 void add_crypt_commands(CLI::App& app, int* exit_code, RunMode mode);  // encrypt, decrypt
 void add_bench_command(CLI::App& app, int* exit_code, RunMode mode);
