@@ -3,6 +3,7 @@
 // admission order. A backend sets every part's status; it never allocates after create.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 #include "engine/batch.h"
@@ -21,13 +22,25 @@ class Backend {
   virtual Status publish_key(uint32_t index, const XtsKey& key) = 0;
   virtual void clear_key(uint32_t index) = 0;
 
-  // Parallel stage: get the batch's input, run (or start) the cipher.
+  // Registered memory (off the data path): make [ptr, ptr + len) DMA-able, and undo it.
+  // The CPU needs nothing.
+  virtual Status register_host(void* /*ptr*/, std::size_t /*len*/) { return Status(); }
+  virtual void unregister_host(void* /*ptr*/) {}
+  // Device-resident requests: ok when [ptr, ptr + len) is memory this backend's kernels
+  // can read and write.
+  virtual Status check_device_buffer(const void* /*ptr*/, std::size_t /*len*/) const {
+    return Status::error(Errc::invalid_buffer,
+                         "a device-resident request (memory = device) needs the cuda "
+                         "backend; this engine runs on the CPU");
+  }
+
+  // Parallel stage: get the batch's input, run the cipher, put the results where they
+  // belong. A GPU backend waits here for its slot's stream, so the worker that admitted
+  // a batch also stages it in and out: the copies run on as many threads as batches.
   virtual void crypt(Batch& b) = 0;
-  // Serial stage: wait for what crypt() started, put results where they belong.
+  // Serial stage, in admission order, before the batch's completions: what must happen
+  // in that order (nothing, for the backends today; the CPU fallback reruns through it).
   virtual void finish(Batch& b) = 0;
-  // True when crypt() only starts the work and finish() waits for it (a GPU stream):
-  // the pipeline then waits in a thread of its own so workers keep launching.
-  virtual bool asynchronous() const { return false; }
 };
 
 }  // namespace sectorcrypt::engine

@@ -30,6 +30,13 @@ struct RequestRecord {
   uint32_t src_count = 0;
   iovec dst[kMaxSegments] = {};  // == src when in place
   uint32_t dst_count = 0;
+  bool in_place = false;
+  MemoryKind memory = MemoryKind::host;
+  // Host memory wholly inside registered ranges: the registry entry of each segment,
+  // whose references are dropped at completion (engine/memory_registry.h).
+  bool registered = false;
+  uint8_t src_entry[kMaxSegments] = {};
+  uint8_t dst_entry[kMaxSegments] = {};
   CompletionCallback callback = nullptr;
   void* user_context = nullptr;
   bool post_completion = false;
@@ -55,6 +62,8 @@ struct Part {
     direct,    // one contiguous run in the caller's memory: crypt in -> out directly
     gathered,  // per-sector pointers (caller memory; sectors split over segments staged)
     staged,    // the whole part is in the slot at slot_offset (copied in, or zero-copy)
+    dma,       // GPU: registered host memory, copied by DMA to and from the device slot
+    device,    // GPU: device-resident, the kernel reads and writes the caller's memory
   };
   RequestRecord* req = nullptr;
   uint64_t req_offset = 0;   // bytes into the request

@@ -120,14 +120,9 @@ void prepare_in_place_of_caller(Batch& b) {
   }
 }
 
-void stage_all(Batch& b) {
-  for (uint32_t k = 0; k < b.part_count; ++k) {
-    Part& p = b.parts[k];
-    p.mode = Part::Mode::staged;
-    if (!b.zero_copy) {
-      gather_from(p.req->src, p.req->src_count, p.req_offset, b.data + p.slot_offset, p.bytes);
-    }
-  }
+void stage_in(Batch& b, const Part& p) {
+  if (b.zero_copy) return;  // the caller filled the slot
+  gather_from(p.req->src, p.req->src_count, p.req_offset, b.data + p.slot_offset, p.bytes);
 }
 
 void scatter_results(Batch& b) {

@@ -52,6 +52,10 @@ class CpuBackend final : public Backend {
                                              b.in_ptrs + p.first_sector,
                                              b.out_ptrs + p.first_sector, b.iv + p.first_sector);
           break;
+        case Part::Mode::dma:     // GPU modes: prepare_in_place_of_caller never sets them
+        case Part::Mode::device:
+          p.status = Status::error(Errc::backend_failure, "CPU backend given a GPU-only part");
+          break;
       }
     }
     scatter_results(b);

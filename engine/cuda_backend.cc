@@ -36,10 +36,10 @@ cudaError_t copy_async(void* dst, const void* src, std::size_t n, cudaMemcpyKind
 // H200 (driver 580) every cudaEventSynchronize of a cudaEventBlockingSync event took heap
 // memory, in this thread and in a driver thread it wakes (engine_alloc_test's
 // SECTORCRYPT_ALLOC_TRACE showed both), and the data path must not allocate. The poll
-// yields for the length of a typical batch, then sleeps in short steps so a long wait
-// (a large slot, a busy GPU) does not hold a core.
+// yields for the length of a small batch, then sleeps in short steps so a long wait (a
+// large slot, a busy GPU) does not hold a core: one waiting worker per batch in flight.
 cudaError_t wait_for_event(cudaEvent_t done) {
-  constexpr auto kPollFor = std::chrono::microseconds(200);
+  constexpr auto kPollFor = std::chrono::microseconds(100);
   constexpr auto kSleepStep = std::chrono::microseconds(20);
   const auto poll_until = std::chrono::steady_clock::now() + kPollFor;
   for (;;) {
@@ -120,7 +120,6 @@ class CudaBackend final : public Backend {
   }
 
   BackendKind kind() const override { return BackendKind::cuda; }
-  bool asynchronous() const override { return true; }
   const char* detail() const override { return detail_; }
 
   Status publish_key(uint32_t index, const XtsKey& key) override {
@@ -142,62 +141,56 @@ class CudaBackend final : public Backend {
     cudaDeviceSynchronize();  // zeroed before the entry can be reused
   }
 
+  Status register_host(void* ptr, std::size_t len) override {
+    cudaSetDevice(cfg_.ordinal);
+    const cudaError_t e = cudaHostRegister(ptr, len, cudaHostRegisterPortable);
+    if (e != cudaSuccess) {
+      return Status::error(Errc::backend_failure,
+                           "register_memory: cudaHostRegister of %zu bytes failed: %s", len,
+                           cudaGetErrorString(e));
+    }
+    return Status();
+  }
+
+  void unregister_host(void* ptr) override {
+    cudaSetDevice(cfg_.ordinal);
+    (void)cudaHostUnregister(ptr);
+  }
+
+  Status check_device_buffer(const void* ptr, std::size_t len) const override {
+    for (const void* p : {ptr, static_cast<const void*>(static_cast<const uint8_t*>(ptr) + len - 1)}) {
+      cudaPointerAttributes a{};
+      const cudaError_t e = cudaPointerGetAttributes(&a, p);
+      if (e != cudaSuccess || (a.type != cudaMemoryTypeDevice && a.type != cudaMemoryTypeManaged) ||
+          a.device != cfg_.ordinal) {
+        (void)cudaGetLastError();
+        return Status::error(Errc::invalid_buffer,
+                             "device-resident request: [%p, +%zu) is not device memory of GPU %d",
+                             ptr, len, cfg_.ordinal);
+      }
+    }
+    return Status();
+  }
+
+  // Stages copy parts in on this worker, runs H2D, kernels and D2H on the slot's stream,
+  // waits, and stages the results out: each step of a batch on the thread that admitted
+  // it, so many batches stage at once. Registered parts are DMA'd from and to the
+  // caller's memory, device-resident parts only go through the kernel.
   void crypt(Batch& b) override {
     SlotDevice& s = slots_[b.slot];
     cudaSetDevice(cfg_.ordinal);
-    stage_all(b);
-    for (uint32_t k = 0; k < b.part_count; ++k) fill_sector_numbers(b, b.parts[k]);
-    s.failed_step = "H2D copy";
-    cudaError_t e = copy_async(s.data, b.data, b.used, cudaMemcpyHostToDevice, s.stream);
-    if (e == cudaSuccess) {
-      e = copy_async(s.iv, b.iv, b.sector_count * sizeof(uint64_t), cudaMemcpyHostToDevice, s.stream);
+    for (uint32_t k = 0; k < b.part_count; ++k) {
+      Part& p = b.parts[k];
+      const RequestRecord& r = *p.req;
+      p.mode = b.zero_copy                          ? Part::Mode::staged
+               : r.memory == MemoryKind::device     ? Part::Mode::device
+               : r.registered                       ? Part::Mode::dma
+                                                    : Part::Mode::staged;
+      if (p.mode == Part::Mode::device) b.rerunnable = false;  // the CPU cannot reach it
+      if (p.mode == Part::Mode::staged) stage_in(b, p);
+      fill_sector_numbers(b, p);
     }
-    if (e == cudaSuccess) {
-      e = copy_async(s.key_index, b.key_index, b.sector_count * sizeof(uint32_t),
-                     cudaMemcpyHostToDevice, s.stream);
-    }
-    if (e == cudaSuccess) s.failed_step = "kernel launch";
-    // One launch per run of parts with the same direction, sector size and IV mode:
-    // their sectors are adjacent in the slot and in the per-sector arrays.
-    uint32_t k = 0;
-    while (e == cudaSuccess && k < b.part_count) {
-      const Part& first = b.parts[k];
-      const RequestRecord& r = *first.req;
-      uint32_t end = k + 1;
-      std::size_t sectors = first.sectors;
-      while (end < b.part_count) {
-        const RequestRecord& n = *b.parts[end].req;
-        if (n.dir != r.dir || n.format.sector_size != r.format.sector_size ||
-            n.format.iv_mode != r.format.iv_mode) {
-          break;
-        }
-        sectors += b.parts[end].sectors;
-        ++end;
-      }
-      cuda::GpuBatch gb{s.data + first.slot_offset, s.data + first.slot_offset, sectors,
-                        r.format.sector_size, r.dir, r.format.iv_mode,
-                        s.iv + first.first_sector, s.key_index + first.first_sector, keys_};
-      e = SECTORCRYPT_FAULT(fault::Point::cuda_launch) ? cudaErrorLaunchFailure
-                                                        : cuda::launch_xts(gb, variant_, s.stream);
-      k = end;
-    }
-    if (e == cudaSuccess) {
-      s.failed_step = "D2H copy";
-      // From here the slot's bytes may be overwritten: a zero-copy batch's input is gone.
-      if (b.zero_copy) b.rerunnable = false;
-      e = copy_async(b.data, s.data, b.used, cudaMemcpyDeviceToHost, s.stream);
-    }
-    if (e == cudaSuccess) {
-      s.failed_step = "event record";
-      e = cudaEventRecord(s.done, s.stream);
-    }
-    s.enqueue_error = e;
-  }
-
-  void finish(Batch& b) override {
-    SlotDevice& s = slots_[b.slot];
-    cudaSetDevice(cfg_.ordinal);
-    cudaError_t e = s.enqueue_error;
+    cudaError_t e = enqueue(b, s);
     if (e == cudaSuccess) {
       s.failed_step = "sync (kernel or copy)";
       e = wait_for_event(s.done);
@@ -217,7 +210,117 @@ class CudaBackend final : public Backend {
     if (e == cudaSuccess) scatter_results(b);
   }
 
+  void finish(Batch&) override {}
+
  private:
+  // The batch's H2D copies, kernels, D2H copies and event, in stream order.
+  cudaError_t enqueue(Batch& b, SlotDevice& s) {
+    s.failed_step = "H2D copy";
+    cudaError_t e = copy_async(s.iv, b.iv, b.sector_count * sizeof(uint64_t),
+                               cudaMemcpyHostToDevice, s.stream);
+    if (e == cudaSuccess) {
+      e = copy_async(s.key_index, b.key_index, b.sector_count * sizeof(uint32_t),
+                     cudaMemcpyHostToDevice, s.stream);
+    }
+    if (e == cudaSuccess) e = move_data(b, s, cudaMemcpyHostToDevice);
+    if (e == cudaSuccess) s.failed_step = "kernel launch";
+    for (uint32_t k = 0; e == cudaSuccess && k < b.part_count;) {
+      const uint32_t end = launch_run(b, s, k, &e);
+      k = end;
+    }
+    if (e == cudaSuccess) {
+      s.failed_step = "D2H copy";
+      // From here the input may be overwritten: a zero-copy slot, or registered memory
+      // crypted in place.
+      for (uint32_t k = 0; k < b.part_count; ++k) {
+        const Part& p = b.parts[k];
+        if (b.zero_copy || (p.mode == Part::Mode::dma && p.req->in_place)) b.rerunnable = false;
+      }
+      e = move_data(b, s, cudaMemcpyDeviceToHost);
+    }
+    if (e == cudaSuccess) {
+      s.failed_step = "event record";
+      e = cudaEventRecord(s.done, s.stream);
+    }
+    return e;
+  }
+
+  // Host <-> the device slot, per part: staged parts in runs (adjacent in the slot,
+  // one copy each), registered parts by DMA straight from or to the caller's segments.
+  cudaError_t move_data(const Batch& b, SlotDevice& s, cudaMemcpyKind kind) {
+    const bool in = kind == cudaMemcpyHostToDevice;
+    cudaError_t e = cudaSuccess;
+    uint32_t run_begin = 0, run_bytes = 0;  // staged bytes not yet copied
+    auto flush_run = [&] {
+      if (run_bytes == 0 || e != cudaSuccess) return;
+      e = in ? copy_async(s.data + run_begin, b.data + run_begin, run_bytes, kind, s.stream)
+             : copy_async(b.data + run_begin, s.data + run_begin, run_bytes, kind, s.stream);
+      run_bytes = 0;
+    };
+    for (uint32_t k = 0; k < b.part_count && e == cudaSuccess; ++k) {
+      const Part& p = b.parts[k];
+      if (p.mode == Part::Mode::staged) {
+        if (run_bytes != 0 && run_begin + run_bytes != p.slot_offset) flush_run();
+        if (run_bytes == 0) run_begin = p.slot_offset;
+        run_bytes += p.bytes;
+        continue;
+      }
+      flush_run();
+      if (p.mode != Part::Mode::dma) continue;
+      const RequestRecord& r = *p.req;
+      const iovec* segs = in ? r.src : r.dst;
+      const uint32_t count = in ? r.src_count : r.dst_count;
+      uint8_t* dev = s.data + p.slot_offset;
+      for_each_piece(segs, count, segs, count, p.req_offset, p.bytes,
+                     [&](const uint8_t* host, uint8_t* host_out, std::size_t n, uint64_t pos) {
+                       if (e != cudaSuccess) return;
+                       e = in ? copy_async(dev + pos, host, n, kind, s.stream)
+                              : copy_async(host_out, dev + pos, n, kind, s.stream);
+                     });
+    }
+    flush_run();
+    return e;
+  }
+
+  // Launches the kernel for parts [k, end) and returns end: a run of slot parts (staged
+  // or DMA'd, adjacent in the slot and the per-sector arrays) with one direction, sector
+  // size and IV mode in one launch; a device-resident part once per piece contiguous in
+  // both its source and destination.
+  uint32_t launch_run(const Batch& b, SlotDevice& s, uint32_t k, cudaError_t* e) {
+    const Part& first = b.parts[k];
+    const RequestRecord& r = *first.req;
+    auto launch = [&](const uint8_t* in, uint8_t* out, std::size_t sectors, uint32_t sector0) {
+      if (*e != cudaSuccess) return;
+      cuda::GpuBatch gb{in, out, sectors, r.format.sector_size, r.dir, r.format.iv_mode,
+                        s.iv + sector0, s.key_index + sector0, keys_};
+      *e = SECTORCRYPT_FAULT(fault::Point::cuda_launch) ? cudaErrorLaunchFailure
+                                                         : cuda::launch_xts(gb, variant_, s.stream);
+    };
+    if (first.mode == Part::Mode::device) {
+      const uint32_t ss = r.format.sector_size;
+      for_each_piece(r.src, r.src_count, r.dst, r.dst_count, first.req_offset, first.bytes,
+                     [&](const uint8_t* in, uint8_t* out, std::size_t n, uint64_t pos) {
+                       launch(in, out, n / ss, first.first_sector + static_cast<uint32_t>(pos / ss));
+                     });
+      return k + 1;
+    }
+    uint32_t end = k + 1;
+    std::size_t sectors = first.sectors;
+    while (end < b.part_count) {
+      const Part& p = b.parts[end];
+      const RequestRecord& n = *p.req;
+      if (p.mode == Part::Mode::device || n.dir != r.dir ||
+          n.format.sector_size != r.format.sector_size || n.format.iv_mode != r.format.iv_mode) {
+        break;
+      }
+      sectors += p.sectors;
+      ++end;
+    }
+    uint8_t* slot = s.data + first.slot_offset;
+    launch(slot, slot, sectors, first.first_sector);
+    return end;
+  }
+
   CudaBackendConfig cfg_;
   cuda::AesVariant variant_ = cuda::AesVariant::constant_time;
   cuda::DeviceXtsKey* keys_ = nullptr;

@@ -1,8 +1,12 @@
 // The CUDA backend (built only with SECTORCRYPT_HAVE_CUDA): per slot, a device buffer,
-// device IV/key-index arrays, a stream and an event, all made at create. crypt() gathers
-// the batch into the slot's pinned memory and enqueues H2D -> cuda::launch_xts -> D2H on
-// the slot's stream (several slots in flight at once); finish() waits on the slot's event
-// (blocking sync, no spinning) and scatters. add_key uploads into a device key table.
+// device IV/key-index arrays, a stream and an event, all made at create. crypt(), on the
+// worker that admitted the batch, gathers unregistered copy parts into the slot's pinned
+// memory, enqueues H2D -> cuda::launch_xts -> D2H on the slot's own stream (registered
+// memory is DMA'd straight from and to the caller, device-resident parts only run the
+// kernel), waits for the slot's event by polling, and scatters. Each slot has a stream,
+// so one slot's H2D, another's kernel and a third's D2H overlap, both copy engines busy.
+// register_memory pins the caller's range (cudaHostRegister); add_key uploads into a
+// device key table.
 #pragma once
 
 #include <cstddef>

@@ -117,6 +117,34 @@ Status validate_request(const Request& req) {
   return iv_sequence_for(req.format, req.start_sector, &seq);
 }
 
+// Device-resident requests, beyond validate_request: the backend must run kernels on
+// every segment, each 16-byte aligned (the kernels' loads) and of whole sectors (a
+// sector never spans two device allocations).
+Status validate_device_segments(const engine::Backend& backend, const Request& req) {
+  if (req.memory == MemoryKind::host) return Status();
+  if (req.memory != MemoryKind::device) {
+    return Status::error(Errc::invalid_buffer, "unknown memory kind %d",
+                         static_cast<int>(req.memory));
+  }
+  const auto check = [&](const iovec* v, std::size_t n, const char* side) {
+    for (std::size_t i = 0; i < n; ++i) {
+      if (reinterpret_cast<std::uintptr_t>(v[i].iov_base) % 16 != 0) {
+        return Status::error(Errc::invalid_buffer,
+                             "device-resident %s segment %zu is not 16-byte aligned", side, i);
+      }
+      if (v[i].iov_len % req.format.sector_size != 0) {
+        return Status::error(Errc::invalid_length,
+                             "device-resident %s segment %zu holds %zu bytes: not whole "
+                             "%u-byte sectors", side, i, v[i].iov_len, req.format.sector_size);
+      }
+      if (Status s = backend.check_device_buffer(v[i].iov_base, v[i].iov_len); !s) return s;
+    }
+    return Status();
+  };
+  if (Status s = check(req.src, req.src_count, "source"); !s) return s;
+  return check(req.dst, req.dst_count, "destination");
+}
+
 Status shut_down_status() {
   return Status::error(Errc::shut_down, "the engine is shut down");
 }
@@ -137,10 +165,15 @@ Status Engine::create(const EngineConfig& config, std::unique_ptr<Engine>* out) 
   if (c.slot_count == 0 || c.slot_count > 65536) {
     return Status::error(Errc::invalid_length, "slot_count = %zu; use 1..65536", c.slot_count);
   }
-  if (c.slot_bytes < 4096 || c.slot_bytes % 4096 != 0 || c.slot_bytes > (std::size_t{1} << 30)) {
+  if (c.slot_bytes != 0 &&
+      (c.slot_bytes < 4096 || c.slot_bytes % 4096 != 0 || c.slot_bytes > (std::size_t{1} << 30))) {
     return Status::error(Errc::invalid_length,
-                         "slot_bytes = %zu; use a multiple of 4096 from 4096 to 1 GiB",
-                         c.slot_bytes);
+                         "slot_bytes = %zu; use a multiple of 4096 from 4096 to 1 GiB "
+                         "(or 0 for the backend's default)", c.slot_bytes);
+  }
+  if (c.registration_capacity == 0 || c.registration_capacity > 255) {
+    return Status::error(Errc::invalid_length, "registration_capacity = %zu; use 1..255",
+                         c.registration_capacity);
   }
   if (c.key_capacity == 0 || c.key_capacity > (std::size_t{1} << 20)) {
     return Status::error(Errc::invalid_length, "key_capacity = %zu; use 1..1048576",
@@ -151,10 +184,6 @@ Status Engine::create(const EngineConfig& config, std::unique_ptr<Engine>* out) 
     return Status::error(Errc::invalid_length, "request_capacity = %zu; at most 16777216",
                          c.request_capacity);
   }
-  const std::size_t max_sectors = c.slot_bytes / 512;
-  if (c.max_parts_per_batch == 0) c.max_parts_per_batch = std::min<std::size_t>(max_sectors, 256);
-  c.max_parts_per_batch = std::min(c.max_parts_per_batch, max_sectors);
-
   // The backend.
   bool use_cuda = false;
 #ifdef SECTORCRYPT_HAVE_CUDA
@@ -185,6 +214,14 @@ Status Engine::create(const EngineConfig& config, std::unique_ptr<Engine>* out) 
   }
 #endif
   c.backend = use_cuda ? BackendKind::cuda : BackendKind::cpu;
+  if (c.slot_bytes == 0) c.slot_bytes = use_cuda ? kCudaSlotBytes : kCpuSlotBytes;
+  // A GPU launch coalesces up to a slot of 4 KiB requests; the CPU gains nothing from
+  // more than 256 parts a batch and pays for each in admission.
+  const std::size_t max_sectors = c.slot_bytes / 512;
+  if (c.max_parts_per_batch == 0) {
+    c.max_parts_per_batch = std::min<std::size_t>(max_sectors, use_cuda ? 4096 : 256);
+  }
+  c.max_parts_per_batch = std::min(c.max_parts_per_batch, max_sectors);
 
   auto impl = std::make_unique<Impl>();
   impl->cfg = c;
@@ -210,6 +247,7 @@ Status Engine::create(const EngineConfig& config, std::unique_ptr<Engine>* out) 
   impl->ready_slots.init(c.slot_count);
   impl->cq.init(all_records);
   impl->keys.init(c.key_capacity);
+  impl->registry.init(c.registration_capacity);
   impl->counters.memory_locked = impl->slots.memory().locked();
 
 #ifdef SECTORCRYPT_HAVE_CUDA
@@ -252,6 +290,51 @@ Status Engine::remove_key(KeyHandle key) {
   return impl_->keys.remove(key, clear, impl_->backend.get());
 }
 
+// ---- registered memory ----
+
+// The backend pins outside mu (cudaHostRegister takes milliseconds per GB), between a
+// reservation that keeps other registrations off the range and the activation that lets
+// requests match it.
+Status Engine::register_memory(void* ptr, std::size_t len) {
+  Impl& m = *impl_;
+  if (engine::in_callback_of(&m)) {
+    return Status::error(Errc::unavailable, "register_memory() called from a completion callback");
+  }
+  if (ptr == nullptr) return Status::error(Errc::invalid_buffer, "register_memory: ptr is null");
+  if (len == 0) return Status::error(Errc::invalid_length, "register_memory: len is 0");
+  uint32_t entry = 0;
+  {
+    std::lock_guard lk(m.mu);
+    if (Status s = m.registry.reserve(ptr, len, &entry); !s) return s;
+  }
+  const Status pinned = m.backend->register_host(ptr, len);
+  std::lock_guard lk(m.mu);
+  if (!pinned) {
+    m.registry.abandon(entry);
+    return pinned;
+  }
+  m.registry.activate(entry);
+  return Status();
+}
+
+Status Engine::unregister_memory(void* ptr) {
+  Impl& m = *impl_;
+  if (engine::in_callback_of(&m)) {
+    return Status::error(Errc::unavailable,
+                         "unregister_memory() called from a completion callback");
+  }
+  uint32_t entry = 0;
+  std::size_t len = 0;
+  {
+    std::lock_guard lk(m.mu);
+    if (Status s = m.registry.begin_unregister(ptr, &entry, &len); !s) return s;
+  }
+  m.backend->unregister_host(ptr);
+  std::lock_guard lk(m.mu);
+  m.registry.finish_unregister(entry);
+  return Status();
+}
+
 // ---- copy requests ----
 
 Status Engine::Impl::validate_and_accept(const Request& req, bool blocking,
@@ -259,6 +342,7 @@ Status Engine::Impl::validate_and_accept(const Request& req, bool blocking,
                                          void (*last_part_admitted)(void*), bool* helping,
                                          engine::RequestRecord** record) {
   if (Status s = validate_request(req); !s) return s;
+  if (Status s = validate_device_segments(*backend, req); !s) return s;
   uint32_t key_index = 0;
   if (Status s = keys.acquire(req.key, &key_index); !s) return s;
 
@@ -300,13 +384,20 @@ Status Engine::Impl::validate_and_accept(const Request& req, bool blocking,
     r.src[i] = req.src[i];
     total += req.src[i].iov_len;
   }
-  if (req.dst_count != 0) {
+  r.in_place = req.dst_count == 0;
+  if (!r.in_place) {
     r.dst_count = static_cast<uint32_t>(req.dst_count);
     for (std::size_t i = 0; i < req.dst_count; ++i) r.dst[i] = req.dst[i];
   } else {
-    r.dst_count = r.src_count;  // in place
+    r.dst_count = r.src_count;
     for (std::size_t i = 0; i < req.src_count; ++i) r.dst[i] = req.src[i];
   }
+  r.memory = req.memory;
+  r.registered = req.memory == MemoryKind::host &&
+                 registry.acquire(r.src, r.src_count, r.dst, r.dst_count, r.src_entry,
+                                  r.dst_entry);
+  if (r.registered) counters.add(counters.registered_requests, 1);
+  if (r.memory == MemoryKind::device) counters.add(counters.device_requests, 1);
   r.bytes = total;
   r.callback = req.callback;
   r.user_context = req.user_context;
@@ -420,6 +511,9 @@ Status Engine::submit_slot(const SlotHandle& slot, const SlotRequest& req) {
   r.src[0] = iovec{slot.data, req.bytes};
   r.dst[0] = r.src[0];
   r.src_count = r.dst_count = 1;
+  r.in_place = true;
+  r.memory = MemoryKind::host;
+  r.registered = false;
   r.bytes = req.bytes;
   r.callback = req.callback;
   r.user_context = req.user_context;

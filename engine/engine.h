@@ -13,7 +13,8 @@
 //   crypt    (parallel)         run the backend over the batch (gather into the slot
 //            where it must be staged, cipher, scatter)
 //   complete (serial, in order) merge statuses, deliver completions, free the slot
-// A worker takes its batch through all three; the CUDA backend adds one completer thread.
+// A worker takes its batch through all three (on the GPU it waits for its slot's stream
+// in crypt; the cuda backend gets a worker per slot).
 //
 // COMPLETION ORDER: completions are delivered in admission order. Requests submitted
 // through submit()/try_submit() are admitted in the order they were accepted (FIFO over
@@ -75,10 +76,14 @@ struct EngineConfig {
                                         // at once (a crypt_sync() caller crypting its own
                                         // request counts); 0: hardware concurrency
   std::size_t slot_count = 8;           // batch slots = pipeline tokens (>= 1)
-  std::size_t slot_bytes = 1u << 20;    // bytes per slot: a multiple of 4096, >= 4096
+  std::size_t slot_bytes = 0;           // bytes per slot: a multiple of 4096, >= 4096;
+                                        // 0: the backend's default, kCpuSlotBytes on the
+                                        // CPU, kCudaSlotBytes on the GPU (a launch must
+                                        // be large enough to fill it)
   std::size_t request_capacity = 0;     // accepted-but-not-finished requests; 0: 8 * slots
   std::size_t max_parts_per_batch = 0;  // requests coalesced into one slot; 0: min(B/512, 256)
   std::size_t key_capacity = 64;        // key table entries (>= 1)
+  std::size_t registration_capacity = 64;  // register_memory() ranges at once (1..255)
   uint32_t flush_deadline_us = 100;     // a partly filled batch waits at most this long
   uint32_t idle_spin_us = 50;           // a worker out of work polls for more this long
                                         // before it sleeps (waking a sleeping thread costs
@@ -95,6 +100,12 @@ struct EngineConfig {
   GpuAes gpu_aes = GpuAes::constant_time;
 };
 
+// slot_bytes = 0 resolves to these. 1 MiB keeps a CPU batch in L2-sized pieces that
+// several threads share out; a GPU batch must fill the device: 16 MiB is 4,096 4-KiB
+// sectors, a warp each, against 132 SMs x 64 warps (bench/results/gpu_datapath.md).
+inline constexpr std::size_t kCpuSlotBytes = std::size_t{1} << 20;
+inline constexpr std::size_t kCudaSlotBytes = std::size_t{16} << 20;
+
 // Names a key table entry. Stale handles (removed keys) are detected: a reused entry
 // gets a new handle.
 struct KeyHandle {
@@ -105,6 +116,16 @@ struct KeyHandle {
 
 // Scatter/gather lists hold at most this many segments per side (no allocation).
 inline constexpr std::size_t kMaxSegments = 16;
+
+// Where a request's buffers live.
+//   host    the caller's host memory. Inside ranges given to register_memory() (every
+//           source and destination segment), the cuda backend DMAs straight from and to
+//           it; elsewhere it is staged through a pinned slot. The CPU backend crypts host
+//           memory where it lies either way.
+//   device  device memory of the cuda backend's GPU (cudaMalloc'ed, 16-byte aligned,
+//           segments of whole sectors): only the kernel runs, the result is written to
+//           device memory. The CPU backend refuses it (invalid_buffer).
+enum class MemoryKind : uint8_t { host, device };
 
 // Called once per request with its final status (ok, shut_down, backend_failure, ...).
 // `status` is valid only during the call.
@@ -125,6 +146,7 @@ struct Request {
   void* user_context = nullptr;
   bool post_completion = false;  // also post a Completion for poll()/wait_completions()
   bool flush = false;            // send its batch at once instead of waiting to coalesce
+  MemoryKind memory = MemoryKind::host;
 };
 
 // A slot lent to the caller for the zero-copy path: fill `data` in place, then
@@ -189,6 +211,8 @@ struct EngineStats {
   uint64_t backend_failures = 0;    // batches the backend failed (before any fallback)
   uint64_t cpu_fallbacks = 0;       // of those, batches re-run on the CPU (cpu_fallback)
   uint64_t callback_exceptions = 0; // completion callbacks that threw (caught)
+  uint64_t registered_requests = 0; // accepted requests wholly in registered memory
+  uint64_t device_requests = 0;     // accepted device-resident requests
   LatencyHistogram latency;         // accept -> completion delivered, per request
 };
 
@@ -227,6 +251,30 @@ class Engine {
   // either fail (never both succeed unsafely).
   Status remove_key(KeyHandle key);
 
+  // ---- registered memory (off the data path) ----
+
+  // Registers [ptr, ptr + len) of host memory for DMA. A request whose every source and
+  // destination segment lies inside registered ranges is DMA'd by the GPU's copy engines
+  // straight from and to the caller's memory, with no CPU copy. On the cuda backend this
+  // pins the pages (cudaHostRegister: about 1-2 GB/s, so register once, not per
+  // request); on the CPU backend it is bookkeeping only, so one program runs on both.
+  //
+  // RETURN VALUE: ok; invalid_buffer (null ptr, or overlapping a registered range);
+  // invalid_length (len 0); resource_exhausted (registration_capacity ranges already
+  // registered); backend_failure (the driver refused to pin: the message says why).
+  // THREAD SAFETY: any thread except a callback; concurrently with requests.
+  Status register_memory(void* ptr, std::size_t len);
+
+  // Unregisters the range that register_memory() started at ptr. A request holds the
+  // ranges it lies in from its acceptance until its callback has returned (or its
+  // completion is posted), so after ok no request is using the memory.
+  //
+  // RETURN VALUE: ok; invalid_buffer (no range starts at ptr); would_block (accepted,
+  // unfinished requests still use the range: wait for their completions, or drain(),
+  // and retry; the range stays registered).
+  // THREAD SAFETY: any thread except a callback.
+  Status unregister_memory(void* ptr);
+
   // ---- copy requests ----
 
   // Validates `req` synchronously, then waits for a free request record and queues it.
@@ -238,7 +286,8 @@ class Engine {
   //   invalid_length  no segments, too many (> kMaxSegments), empty segment, total not a
   //                   whole number of sectors, dst total != src total
   //   invalid_buffer  null base, dst overlapping src or itself, misaligned start sector
-  //                   with iv_large_sectors
+  //                   with iv_large_sectors; memory = device on the CPU backend, or not
+  //                   device memory of the engine's GPU, or not 16-byte aligned
   //   shut_down       the engine is shutting down (also for a waiter woken by it)
   // THREAD SAFETY: any thread except a callback.
   Status submit(const Request& req);

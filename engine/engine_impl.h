@@ -15,6 +15,7 @@
 #include "engine/engine_stats.h"
 #include "engine/fixed_ring.h"
 #include "engine/key_table.h"
+#include "engine/memory_registry.h"
 #include "engine/slot_pool.h"
 
 namespace sectorcrypt {
@@ -25,6 +26,7 @@ struct Engine::Impl {
   std::unique_ptr<engine::Backend> fallback;  // CPU, when cfg.cpu_fallback
   engine::SlotPool slots;
   engine::KeyTable keys;
+  engine::MemoryRegistry registry;  // guarded by mu, but for release()
   engine::CompletionQueue cq;
   engine::EngineCounters counters;
 
@@ -104,18 +106,12 @@ struct Engine::Impl {
   bool head_crypted() const {           // under pipe_mu: the oldest batch may complete
     return !in_order.empty() && crypted[in_order.front()->slot];
   }
-  bool workers_done = false;            // the completer may leave (pipe_mu)
-  std::condition_variable complete_cv;  // the completer thread: the head is crypted
 
   // ---- threads (pipeline.cc) ----
-  // `threads` workers; worker 0 is the engine thread, which also ends the pipeline.
-  // An asynchronous backend (CUDA: crypt only enqueues) gets a completer thread, so
-  // workers go on launching slots while it waits for the oldest.
+  // `worker_count` workers; worker 0 is the engine thread, which also ends the pipeline.
   std::thread engine_thread;
-  std::unique_ptr<std::thread[]> workers;  // workers 1..threads-1
+  std::unique_ptr<std::thread[]> workers;  // workers 1..worker_count-1
   unsigned worker_count = 0;
-  bool dedicated_completer = false;
-  std::thread completer;
   std::mutex lifecycle_mu;              // shutdown()/join
   std::atomic<bool> started{false};
   std::atomic<bool> finished{false};    // the pipeline ended, leftovers cancelled
@@ -124,7 +120,6 @@ struct Engine::Impl {
   Status start_threads();               // at create
   void run_engine_thread();
   void run_worker();
-  void run_completer();
   engine::Batch* admit(bool& token);    // nullptr: stop; token: this worker holds one
   bool spin_for_work(std::unique_lock<std::mutex>& lk);  // true: work_epoch moved
   // Under mu, at admission of a crypt_sync request: a batch for the calling thread to

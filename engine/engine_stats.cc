@@ -54,6 +54,8 @@ EngineStats EngineCounters::snapshot() const {
   s.backend_failures = ld(backend_failures);
   s.cpu_fallbacks = ld(cpu_fallbacks);
   s.callback_exceptions = ld(callback_exceptions);
+  s.registered_requests = ld(registered_requests);
+  s.device_requests = ld(device_requests);
   for (std::size_t i = 0; i < LatencyHistogram::kBuckets; ++i) {
     s.latency.buckets[i] = ld(latency_[i]);
   }

@@ -20,6 +20,7 @@ class EngineCounters {
   std::atomic<uint64_t> submit_waits{0}, submit_wait_ns{0}, would_block{0};
   std::atomic<uint64_t> admit_ns{0}, crypt_ns{0}, complete_ns{0};
   std::atomic<uint64_t> backend_failures{0}, cpu_fallbacks{0}, callback_exceptions{0};
+  std::atomic<uint64_t> registered_requests{0}, device_requests{0};
   bool memory_locked = false;  // set once at create
 
  private:

@@ -14,8 +14,12 @@
 // therefore never changes threads between stages; the first design (an admit thread,
 // crypt workers and a completer, three hand-offs per batch) paid a futex wake per hand-off,
 // tens of microseconds on a VM whose other vCPU sleeps, and lost 30% of the kernel's speed
-// to it (bench/results/engine_bench.md). An asynchronous backend (CUDA) keeps one
-// completer thread, so workers go on launching slots while it waits on the oldest.
+// to it (bench/results/engine_bench.md). The CUDA backend too: its crypt stages the batch
+// in, runs H2D, kernel and D2H on the slot's stream, waits, and stages it out, so on a GPU
+// the copies run on as many threads as there are batches in flight (a single completer
+// thread copying every result out held the GPU to a sixth of the bus). A worker waiting
+// on the GPU holds no core (it sleeps in steps); the cuda backend therefore gets a
+// worker for every slot (start_threads).
 //
 // At most slot_count batches exist (a batch is a slot), so the in-order ring, sized
 // slot_count at create, never fills up; every batch, part and record is recycled.
@@ -98,22 +102,22 @@ using engine::SlotState;
 Status Engine::Impl::start_threads() {
   in_order.init(slots.count());
   crypted = std::make_unique<bool[]>(slots.count());
+  // A GPU worker spends most of a batch asleep waiting on its stream: enough of them to
+  // keep every slot in flight, whatever the core count.
   worker_count = cfg.threads;
+  if (backend->kind() == BackendKind::cuda) {
+    worker_count = std::max<unsigned>(worker_count, static_cast<unsigned>(
+                                                        std::min<std::size_t>(slots.count(), 64)));
+  }
   free_tokens = worker_count;
   // Idle workers that may poll at once. On a 16-core host, 16 threads, `sectorcrypt
   // compare` (4 in flight) against every idle worker polling: 4 KiB 244 -> 748 MiB/s,
   // 64 KiB 3,928 -> 8,381, 256 KiB 12,291 -> 15,633, 4 MiB 41,468 -> 38,033; a cap of 2
   // or 8 did worse at most sizes (bench/results/gpu_h200.md). Two vCPUs: both poll.
   max_spinners = std::max(2u, worker_count / 4);
-  dedicated_completer = backend->asynchronous();
   workers = std::make_unique<std::thread[]>(worker_count);
   unsigned made = 1;  // worker 0 is the engine thread, started last
-  bool completer_made = false;
   try {
-    if (dedicated_completer) {
-      completer = std::thread([this] { run_completer(); });
-      completer_made = true;
-    }
     for (; made < worker_count; ++made) workers[made] = std::thread([this] { run_worker(); });
     engine_thread = std::thread([this] { run_engine_thread(); });
   } catch (const std::system_error& e) {
@@ -124,14 +128,6 @@ Status Engine::Impl::start_threads() {
     }
     wake_workers_to_stop();
     for (unsigned i = 1; i < made; ++i) workers[i].join();
-    if (completer_made) {
-      {
-        std::lock_guard lock(pipe_mu);
-        workers_done = true;
-      }
-      complete_cv.notify_all();
-      completer.join();
-    }
     return Status::error(Errc::resource_exhausted, "cannot start the engine's threads: %s",
                          e.what());
   }
@@ -146,15 +142,7 @@ void Engine::Impl::run_engine_thread() {
   {
     // A synchronous caller may still be running a batch it admitted itself.
     std::unique_lock lock(mu);
-    in_flight_cv.wait(lock, [&] { return batches_in_flight == 0 || dedicated_completer; });
-  }
-  if (dedicated_completer) {
-    {
-      std::lock_guard lock(pipe_mu);
-      workers_done = true;
-    }
-    complete_cv.notify_all();
-    completer.join();
+    in_flight_cv.wait(lock, [&] { return batches_in_flight == 0; });
   }
   cancel_leftovers();
 }
@@ -174,10 +162,6 @@ void Engine::Impl::run_worker() {
 void Engine::Impl::crypted_in_order(Batch* b) {
   std::unique_lock lock(pipe_mu);
   crypted[b->slot] = true;
-  if (dedicated_completer) {
-    if (in_order.front() == b) complete_cv.notify_one();
-    return;
-  }
   if (completing) return;
   completing = true;
   Batch* head = nullptr;
@@ -188,19 +172,6 @@ void Engine::Impl::crypted_in_order(Batch* b) {
     lock.lock();
   }
   completing = false;
-}
-
-void Engine::Impl::run_completer() {
-  std::unique_lock lock(pipe_mu);
-  for (;;) {
-    // Only the oldest batch may complete: that is what keeps completions in order.
-    complete_cv.wait(lock, [&] { return head_crypted() || (workers_done && in_order.empty()); });
-    Batch* b = nullptr;
-    if (!in_order.pop(&b)) return;
-    lock.unlock();
-    complete(b);
-    lock.lock();
-  }
 }
 
 Batch* Engine::Impl::admit(bool& token) {
@@ -422,7 +393,7 @@ void Engine::Impl::emit_batch(Batch& b) {
 
 Batch* Engine::Impl::admit_on_caller(RequestRecord* r, bool* helping) {
   if (helping != nullptr) *helping = false;
-  const bool next = !stopping && !dedicated_completer && open == nullptr &&
+  const bool next = !stopping && open == nullptr &&
                     cursor == nullptr && queued.empty() && ready_slots.empty() &&
                     slots.any_free();
   if (!next) return nullptr;
@@ -549,13 +520,20 @@ void Engine::Impl::deliver(RequestRecord* r) {
   if (r->callback != nullptr) {
     const Engine::Impl* prev = engine::tls_callback_engine;
     engine::tls_callback_engine = this;
-    // A throwing callback must not end the completer (every later request would hang).
+    // A throwing callback must not end the worker (every later request would hang).
     try {
       r->callback(r->status, r->user_context);
     } catch (...) {
       counters.add(counters.callback_exceptions, 1);
     }
     engine::tls_callback_engine = prev;
+  }
+  // After the callback, so a range unregistered successfully has no request left that
+  // is still being told about its bytes; before the post, after which the record may
+  // be reused.
+  if (r->registered) {
+    registry.release(r->src_entry, r->src_count);
+    registry.release(r->dst_entry, r->dst_count);
   }
   if (posted) {
     Completion c;
