@@ -22,6 +22,9 @@
 #include <new>
 
 #include "engine/fault_injection.h"
+#ifdef SECTORCRYPT_HAVE_CUDA
+#include <cuda_runtime.h>
+#endif
 #include "tests/engine/engine_test_support.h"
 
 extern "C" {
@@ -321,9 +324,12 @@ bool every_other_kernel(engine::fault::Point p, void*) {
 }
 #endif
 
-void steady_stream(BackendKind backend, bool faults = false) {
+// registered: every job buffer is registered memory, so on a GPU the stream runs the
+// DMA path instead of the staging copies.
+void steady_stream(BackendKind backend, bool faults = false, bool registered = false) {
   EngineConfig c;
   c.backend = backend;
+  c.registration_capacity = 255;
   c.cpu_fallback = faults;
   c.threads = 2;
   c.slot_count = 4;
@@ -358,6 +364,13 @@ void steady_stream(BackendKind backend, bool faults = false) {
     j.want = reference(j.key->ref, j.dir, j.format, j.start, j.input);
   }
 
+  if (registered) {
+    for (Job& j : jobs) {
+      for (auto* v : {&j.input, &j.work, &j.out}) {
+        ASSERT_TRUE(e->register_memory(v->data(), v->size()).ok());
+      }
+    }
+  }
 #ifdef SECTORCRYPT_FAULT_INJECTION
   if (faults) engine::fault::set_hook(&every_other_kernel, nullptr);
 #endif
@@ -412,10 +425,11 @@ void steady_stream(BackendKind backend, bool faults = false) {
   print_traces("shutdown");
   EXPECT_EQ(shutdown_calls, 0u) << "heap allocations while shutting down";
   // Each engine thread frees its std::thread start state as it ends: create-time memory
-  // going back, nothing new taken. With CUDA there is one more thread (the completer),
-  // and the driver frees its per-thread state (three blocks on driver 580, seen with
+  // going back, nothing new taken. With CUDA there is a worker per slot, and the driver
+  // frees its per-thread state (three blocks on driver 580, seen with
   // SECTORCRYPT_ALLOC_TRACE on an H200) in every thread that made CUDA calls.
-  const uint64_t free_bound = backend == BackendKind::cuda ? (c.threads + 1u) * (1u + 3u)
+  const uint64_t cuda_threads = std::max<uint64_t>(c.threads, c.slot_count);
+  const uint64_t free_bound = backend == BackendKind::cuda ? cuda_threads * (1u + 3u)
                                                            : c.threads + 2u;
   EXPECT_LE(g_frees.load(), free_bound) << "frees at shutdown (SECTORCRYPT_ALLOC_TRACE=16 shows where)";
   std::printf("shutdown with queued requests: %llu allocations, %llu frees (thread exits)\n",
@@ -429,6 +443,9 @@ void steady_stream(BackendKind backend, bool faults = false) {
   std::printf("steady stream on %s: %llu allocation calls while armed; %llu requests\n",
               e->backend_detail(), static_cast<unsigned long long>(calls),
               static_cast<unsigned long long>(e->stats().requests));
+  if (registered) {
+    EXPECT_GT(e->stats().registered_requests, 0u);
+  }
   if (faults) {
     EXPECT_GT(e->stats().cpu_fallbacks, 0u);
     std::printf("with faults: %llu batches failed, %llu re-run on the CPU\n",
@@ -445,6 +462,77 @@ TEST(EngineNoAllocation, CpuSteadyStream) { steady_stream(BackendKind::cpu); }
 TEST(EngineNoAllocation, CpuFallbackUnderFaults) { steady_stream(BackendKind::cpu, true); }
 #endif
 TEST(EngineNoAllocation, CudaSteadyStream) { steady_stream(BackendKind::cuda); }
+TEST(EngineNoAllocation, CpuRegisteredSteadyStream) {
+  steady_stream(BackendKind::cpu, false, true);
+}
+TEST(EngineNoAllocation, CudaRegisteredSteadyStream) {
+  steady_stream(BackendKind::cuda, false, true);
+}
+
+#ifdef SECTORCRYPT_HAVE_CUDA
+// Device-resident requests: validation (cudaPointerGetAttributes), launches, completions.
+TEST(EngineNoAllocation, CudaDeviceResidentSteadyStream) {
+  EngineConfig c;
+  c.backend = BackendKind::cuda;
+  c.threads = 2;
+  c.slot_count = 4;
+  c.slot_bytes = 64 * 1024;
+  std::unique_ptr<Engine> e;
+  const Status cs = Engine::create(c, &e);
+  if (!cs.ok()) GTEST_SKIP() << "no usable GPU: " << cs.message();
+  const TestKey k = add_test_key(*e, 64, 77);
+  constexpr std::size_t kReq = 16 * 1024, kCount = 32;
+  uint8_t* dev = nullptr;
+  ASSERT_EQ(cudaMalloc(&dev, 2 * kCount * kReq), cudaSuccess);
+  const auto plain = bytes_of(kCount * kReq, 78);
+  ASSERT_EQ(cudaMemcpy(dev, plain.data(), plain.size(), cudaMemcpyHostToDevice), cudaSuccess);
+  std::vector<iovec> sv(kCount), dv(kCount);
+  std::atomic<int> failed{0};
+  auto round = [&] {
+    for (std::size_t i = 0; i < kCount; ++i) {
+      sv[i] = {dev + i * kReq, kReq};
+      dv[i] = {dev + (kCount + i) * kReq, kReq};
+      Request r;
+      r.key = k.handle;
+      r.format = SectorFormat{i % 2 ? 4096u : 512u, IvMode::plain64, false};
+      r.start_sector = i * (kReq / 512);
+      r.src = &sv[i];
+      r.src_count = 1;
+      r.dst = &dv[i];
+      r.dst_count = 1;
+      r.memory = MemoryKind::device;
+      r.callback = [](const Status& s, void* p) {
+        if (!s.ok()) static_cast<std::atomic<int>*>(p)->fetch_add(1);
+      };
+      r.user_context = &failed;
+      if (!e->submit(r).ok()) failed.fetch_add(1);
+    }
+    (void)e->drain();
+  };
+  for (int i = 0; i < 3; ++i) round();
+  g_calls.store(0);
+  g_armed.store(true);
+  for (int i = 0; i < 8; ++i) round();
+  g_armed.store(false);
+  const uint64_t calls = g_calls.load();
+  print_traces("device-resident stream");
+  EXPECT_EQ(failed.load(), 0);
+  std::vector<uint8_t> got(kCount * kReq);
+  ASSERT_EQ(cudaMemcpy(got.data(), dev + kCount * kReq, got.size(), cudaMemcpyDeviceToHost),
+            cudaSuccess);
+  for (std::size_t i = 0; i < kCount; ++i) {
+    const SectorFormat f{i % 2 ? 4096u : 512u, IvMode::plain64, false};
+    std::vector<uint8_t> one(plain.begin() + i * kReq, plain.begin() + (i + 1) * kReq);
+    const auto want = reference(k.ref, Direction::encrypt, f, i * (kReq / 512), one);
+    EXPECT_EQ(0, std::memcmp(got.data() + i * kReq, want.data(), kReq)) << "request " << i;
+  }
+  EXPECT_EQ(calls, 0u) << "heap allocations during the device-resident stream";
+  std::printf("device-resident stream: %llu allocation calls while armed, %llu requests\n",
+              static_cast<unsigned long long>(calls),
+              static_cast<unsigned long long>(e->stats().device_requests));
+  cudaFree(dev);
+}
+#endif
 
 // The counter itself works (otherwise a zero above would prove nothing).
 TEST(EngineNoAllocation, CounterSeesAllocations) {

@@ -1,0 +1,71 @@
+#!/usr/bin/env python3
+"""Writes bench/results/gpu_datapath.json, the flat summary of one GPU run, from the
+Google Benchmark JSON of gpu_datapath and xts_gpu (both run with repetitions: medians).
+
+    bench/gpu_datapath.py gpu_datapath.json xts_gpu.json > bench/results/gpu_datapath.json
+
+Keys (GB/s unless named otherwise): device, h2d, d2h (copy engines alone, xts_gpu),
+kernel_device (table AES-256, 4 KiB sectors, device-resident, xts_gpu),
+engine_registered, engine_slots, engine_copy, engine_device_resident (the engine's paths
+at the default 16 MiB slots, table AES-256), engine_small_4k (4 KiB requests from 16
+producers, cuda), cpu_engine (64 MiB requests, the CPU engine on every core), aes, and
+the goal ratios the issue names.
+"""
+import json
+import sys
+
+
+def medians(path):
+    with open(path) as f:
+        doc = json.load(f)
+    out = {}
+    for b in doc["benchmarks"]:
+        if b.get("aggregate_name") != "median" or "error_occurred" in b:
+            continue
+        name = b["run_name"]
+        out[name] = b.get("GB/s", b.get("bytes_per_second", 0) / 1e9)
+    return doc, out
+
+
+def main():
+    dp_doc, dp = medians(sys.argv[1])
+    _, xg = medians(sys.argv[2])
+    get = lambda d, k: round(d[k], 2) if k in d else None
+    label = ""
+    for b in dp_doc["benchmarks"]:
+        if b["run_name"].startswith("BM_EnginePath/path:0") and "label" in b:
+            label = b["label"]
+    device = label.split(": ", 1)[-1].split(",")[0] if label else ""
+    path = "BM_EnginePath/path:{}/slot_MiB:{}/aes:{}/min_time:0.500/real_time"
+    r = {
+        "device": device,
+        "h2d": get(xg, "copy/h2d/repeats:5/manual_time"),
+        "d2h": get(xg, "copy/d2h/repeats:5/manual_time"),
+        "kernel_device": get(xg, "device/table/aes256/4096/enc/repeats:5/manual_time"),
+        "engine_registered": get(dp, path.format(0, 16, 1)),
+        "engine_slots": get(dp, path.format(1, 16, 1)),
+        "engine_copy": get(dp, path.format(2, 16, 1)),
+        "engine_device_resident": get(dp, path.format(3, 16, 1)),
+        "engine_small_4k": get(dp, "BM_Small4K/backend:1/min_time:0.500/real_time"),
+        "cpu_engine": get(dp, path.format(4, 1, 0)),
+        "cpu_small_4k": get(dp, "BM_Small4K/backend:0/min_time:0.500/real_time"),
+        "kernel_one_thread_4k": get(dp, "BM_KernelOneThread/min_time:0.500/real_time"),
+        "engine_registered_slot_4MiB": get(dp, path.format(0, 4, 1)),
+        "engine_registered_slot_64MiB": get(dp, path.format(0, 64, 1)),
+        "engine_copy_slot_4MiB": get(dp, path.format(2, 4, 1)),
+        "engine_registered_constant_time": get(dp, path.format(0, 16, 0)),
+        "engine_device_resident_constant_time": get(dp, path.format(3, 16, 0)),
+        "aes": "table",
+    }
+    bus = min(r["h2d"] or 0, r["d2h"] or 0)
+    ratio = lambda a, b: round(a / b, 3) if a and b else None
+    r["registered_over_bus"] = ratio(r["engine_registered"], bus)
+    r["slots_over_bus"] = ratio(r["engine_slots"], bus)
+    r["copy_over_bus"] = ratio(r["engine_copy"], bus)
+    r["device_resident_over_kernel"] = ratio(r["engine_device_resident"], r["kernel_device"])
+    json.dump(r, sys.stdout, indent=2)
+    print()
+
+
+if __name__ == "__main__":
+    main()
