@@ -73,27 +73,15 @@ Samples time_calls(double seconds, std::size_t bytes_per_call, const std::functi
 // wait_completions (which polls briefly before it sleeps), as a storage stack would use
 // it. A callback that signals this thread through a condition variable would add a futex
 // wake per request to every figure.
-Samples time_engine_in_flight(Engine& engine, KeyHandle key, Direction dir,
-                              const SectorFormat& format, uint8_t* buffers, std::size_t batch,
-                              std::size_t depth, double seconds) {
+Samples time_engine_in_flight(Engine& engine, PathBuffers& buffers, KeyHandle key, Direction dir,
+                              const SectorFormat& format, std::size_t batch, std::size_t depth,
+                              double seconds) {
   Samples s;
-  std::vector<iovec> iovs(depth);
   std::vector<Clock::time_point> started(depth);
-  for (std::size_t i = 0; i < depth; ++i) iovs[i] = {buffers + i * batch, batch};
   Status failed;
   auto submit = [&](std::size_t i) {
-    Request r;
-    r.key = key;
-    r.dir = dir;
-    r.format = format;
-    r.start_sector = 0;
-    r.src = &iovs[i];
-    r.src_count = 1;
-    r.post_completion = true;
-    r.user_context = reinterpret_cast<void*>(i);
-    r.flush = true;  // a measured batch is sent as is, not held to coalesce
     started[i] = Clock::now();
-    return engine.submit(r);
+    return buffers.submit(key, dir, format, i, batch);
   };
   const auto t0 = Clock::now();
   uint64_t submitted = 0, completed = 0;

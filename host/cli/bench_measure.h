@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "engine/engine.h"
+#include "host/cli/engine_paths.h"
 #include "host/peer_ciphers.h"
 
 namespace sectorcrypt::cli {
@@ -35,11 +36,11 @@ struct Samples {
 // twice; one untimed warm-up call first).
 Samples time_calls(double seconds, std::size_t bytes_per_call, const std::function<void()>& fn);
 
-// Keeps `depth` copy requests of `batch` bytes in flight, in place over depth buffers at
-// `buffers` (depth * batch bytes), for `seconds`. Latency: submit to completion.
-Samples time_engine_in_flight(Engine& engine, KeyHandle key, Direction dir,
-                              const SectorFormat& format, uint8_t* buffers, std::size_t batch,
-                              std::size_t depth, double seconds);
+// Keeps `depth` requests of `batch` bytes in flight over the path's buffers, for
+// `seconds`. Latency: submit to completion.
+Samples time_engine_in_flight(Engine& engine, PathBuffers& buffers, KeyHandle key, Direction dir,
+                              const SectorFormat& format, std::size_t batch, std::size_t depth,
+                              double seconds);
 
 // A peer over a run of sectors, IV per sector as dm-crypt sets it. Throws on refusal.
 void peer_crypt_sectors(peers::XtsPeer& peer, const SectorFormat& format, uint64_t start_sector,

@@ -2,6 +2,7 @@
 // size x sector size with encryption and decryption MiB/s, memory only; the peers
 // (OpenSSL EVP, libgcrypt, IV per sector as dm-crypt) are measured in the same run.
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <memory>
@@ -12,6 +13,7 @@
 #include "engine/engine.h"
 #include "host/cli/bench_measure.h"
 #include "host/cli/cli_common.h"
+#include "host/cli/engine_paths.h"
 #include "host/cli/commands.h"
 #include "host/cli/cpu_features.h"
 #include "host/gpu_devices.h"
@@ -42,12 +44,16 @@ struct Row {
 struct Subject {
   std::string name, kind, detail;
   std::unique_ptr<Engine> engine;  // engine backends
+  DataPath path = DataPath::copy;
+  std::unique_ptr<PathBuffers> buffers;  // GPU paths other than copy; before `engine` goes
   PeerKind peer = PeerKind::openssl;
 };
 
 std::vector<std::string> default_backends(const GpuInventory& gpus) {
   std::vector<std::string> b{"cpu", "cpu-1t"};
-  if (gpus.usable()) b.push_back("cuda");
+  if (gpus.usable()) {
+    for (const auto& n : gpu_subject_names()) b.push_back(n);
+  }
   b.push_back("openssl");
   b.push_back("libgcrypt");
   return b;
@@ -82,14 +88,20 @@ int run_bench(const BenchOptions& o) {
   for (const auto& n : names) {
     Subject s;
     s.name = n;
-    if (n == "cpu" || n == "cuda") {
+    if (n == "cpu" || n.starts_with("cuda") || n == "gpu") {
       EngineConfig cfg;
-      cfg.backend = parse_backend(n);
+      parse_engine_subject(n, &cfg.backend, &s.path);
       cfg.threads = o.threads;
       cfg.idle_spin_us = o.idle_spin_us;
+      if (s.path == DataPath::slots) {
+        cfg.slot_bytes = std::max<uint64_t>(kCudaSlotBytes, (buffer_bytes + 4095) / 4096 * 4096);
+      }
       Status st = Engine::create(cfg, &s.engine);
       if (!st.ok() && st.code() == Errc::unavailable) fail("backend {}: {}", n, st.message());
       check(st, "cannot start the " + n + " engine");
+      if (s.path != DataPath::copy) {
+        s.buffers = std::make_unique<PathBuffers>(*s.engine, s.path, buffer_bytes, 1);
+      }
       s.kind = "engine";
       s.detail = s.engine->backend_detail();
     } else if (n == "cpu-1t") {
@@ -100,7 +112,8 @@ int run_bench(const BenchOptions& o) {
       s.peer = n == "openssl" ? PeerKind::openssl : PeerKind::libgcrypt;
       s.detail = n == "openssl" ? peers::openssl_version() : "libgcrypt " + peers::libgcrypt_version();
     } else {
-      fail("unknown backend '{}' (cpu, cpu-1t, cuda, openssl, libgcrypt)", n);
+      fail("unknown backend '{}' (cpu, cpu-1t, cuda, cuda-registered, cuda-slots, cuda-device, "
+           "openssl, libgcrypt)", n);
     }
     subjects.push_back(std::move(s));
   }
@@ -111,7 +124,7 @@ int run_bench(const BenchOptions& o) {
   std::printf("# cpu: %s; kernel %s\n", cpu_model_name().c_str(), cpu::selected_implementation());
   if (!gpus.usable()) std::printf("# gpu: none usable (%s)\n", gpus.why_none.c_str());
   for (const auto& s : subjects) std::printf("# %-10s %s\n", s.name.c_str(), s.detail.c_str());
-  std::printf("#%-10s %-16s %5s %7s %15s %15s\n", " backend", "cipher", "key", "sector",
+  std::printf("#%-16s %-16s %5s %7s %15s %15s\n", " backend", "cipher", "key", "sector",
               "encryption", "decryption");
   std::fflush(stdout);
 
@@ -132,7 +145,10 @@ int run_bench(const BenchOptions& o) {
           std::function<void()> fn;
           std::unique_ptr<peers::XtsPeer> peer;
           uint8_t* p = buf.get();
-          if (s.engine) {
+          if (s.buffers) {
+            PathBuffers* pb = s.buffers.get();
+            fn = [pb, handle, dir, fmt, buffer_bytes] { pb->run_one(handle, dir, fmt, buffer_bytes); };
+          } else if (s.engine) {
             Engine* e = s.engine.get();
             fn = [e, handle, dir, fmt, p, buffer_bytes, name = s.name] {
               check(e->crypt_sync(handle, dir, fmt, 0, p, p, buffer_bytes), name);
@@ -150,7 +166,7 @@ int run_bench(const BenchOptions& o) {
           const double mib = time_calls(o.seconds, buffer_bytes, fn).mib_per_s();
           (dir == Direction::encrypt ? row.enc : row.dec) = mib;
         }
-        std::printf(" %-10s %-16s %4ub %7u %10.1f MiB/s %10.1f MiB/s\n", row.backend.c_str(),
+        std::printf(" %-16s %-16s %4ub %7u %10.1f MiB/s %10.1f MiB/s\n", row.backend.c_str(),
                     "aes-xts-plain64", bits, ss, row.enc, row.dec);
         std::fflush(stdout);
         rows.push_back(row);
@@ -202,8 +218,8 @@ void add_bench_command(CLI::App& app, int* exit_code, RunMode mode) {
   CLI::App* c = app.add_subcommand(
       "bench", "Measure AES-XTS throughput per backend, key size and sector size, with the peers");
   c->add_option("--backends", o->backends,
-                "Comma-separated: cpu, cpu-1t (kernel, one thread), cuda, openssl, libgcrypt "
-                "(default: all usable)")
+                "Comma-separated: cpu, cpu-1t (kernel, one thread), cuda (copy path), "
+                "cuda-registered, cuda-slots, cuda-device, openssl, libgcrypt (default: all usable)")
       ->delimiter(',');
   c->add_option("--key-sizes", o->key_sizes, "Key sizes in bits (256, 512)")
       ->delimiter(',')

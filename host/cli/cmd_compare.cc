@@ -17,6 +17,7 @@
 #include "engine/engine.h"
 #include "host/cli/bench_measure.h"
 #include "host/cli/cli_common.h"
+#include "host/cli/engine_paths.h"
 #include "host/cli/commands.h"
 #include "host/cli/cpu_features.h"
 #include "host/cli/svg_plot.h"
@@ -39,7 +40,7 @@ struct CompareOptions {
   unsigned threads = 0;
   uint32_t idle_spin_us = EngineConfig{}.idle_spin_us;
   std::size_t slots = 8;
-  std::string slot_size = "1M";
+  std::string slot_size = "auto";  // the backend's default
   std::string json_path, plot_path;
 };
 
@@ -53,10 +54,17 @@ struct Cell {
 struct Subject {
   std::string name, kind, detail;
   std::unique_ptr<Engine> engine;
+  DataPath path = DataPath::copy;
+  std::unique_ptr<PathBuffers> buffers;  // before `engine` goes: declared after it
   KeyHandle key;
   std::unique_ptr<peers::XtsPeer> peer;
   std::vector<Cell> cells;  // per batch size
 };
+
+// The throughput column: as wide as its heading.
+std::size_t column_width(const Subject& s) {
+  return std::max<std::size_t>(s.engine ? 10 : 14, s.name.size() + 6);
+}
 
 // Where `a` and `b` swap places, reading the sweep from small to large batches.
 nlohmann::json crossover(const Subject& a, const Subject& b, const std::vector<uint64_t>& sizes,
@@ -125,7 +133,7 @@ void check_compare_options(const CompareOptions& o) {
   if (o.depth == 0 || o.depth > 64) fail("--depth must be 1..64");
   check_measure_seconds(o.seconds);
   (void)compare_batch_sizes(o);
-  (void)parse_size(o.slot_size);
+  if (o.slot_size != "auto") (void)parse_size(o.slot_size);
   check_idle_spin(o.idle_spin_us);
 }
 
@@ -135,13 +143,15 @@ int run_compare(const CompareOptions& o) {
   const Direction dir = compare_direction(o);
   const std::vector<uint64_t> sizes = compare_batch_sizes(o);
   const uint64_t max_batch = sizes.back();
-  const uint64_t slot_bytes = parse_size(o.slot_size);
+  const uint64_t slot_bytes = o.slot_size == "auto" ? 0 : parse_size(o.slot_size);
 
   const GpuInventory gpus = discover_gpus();
   std::vector<std::string> backends = o.backends;
   if (backends.empty()) {
     backends.push_back("cpu");
-    if (gpus.usable()) backends.push_back("cuda");
+    if (gpus.usable()) {
+      for (const auto& n : gpu_subject_names()) backends.push_back(n);
+    }
   }
   KeyBytes key;
   make_bench_key(o.key_size / 8, &key);
@@ -152,16 +162,21 @@ int run_compare(const CompareOptions& o) {
     s.name = n;
     s.kind = "engine";
     EngineConfig cfg;
-    cfg.backend = parse_backend(n);
-    if (cfg.backend == BackendKind::automatic) fail("--backends: name cpu or cuda, not auto");
+    parse_engine_subject(n, &cfg.backend, &s.path);
     cfg.threads = o.threads;
     cfg.idle_spin_us = o.idle_spin_us;
     cfg.slot_count = o.slots;
     cfg.slot_bytes = slot_bytes;
+    if (s.path == DataPath::slots) {  // every batch is one lent slot, depth of them at once
+      const uint64_t need = (max_batch + 4095) / 4096 * 4096;
+      cfg.slot_bytes = std::max<uint64_t>(slot_bytes != 0 ? slot_bytes : kCudaSlotBytes, need);
+      cfg.slot_count = std::max(o.slots, o.depth + 1);
+    }
     const Status st = Engine::create(cfg, &s.engine);
     if (!st.ok() && st.code() == Errc::unavailable) fail("backend {}: {}", n, st.message());
     check(st, "cannot start the " + n + " engine");
     check(s.engine->add_key(key.data(), key.size(), {}, &s.key), "key");
+    s.buffers = std::make_unique<PathBuffers>(*s.engine, s.path, max_batch, o.depth);
     s.detail = s.engine->backend_detail();
     subjects.push_back(std::move(s));
   }
@@ -194,14 +209,13 @@ int run_compare(const CompareOptions& o) {
   Buffer input = make_buffer(max_batch, 42);
   Buffer expect = make_buffer(max_batch, 0);
   Buffer got = make_buffer(max_batch, 0);
-  if (max_batch > std::numeric_limits<std::size_t>::max() / o.depth) throw std::bad_alloc();
-  Buffer work = make_buffer(max_batch * o.depth, 7);
   const uint64_t start_sector = 0;
 
   std::string header = fmt::format("{:>8}", "batch");
   for (const auto& s : subjects) {
-    header += s.engine ? fmt::format(" | {:>10} {:>9} {:>9}", s.name + " MiB/s", "p50 us", "p99 us")
-                       : fmt::format(" | {:>14} {:>9}", s.name + " MiB/s", "p50 us");
+    const std::size_t w = column_width(s);
+    header += s.engine ? fmt::format(" | {:>{}} {:>9} {:>9}", s.name + " MiB/s", w, "p50 us", "p99 us")
+                       : fmt::format(" | {:>{}} {:>9}", s.name + " MiB/s", w, "p50 us");
   }
   std::printf("%s\n", header.c_str());
   std::fflush(stdout);
@@ -218,7 +232,9 @@ int run_compare(const CompareOptions& o) {
       }
     }
     auto run_once = [&](Subject& s, uint8_t* out) {
-      if (s.engine) {
+      if (s.engine && s.path != DataPath::copy) {
+        s.buffers->crypt_once(s.key, dir, format, start_sector, input.get(), out, batch);
+      } else if (s.engine) {
         check(s.engine->crypt_sync(s.key, dir, format, start_sector, input.get(), out, batch), s.name);
       } else {
         peer_crypt_sectors(*s.peer, format, start_sector, input.get(), out, batch);
@@ -240,16 +256,23 @@ int run_compare(const CompareOptions& o) {
         uint8_t* in = input.get();
         uint8_t* out = got.get();
         const KeyHandle k = s.key;
+        PathBuffers* pb = s.buffers.get();
+        const bool copy = s.path == DataPath::copy;
         const Samples lat = time_calls(o.seconds, batch, [=] {
-          check(e->crypt_sync(k, dir, format, start_sector, in, out, batch), "engine");
+          if (copy) {
+            check(e->crypt_sync(k, dir, format, start_sector, in, out, batch), "engine");
+          } else {
+            pb->run_one(k, dir, format, batch);
+          }
         });
         c.lat_p50_us = lat.quantile_us(0.5);
         c.lat_p99_us = lat.quantile_us(0.99);
         // Throughput: depth buffers in place (contents don't matter for the timing).
-        const Samples thr = time_engine_in_flight(*e, k, dir, format, work.get(), batch,
-                                                  o.depth, o.seconds);
+        const Samples thr = time_engine_in_flight(*e, *pb, k, dir, format, batch, o.depth,
+                                                  o.seconds);
         c.mib_s = thr.mib_per_s();
-        row += fmt::format(" | {:>10.1f} {:>9.1f} {:>9.1f}", c.mib_s, c.lat_p50_us, c.lat_p99_us);
+        row += fmt::format(" | {:>{}.1f} {:>9.1f} {:>9.1f}", c.mib_s, column_width(s), c.lat_p50_us,
+                           c.lat_p99_us);
       } else {
         peers::XtsPeer* p = s.peer.get();
         uint8_t* in = input.get();
@@ -260,7 +283,7 @@ int run_compare(const CompareOptions& o) {
         c.mib_s = t.mib_per_s();
         c.lat_p50_us = t.quantile_us(0.5);
         c.lat_p99_us = t.quantile_us(0.99);
-        row += fmt::format(" | {:>14.1f} {:>9.1f}", c.mib_s, c.lat_p50_us);
+        row += fmt::format(" | {:>{}.1f} {:>9.1f}", c.mib_s, column_width(s), c.lat_p50_us);
       }
       s.cells.push_back(c);
     }
@@ -354,7 +377,9 @@ void add_compare_command(CLI::App& app, int* exit_code, RunMode mode) {
       "compare",
       "Run the same workload on every usable backend over a sweep of batch sizes: verify "
       "identical output, show throughput and latency, find the crossover");
-  c->add_option("--backends", o->backends, "Engine backends: cpu, cuda (default: every usable one)")
+  c->add_option("--backends", o->backends,
+                "Engine backends and GPU data paths: cpu, cuda (copy), cuda-registered, "
+                "cuda-slots, cuda-device (default: every usable one)")
       ->delimiter(',');
   c->add_option("--peers", o->peers, "Peers to verify against and time: openssl, libgcrypt, none")
       ->delimiter(',')
@@ -373,7 +398,9 @@ void add_compare_command(CLI::App& app, int* exit_code, RunMode mode) {
   c->add_option("--threads", o->threads, "CPU engine threads (default: all cores)");
   c->add_option("--idle-spin-us", o->idle_spin_us, kIdleSpinHelp)->capture_default_str();
   c->add_option("--slots", o->slots, "Engine batch slots")->capture_default_str();
-  c->add_option("--slot-size", o->slot_size, "Bytes per engine slot")->capture_default_str();
+  c->add_option("--slot-size", o->slot_size,
+                "Bytes per engine slot (auto: 1 MiB on the CPU, 16 MiB on the GPU)")
+      ->capture_default_str();
   c->add_option("--json", o->json_path, "Write the results as JSON to FILE");
   c->add_option("--plot", o->plot_path, "Draw throughput vs batch size as SVG to FILE");
   set_command_callback(c, exit_code, mode, [o] { check_compare_options(*o); },
