@@ -16,7 +16,8 @@ pack() {
   rm -rf "$bundle" && mkdir -p "$bundle/bin" "$bundle/lib" || exit 1
   local bins=(tests/cuda/sectorcrypt_cuda_tests tests/engine/engine_tests
               tests/engine/engine_alloc_test tests/engine/engine_fault_tests
-              bench/xts_gpu bench/engine_bench host/cli/sectorcrypt)
+              tests/sectorcrypt_tests bench/xts_gpu bench/gpu_datapath
+              host/cli/sectorcrypt)
   for b in "${bins[@]}"; do cp "$build/$b" "$bundle/bin/" || exit 1; done
   # Every library outside glibc: the GPU machine's image has none of Debian's packages.
   ldd "$bundle"/bin/* | awk '/=> \// {print $3}' | sort -u |
@@ -37,26 +38,36 @@ step() {  # step NAME SECONDS COMMAND...: run with a timeout, append to the log
 run() {
   out=$1
   mkdir -p "$out"
-  { nvidia-smi -L; grep PRETTY_NAME /etc/os-release; nproc; } 2>&1 | tee "$out/gpu_check.log"
+  { nvidia-smi -L; grep PRETTY_NAME /etc/os-release; nproc; grep -m1 'model name' /proc/cpuinfo; } 2>&1 |
+    tee "$out/gpu_check.log"
   export LD_LIBRARY_PATH=$PWD/$bundle/lib
   local bin=$bundle/bin
   step cuda_tests 120 "$bin/sectorcrypt_cuda_tests"
   step engine_cuda_tests 120 "$bin/engine_tests" --gtest_filter='*Cuda*:*cuda*'
   SECTORCRYPT_ALLOC_TRACE=8 step engine_alloc_test 120 "$bin/engine_alloc_test"
   step engine_fault_tests 120 "$bin/engine_fault_tests"
+  # The CPU kernels on this host's Intel AVX-512 (Highway's AVX3_SPR target).
+  step cpu_kernel_tests 120 "$bin/sectorcrypt_tests" \
+    --gtest_filter='CpuKernels*:VaesAvx2*:OracleCrossCheck*:AesBlock*:XtsTweak*'
   if command -v compute-sanitizer >/dev/null; then
     step memcheck 150 compute-sanitizer --tool memcheck --error-exitcode 9 \
       "$bin/sectorcrypt_cuda_tests" --gtest_filter='CudaLaunch.*:*Random*:*Variants*'
+    step memcheck_engine 120 compute-sanitizer --tool memcheck --error-exitcode 9 \
+      "$bin/engine_tests" --gtest_filter='RegisteredMemoryCuda.*:DeviceResidentCuda.*'
   fi
   step xts_gpu 200 "$bin/xts_gpu" --benchmark_min_time=0.2 \
     --benchmark_out="$out/xts_gpu.json" --benchmark_out_format=json
-  step engine_bench 150 "$bin/engine_bench" \
-    --benchmark_filter='BM_Engine/backend:(0|1)/threads:(1|2|4)/sector:4096/slots:16/slot_KiB:1024/buf_KiB:65536|BM_EngineQueued/backend:1|BM_Latency4K/backend:(0|1)' \
-    --benchmark_repetitions=3 --benchmark_report_aggregates_only=true \
-    --benchmark_counters_tabular=true \
-    --benchmark_out="$out/engine_bench_gpu.json" --benchmark_out_format=json
-  step compare 90 "$bin/sectorcrypt" compare --json "$out/compare.json" --plot "$out/compare.svg"
-  grep -E '(FAILED|PASSED|SKIPPED|ERROR SUMMARY)' "$out/gpu_check.log"
+  step gpu_datapath 240 "$bin/gpu_datapath" --benchmark_repetitions=3 \
+    --benchmark_report_aggregates_only=true \
+    --benchmark_out="$out/gpu_datapath_bench.json" --benchmark_out_format=json
+  if [ -s "$out/gpu_datapath_bench.json" ] && [ -s "$out/xts_gpu.json" ]; then
+    python3 bench/gpu_datapath.py "$out/gpu_datapath_bench.json" "$out/xts_gpu.json" \
+      >"$out/gpu_datapath.json" 2>>"$out/gpu_check.log"
+  fi
+  step compare 150 "$bin/sectorcrypt" compare --batch-sizes 4K,64K,1M,4M,16M,64M \
+    --json "$out/compare.json" --plot "$out/compare.svg"
+  grep -E '(FAILED|PASSED|SKIPPED|ERROR SUMMARY|exit [0-9])' "$out/gpu_check.log"
+  cat "$out/gpu_datapath.json" 2>/dev/null
 }
 
 case ${1:-} in
