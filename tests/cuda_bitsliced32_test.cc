@@ -170,8 +170,8 @@ TEST(Bitsliced32, CryptMatchesReferencePerColumnKey) {
   }
 }
 
-// A warp's group as xts_bs32.cu runs it: phase 1 (lane s encrypts sector s's tweak with the
-// two-block cipher), then steps of 32 columns, once per key size present in the step, each
+// A warp's group (up to 64 sectors) as xts_bs32.cu runs it: phase 1 (lane l encrypts the
+// tweaks of sectors l and l + 32 with the two-block cipher), then steps of 32 columns, once per key size present in the step, each
 // lane gathering, crypting and scattering its blocks. Sector i uses keys[i] and IV number
 // ivs[i]; `in` may equal `out`.
 void emulate_group(const std::vector<const XtsKey*>& keys, Direction dir, IvMode mode,
@@ -179,17 +179,21 @@ void emulate_group(const std::vector<const XtsKey*>& keys, Direction dir, IvMode
                    uint32_t sector_size) {
   const uint32_t n = static_cast<uint32_t>(keys.size());
   std::vector<xts::Tweak> tweaks(n);
-  for (uint32_t i = 0; i < n; ++i) {
-    const ByteRoundKeys k2{keys[i]->tweak_encrypt().rk};
-    const int rounds = keys[i]->tweak_encrypt().rounds;
-    tweaks[i] = cuda_core::sector_tweak(
-        [&](const Block& b) {
-          Block y, unused;
-          const bitsliced::PackedKeys<Direction::encrypt, ByteRoundKeys> packed{k2, k2};
-          bitsliced::crypt_pair<Direction::encrypt>(packed, rounds, b, b, &y, &unused);
-          return y;
-        },
-        mode, ivs[i]);
+  using Packed = bitsliced::PackedKeys<Direction::encrypt, ByteRoundKeys>;
+  for (uint32_t s0 = 0; s0 < n && s0 < 32; ++s0) {  // lane s0: sectors s0 and s0 + 32
+    const uint32_t n1 = s0 + 32 < n ? s0 + 32 : s0;
+    const ByteRoundKeys k0{keys[s0]->tweak_encrypt().rk}, k1{keys[n1]->tweak_encrypt().rk};
+    const int r0 = keys[s0]->tweak_encrypt().rounds, r1 = keys[n1]->tweak_encrypt().rounds;
+    const Block iv0 = cuda_core::iv_block(mode, ivs[s0]), iv1 = cuda_core::iv_block(mode, ivs[n1]);
+    Block t0, t1, unused;
+    if (r0 == r1) {
+      bitsliced::crypt_pair<Direction::encrypt>(Packed{k0, k1}, r0, iv0, iv1, &t0, &t1);
+    } else {
+      bitsliced::crypt_pair<Direction::encrypt>(Packed{k0, k0}, r0, iv0, iv0, &t0, &unused);
+      bitsliced::crypt_pair<Direction::encrypt>(Packed{k1, k1}, r1, iv1, iv1, &t1, &unused);
+    }
+    tweaks[s0] = cuda_core::to_tweak(t0);
+    tweaks[n1] = cuda_core::to_tweak(t1);
   }
   const uint32_t blocks = sector_size / 16;
   const uint32_t segments = (blocks + 31) / 32;
@@ -237,8 +241,8 @@ void emulate_group(const std::vector<const XtsKey*>& keys, Direction dir, IvMode
 }
 
 // Groups of every dm-crypt sector size and some uneven ones, every IV mode, both key sizes
-// and directions, one key or mixed keys of both sizes, group sizes that fill a step,
-// leave it partly empty or take several; out of place and in place; against the
+// and directions, one key or mixed keys of both sizes, group sizes up to 64 that fill a
+// step, leave it partly empty or take several; out of place and in place; against the
 // reference per sector and OpenSSL for the single-key groups.
 TEST(Bitsliced32, EmulatedWarpGroupsMatchReferenceAndOpenssl) {
   auto& gen = testing::rng();
@@ -254,7 +258,7 @@ TEST(Bitsliced32, EmulatedWarpGroupsMatchReferenceAndOpenssl) {
       for (IvMode mode : {IvMode::plain64, IvMode::plain, IvMode::plain64be}) {
         // key choice: 0 = AES-128 only, 1 = AES-256 only, 2 = mixed keys and sizes
         for (int choice = 0; choice < 3; ++choice) {
-          const std::size_t count = std::size_t{1} + gen() % 32;
+          const std::size_t count = std::size_t{1} + gen() % 64;
           std::vector<const XtsKey*> keys;
           std::vector<uint64_t> ivs;
           for (std::size_t i = 0; i < count; ++i) {

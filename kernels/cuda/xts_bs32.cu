@@ -1,8 +1,9 @@
 // The `bitsliced32` constant-time AES-XTS kernel: 32 blocks per thread, bitsliced across
 // 128 words (aes_bitsliced32_core.h); no table, no data-dependent address or branch.
 //
-// Mapping, on top of xts_walk.cuh's warp groups: phase 1 (the sector tweaks, lane s
-// holding sector s's) is the same as the two-block constant-time kernel's. The data phase
+// Mapping, on top of xts_walk.cuh's warp groups (here of up to 64 sectors): phase 1 (the
+// sector tweaks) runs the two-block constant-time cipher on two sectors per lane, so it
+// costs half as much per sector as one sector per lane would. The data phase
 // cuts the group into columns of 32 blocks (StepGeometry) and takes 32 columns a step:
 // every lane loads its block of each column (one coalesced 512-byte load per column),
 // XORs the tweak, transposes into slices, runs AES, transposes back and stores.
@@ -30,17 +31,56 @@ constexpr int kThreads = 32 * kBs32WarpsPerBlock;
 constexpr int kSliceQuads = kWords / 4;  // uint4 per round
 constexpr int kKeyQuads = (bitsliced32::kMaxRounds + 1) * kSliceQuads;
 
-// Phase 1's cipher: one block through the two-block bitsliced AES, keys packed per lane.
-struct TweakPolicy {
-  template <int Rounds>
-  __device__ cuda_core::Block encrypt(const cuda_core::Block& b, const LdgRoundKeys& k) const {
-    cuda_core::Block out, unused;
-    bitsliced::crypt_pair<Direction::encrypt>(
-        bitsliced::PackedKeys<Direction::encrypt, LdgRoundKeys>{k, k}, Rounds, b, b, &out,
-        &unused);
-    return out;
-  }
+// Phase 1: lane l encrypts the tweaks of sectors l and l + 32 of the group (a group holds up
+// to 64 sectors) in one call of the two-block bitsliced AES, each slot with its sector's
+// tweak key; sectors whose key sizes differ take a call each.
+struct LanePair {
+  xts::Tweak tweak[2];
+  uint32_t key[2];
 };
+
+__device__ LanePair lane_pair_tweaks(const KernelArgs& a, const WarpWork& w) {
+  LanePair p{{{0, 0}, {0, 0}}, {0, 0}};
+  const uint32_t s0 = static_cast<uint32_t>(w.lane), s1 = s0 + 32;
+  if (s0 >= w.n) return p;
+  const uint32_t n1 = s1 < w.n ? s1 : s0;  // a missing second sector repeats the first
+  p.key[0] = a.key_index[w.first + s0];
+  p.key[1] = a.key_index[w.first + n1];
+  const DeviceXtsKey& k0 = a.keys[p.key[0]];
+  const DeviceXtsKey& k1 = a.keys[p.key[1]];
+  const cuda_core::Block iv0 = cuda_core::iv_block(a.iv_mode, a.iv_numbers[w.first + s0]);
+  const cuda_core::Block iv1 = cuda_core::iv_block(a.iv_mode, a.iv_numbers[w.first + n1]);
+  const int r0 = k0.rounds == 10 ? 10 : 14;  // anything else reads as 14
+  const int r1 = k1.rounds == 10 ? 10 : 14;
+  using Keys = bitsliced::PackedKeys<Direction::encrypt, LdgRoundKeys>;
+  cuda_core::Block t0, t1, unused;
+  if (r0 == r1) {
+    bitsliced::crypt_pair<Direction::encrypt>(Keys{round_keys(k0.tweak_enc), round_keys(k1.tweak_enc)},
+                                              r0, iv0, iv1, &t0, &t1);
+  } else {
+    bitsliced::crypt_pair<Direction::encrypt>(Keys{round_keys(k0.tweak_enc), round_keys(k0.tweak_enc)},
+                                              r0, iv0, iv0, &t0, &unused);
+    bitsliced::crypt_pair<Direction::encrypt>(Keys{round_keys(k1.tweak_enc), round_keys(k1.tweak_enc)},
+                                              r1, iv1, iv1, &t1, &unused);
+  }
+  p.tweak[0] = cuda_core::to_tweak(t0);
+  p.tweak[1] = cuda_core::to_tweak(t1);
+  return p;
+}
+
+// A group sector's key index or tweak, from the lane that encrypted it. `s` is the same on
+// every lane for the tweak; for keys each lane asks for its own column's sector.
+__device__ uint32_t sector_key(const LanePair& p, uint32_t s) {
+  const uint32_t k0 = __shfl_sync(kFullMask, p.key[0], static_cast<int>(s & 31u));
+  const uint32_t k1 = __shfl_sync(kFullMask, p.key[1], static_cast<int>(s & 31u));
+  return s < 32 ? k0 : k1;
+}
+
+__device__ xts::Tweak sector_tweak(const LanePair& p, uint32_t s) {
+  const int src = static_cast<int>(s & 31u);
+  const xts::Tweak& t = s < 32 ? p.tweak[0] : p.tweak[1];  // s is warp-uniform
+  return xts::Tweak{__shfl_sync(kFullMask, t.lo, src), __shfl_sync(kFullMask, t.hi, src)};
+}
 
 // Round-key slices in shared memory: round r is kSliceQuads uint4, word i in quad i / 4.
 struct SharedKeySlices {
@@ -100,7 +140,7 @@ __device__ void build_mixed_slices(const DeviceXtsKey& key, int rounds, int lane
 }
 
 template <Direction Dir>
-__device__ void walk_columns(const KernelArgs& a, const WarpWork& w, const LaneSector& mine,
+__device__ void walk_columns(const KernelArgs& a, const WarpWork& w, const LanePair& mine,
                              uint4* quads) {
   const uint32_t blocks = a.sector_size / 16;
   const uint32_t segments = (blocks + 31) / 32;
@@ -112,7 +152,7 @@ __device__ void walk_columns(const KernelArgs& a, const WarpWork& w, const LaneS
     const uint32_t column = base + static_cast<uint32_t>(w.lane);
     const bool exists = column < columns;
     const uint32_t sector = (exists ? column : base) / segments;
-    const uint32_t key_index = __shfl_sync(kFullMask, mine.key, static_cast<int>(sector));
+    const uint32_t key_index = sector_key(mine, sector);
     const DeviceXtsKey& key = a.keys[key_index];
     const int rounds = key.rounds == 10 ? 10 : 14;  // anything else reads as 14, as in phase 1
     for (const int pass : {10, 14}) {
@@ -135,11 +175,7 @@ __device__ void walk_columns(const KernelArgs& a, const WarpWork& w, const LaneS
       __syncwarp();
 
       const bitsliced32::StepGeometry g{base, segments, blocks, columns, take};
-      const auto sector_tweak = [&](uint32_t s) {
-        const int src = static_cast<int>(s & 31u);
-        return xts::Tweak{__shfl_sync(kFullMask, mine.tweak.lo, src),
-                          __shfl_sync(kFullMask, mine.tweak.hi, src)};
-      };
+      const auto tweak_of = [&](uint32_t s) { return sector_tweak(mine, s); };
       const auto load = [&](uint32_t s, uint32_t block) {
         const uint4 v = __ldcs(reinterpret_cast<const uint4*>(
                                    a.in + (w.first + s) * uint64_t{a.sector_size}) +
@@ -151,9 +187,9 @@ __device__ void walk_columns(const KernelArgs& a, const WarpWork& w, const LaneS
                make_uint4(b.w[0], b.w[1], b.w[2], b.w[3]));
       };
       bitsliced32::Slice s;
-      bitsliced32::gather(s, g, w.lane, sector_tweak, load);
+      bitsliced32::gather(s, g, w.lane, tweak_of, load);
       bitsliced32::crypt<Dir>(s, SharedKeySlices{quads}, pass);
-      bitsliced32::scatter(s, g, w.lane, sector_tweak, store);
+      bitsliced32::scatter(s, g, w.lane, tweak_of, store);
     }
   }
 }
@@ -162,7 +198,7 @@ template <Direction Dir>
 __global__ void __launch_bounds__(kThreads) xts_bs32_kernel(KernelArgs a) {
   __shared__ uint4 quads[kBs32WarpsPerBlock][kKeyQuads];
   const WarpWork w = warp_work(a);
-  const LaneSector mine = lane_sector_tweak(a, w, TweakPolicy{});
+  const LanePair mine = lane_pair_tweaks(a, w);
   walk_columns<Dir>(a, w, mine, quads[threadIdx.x / 32]);
 }
 

@@ -26,7 +26,7 @@ struct KernelArgs {
   uint8_t* out;
   uint64_t count;              // sectors
   uint32_t sector_size;        // 512..4096, multiple of 16
-  uint32_t sectors_per_warp;   // 1..32: a warp's group (see xts_walk.cuh)
+  uint32_t sectors_per_warp;   // 1..32 (bitsliced32: 1..64): a warp's group (xts_walk.cuh)
   IvMode iv_mode;
   const uint64_t* iv_numbers;
   const uint32_t* key_index;

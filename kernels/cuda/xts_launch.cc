@@ -92,7 +92,9 @@ cudaError_t launch_xts(const GpuBatch& batch, AesVariant variant, cudaStream_t s
   }
   if (per_warp < min_per_warp) per_warp = min_per_warp;
   if (variant == AesVariant::constant_time) per_warp += per_warp & 1;  // whole pairs
-  if (per_warp > 32) per_warp = 32;
+  // bitsliced32's phase 1 handles two sectors per lane.
+  const uint64_t max_per_warp = variant == AesVariant::bitsliced32 ? 64 : 32;
+  if (per_warp > max_per_warp) per_warp = max_per_warp;
   const uint64_t warps = (batch.count + per_warp - 1) / per_warp;
   if (warps > (uint64_t{1} << 31)) return cudaErrorInvalidValue;  // beyond one grid
 
