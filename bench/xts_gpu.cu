@@ -249,7 +249,7 @@ void configure(benchmark::internal::Benchmark* b) {
 }
 
 void register_all() {
-  for (AesVariant v : {AesVariant::table, AesVariant::constant_time}) {
+  for (AesVariant v : {AesVariant::table, AesVariant::constant_time, AesVariant::bitsliced32}) {
     for (int key : {1, 0}) {
       for (uint32_t sector : {512u, 4096u}) {
         for (Direction dir : {Direction::encrypt, Direction::decrypt}) {
@@ -263,7 +263,7 @@ void register_all() {
   }
   configure(benchmark::RegisterBenchmark("copy/h2d", bm_copy, cudaMemcpyHostToDevice));
   configure(benchmark::RegisterBenchmark("copy/d2h", bm_copy, cudaMemcpyDeviceToHost));
-  for (AesVariant v : {AesVariant::table, AesVariant::constant_time}) {
+  for (AesVariant v : {AesVariant::table, AesVariant::constant_time, AesVariant::bitsliced32}) {
     for (uint32_t sector : {512u, 4096u}) {
       const std::string name = std::string("pipeline/") + cuda::aes_variant_name(v) +
                                "/aes256/" + std::to_string(sector) + "/enc";

@@ -17,10 +17,12 @@ namespace sectorcrypt::cuda {
 
 // Which AES the kernels run. `table`: T-tables in shared memory (fast; timing depends on
 // data, so only for trusted-co-tenancy use). `constant_time`: no data-dependent memory
-// access. The default is stated where the engine picks it.
-enum class AesVariant { table, constant_time };
+// access. `bitsliced32`: also constant-time, 32 blocks per thread bitsliced across 128
+// words (aes_bitsliced32_core.h), fewer instructions per block than `constant_time`'s two
+// blocks per lane. The default is stated where the engine picks it.
+enum class AesVariant { table, constant_time, bitsliced32 };
 
-const char* aes_variant_name(AesVariant v);  // "table", "constant_time"
+const char* aes_variant_name(AesVariant v);  // "table", "constant_time", "bitsliced32"
 
 // The default is constant_time. Table-based AES on GPUs has been broken remotely through
 // timing alone: Jiang, Fei and Kaeli (HPCA 2016) recovered a full AES key from the

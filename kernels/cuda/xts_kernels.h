@@ -17,13 +17,16 @@ namespace sectorcrypt::cuda::detail {
 // constant-time variant needs 4 KiB; 256 threads let several blocks share an SM.
 inline constexpr int kTableWarpsPerBlock = 32;
 inline constexpr int kCtWarpsPerBlock = 8;
+// bitsliced32 holds 7.5 KiB of round-key slices per warp and ~200 registers per thread, so
+// few warps fit an SM anyway; 4 per block keep the blocks small.
+inline constexpr int kBs32WarpsPerBlock = 4;
 
 struct KernelArgs {
   const uint8_t* in;
   uint8_t* out;
   uint64_t count;              // sectors
   uint32_t sector_size;        // 512..4096, multiple of 16
-  uint32_t sectors_per_warp;   // 1..32: a warp's group (see xts_walk.cuh)
+  uint32_t sectors_per_warp;   // 1..32 (bitsliced32: 1..64): a warp's group (xts_walk.cuh)
   IvMode iv_mode;
   const uint64_t* iv_numbers;
   const uint32_t* key_index;
@@ -36,5 +39,7 @@ cudaError_t launch_table_kernel(const KernelArgs& args, Direction dir, uint64_t 
                                 cudaStream_t stream);
 cudaError_t launch_ct_kernel(const KernelArgs& args, Direction dir, uint64_t warps,
                              cudaStream_t stream);
+cudaError_t launch_bs32_kernel(const KernelArgs& args, Direction dir, uint64_t warps,
+                               cudaStream_t stream);
 
 }  // namespace sectorcrypt::cuda::detail

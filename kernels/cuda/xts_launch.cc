@@ -54,6 +54,8 @@ const char* aes_variant_name(AesVariant v) {
       return "table";
     case AesVariant::constant_time:
       return "constant_time";
+    case AesVariant::bitsliced32:
+      return "bitsliced32";
   }
   return "unknown";
 }
@@ -68,7 +70,8 @@ void to_device_key(const XtsKey& key, DeviceXtsKey* out) {
 }
 
 cudaError_t launch_xts(const GpuBatch& batch, AesVariant variant, cudaStream_t stream) {
-  if (variant != AesVariant::table && variant != AesVariant::constant_time) {
+  if (variant != AesVariant::table && variant != AesVariant::constant_time &&
+      variant != AesVariant::bitsliced32) {
     return cudaErrorInvalidValue;
   }
   if (batch.count == 0) return cudaSuccess;  // nothing to enqueue
@@ -80,9 +83,18 @@ cudaError_t launch_xts(const GpuBatch& batch, AesVariant variant, cudaStream_t s
   // two-block constant-time cipher at least a pair of sectors.
   uint64_t min_per_warp = 256 / (batch.sector_size / 16);
   if (variant == AesVariant::constant_time && min_per_warp < 2) min_per_warp = 2;
+  // bitsliced32 crypts 32 columns of 32 blocks a step whatever they hold: give a warp at
+  // least enough sectors to fill one step.
+  if (variant == AesVariant::bitsliced32) {
+    const uint64_t segments = (batch.sector_size / 16 + 31) / 32;
+    const uint64_t fill = (32 + segments - 1) / segments;
+    if (min_per_warp < fill) min_per_warp = fill;
+  }
   if (per_warp < min_per_warp) per_warp = min_per_warp;
   if (variant == AesVariant::constant_time) per_warp += per_warp & 1;  // whole pairs
-  if (per_warp > 32) per_warp = 32;
+  // bitsliced32's phase 1 handles two sectors per lane.
+  const uint64_t max_per_warp = variant == AesVariant::bitsliced32 ? 64 : 32;
+  if (per_warp > max_per_warp) per_warp = max_per_warp;
   const uint64_t warps = (batch.count + per_warp - 1) / per_warp;
   if (warps > (uint64_t{1} << 31)) return cudaErrorInvalidValue;  // beyond one grid
 
@@ -91,9 +103,15 @@ cudaError_t launch_xts(const GpuBatch& batch, AesVariant variant, cudaStream_t s
                                 static_cast<uint32_t>(per_warp), batch.iv_mode,
                                 batch.iv_numbers,  batch.key_index,
                                 batch.keys};
-  return variant == AesVariant::table
-             ? detail::launch_table_kernel(args, batch.dir, warps, stream)
-             : detail::launch_ct_kernel(args, batch.dir, warps, stream);
+  switch (variant) {
+    case AesVariant::table:
+      return detail::launch_table_kernel(args, batch.dir, warps, stream);
+    case AesVariant::bitsliced32:
+      return detail::launch_bs32_kernel(args, batch.dir, warps, stream);
+    case AesVariant::constant_time:
+    default:
+      return detail::launch_ct_kernel(args, batch.dir, warps, stream);
+  }
 }
 
 }  // namespace sectorcrypt::cuda

@@ -1,0 +1,133 @@
+// Probe kernels for bench/xts_gpu_ptxas.sh: each runs one piece of the bitsliced32 cipher
+// on a slice loaded from and stored to global memory, so that the size of its machine code
+// (16 bytes an instruction on sm_90), less the load/store-only probe's, counts the
+// instructions that piece costs per thread, i.e. per 32 blocks. Compiled to a cubin by the
+// script only; never linked or run.
+#include <cuda_runtime.h>
+
+#include "kernels/cuda/aes_bitsliced32_core.h"
+
+namespace sectorcrypt::bitsliced32 {
+
+// One thread's slice as 32 consecutive uint4.
+__device__ void load(Slice& s, const uint32_t* in) {
+  const uint4* p = reinterpret_cast<const uint4*>(in) + threadIdx.x * (kWords / 4);
+#pragma unroll
+  for (int q = 0; q < kWords / 4; ++q) {
+    const uint4 v = p[q];
+    s.w[4 * q] = v.x;
+    s.w[4 * q + 1] = v.y;
+    s.w[4 * q + 2] = v.z;
+    s.w[4 * q + 3] = v.w;
+  }
+}
+
+__device__ void store(const Slice& s, uint32_t* out) {
+  uint4* p = reinterpret_cast<uint4*>(out) + threadIdx.x * (kWords / 4);
+#pragma unroll
+  for (int q = 0; q < kWords / 4; ++q) {
+    p[q] = make_uint4(s.w[4 * q], s.w[4 * q + 1], s.w[4 * q + 2], s.w[4 * q + 3]);
+  }
+}
+
+struct SharedKeys {
+  const uint4* quads;
+  __device__ void xor_round(int r, uint32_t (&w)[kWords]) const {
+#pragma unroll
+    for (int q = 0; q < kWords / 4; ++q) {
+      const uint4 k = quads[r * (kWords / 4) + q];
+      w[4 * q] ^= k.x;
+      w[4 * q + 1] ^= k.y;
+      w[4 * q + 2] ^= k.z;
+      w[4 * q + 3] ^= k.w;
+    }
+  }
+};
+
+extern "C" __global__ void probe_io(const uint32_t* in, uint32_t* out) {
+  Slice s;
+  load(s, in);
+  store(s, out);
+}
+
+extern "C" __global__ void probe_transpose(const uint32_t* in, uint32_t* out) {
+  Slice s;
+  load(s, in);
+  transpose(s);
+  store(s, out);
+}
+
+extern "C" __global__ void probe_sub_bytes(const uint32_t* in, uint32_t* out) {
+  Slice s;
+  load(s, in);
+  sub_bytes(s);
+  store(s, out);
+}
+
+extern "C" __global__ void probe_inv_sub_bytes(const uint32_t* in, uint32_t* out) {
+  Slice s;
+  load(s, in);
+  inv_sub_bytes(s);
+  store(s, out);
+}
+
+template <Direction Dir>
+__device__ void one_round(const uint32_t* in, uint32_t* out, const uint4* keys) {
+  __shared__ uint4 quads[kWords / 4];
+  if (threadIdx.x < kWords / 4) quads[threadIdx.x] = keys[threadIdx.x];
+  __syncthreads();
+  Slice s;
+  load(s, in);
+  if constexpr (Dir == Direction::encrypt) {
+    sub_bytes(s);
+  } else {
+    inv_sub_bytes(s);
+  }
+  Slice m;
+  shift_mix<Dir>(s, m);
+  add_round_key(m, SharedKeys{quads}, 0);
+  store(m, out);
+}
+
+extern "C" __global__ void probe_enc_round(const uint32_t* in, uint32_t* out, const uint4* keys) {
+  one_round<Direction::encrypt>(in, out, keys);
+}
+
+extern "C" __global__ void probe_dec_round(const uint32_t* in, uint32_t* out, const uint4* keys) {
+  one_round<Direction::decrypt>(in, out, keys);
+}
+
+// The same with no round key, to see what the key costs.
+extern "C" __global__ void probe_enc_round_nokey(const uint32_t* in, uint32_t* out) {
+  Slice s;
+  load(s, in);
+  sub_bytes(s);
+  Slice m;
+  shift_mix<Direction::encrypt>(s, m);
+  store(m, out);
+}
+
+// The kernel's gather and scatter for 4 KiB sectors (8 columns a sector) with the tweaks
+// shuffled from lanes, as xts_bs32.cu calls them, around no cipher.
+extern "C" __global__ void probe_gather_scatter(const uint8_t* in, uint8_t* out, uint64_t tlo,
+                                                uint64_t thi) {
+  const int lane = static_cast<int>(threadIdx.x % 32);
+  const StepGeometry g{0, 8, 256, 32, ~0u};
+  const auto sector_tweak = [&](uint32_t sector) {
+    const int src = static_cast<int>(sector & 31u);
+    return xts::Tweak{__shfl_sync(0xffffffffu, tlo, src), __shfl_sync(0xffffffffu, thi, src)};
+  };
+  const auto load = [&](uint32_t sector, uint32_t block) {
+    const uint4 v = __ldcs(reinterpret_cast<const uint4*>(in + sector * 4096u) + block);
+    return cuda_core::Block{{v.x, v.y, v.z, v.w}};
+  };
+  const auto store_block = [&](uint32_t sector, uint32_t block, const cuda_core::Block& b) {
+    __stcs(reinterpret_cast<uint4*>(out + sector * 4096u) + block,
+           make_uint4(b.w[0], b.w[1], b.w[2], b.w[3]));
+  };
+  Slice s;
+  gather(s, g, lane, sector_tweak, load);
+  scatter(s, g, lane, sector_tweak, store_block);
+}
+
+}  // namespace sectorcrypt::bitsliced32
