@@ -2,7 +2,7 @@
 // host's CPU engine, in one run (bench/gpu_datapath.py turns the JSON into
 // bench/results/gpu_datapath.json; the copy-engine and kernel rates come from xts_gpu).
 //
-//   BM_EnginePath/path:P/slot_MiB:S/aes:A   64 MiB requests, AES-256, 4 KiB sectors,
+//   BM_EnginePath/path:P/slot_MiB:S/aes:A/slots:N   64 MiB requests, AES-256, 4 KiB sectors,
 //       4 in flight, out of place, polled completions. P:
 //         0 registered   source and destination inside register_memory() ranges (DMA)
 //         1 slots        zero-copy slots (slot-sized requests, every slot kept busy)
@@ -10,6 +10,9 @@
 //         3 device       device-resident (cudaMalloc), only the kernel runs
 //         4 cpu          the CPU engine on every core (slot_MiB 1), for comparison
 //       S: slot size in MiB (0: the backend's default). A: 0 constant-time, 1 table.
+//       N: slot count (0: the default).
+//   BM_HostMemcpy/threads:T   memcpy between two 512 MiB buffers on T threads: what the
+//       host's memory allows the copy path, which moves each byte through it three times.
 //   BM_Small4K/backend:B   4 KiB requests, in place, from 16 producer threads with 32 in
 //       flight each, random keys among 4 and random sectors; B: 0 cpu, 1 cuda.
 //   BM_KernelOneThread     the CPU kernel alone on one thread over the same 4 KiB
@@ -172,6 +175,7 @@ void BM_EnginePath(benchmark::State& state) {
   c.backend = path == 4 ? BackendKind::cpu : BackendKind::cuda;
   c.slot_bytes = static_cast<std::size_t>(state.range(1)) << 20;
   c.gpu_aes = state.range(2) == 1 ? GpuAes::table : GpuAes::constant_time;
+  if (state.range(3) != 0) c.slot_count = static_cast<std::size_t>(state.range(3));
   std::unique_ptr<Engine> e;
   KeyHandle key;
   if (!make_engine(state, c, &e, &key)) return;
@@ -205,13 +209,39 @@ void BM_EnginePath(benchmark::State& state) {
   if (device != nullptr) cudaFree(device);
 }
 BENCHMARK(BM_EnginePath)
-    ->ArgNames({"path", "slot_MiB", "aes"})
-    ->Args({0, 4, 1})->Args({0, 16, 1})->Args({0, 64, 1})  // registered: the slot size
-    ->Args({1, 16, 1})                                     // zero-copy slots
-    ->Args({2, 4, 1})->Args({2, 16, 1})                    // copy
-    ->Args({3, 16, 1})->Args({3, 16, 0})                   // device-resident, both AES
-    ->Args({0, 16, 0})                                     // registered, constant-time
-    ->Args({4, 1, 0})                                      // the CPU engine
+    ->ArgNames({"path", "slot_MiB", "aes", "slots"})
+    // The defaults (slot_MiB 0, slots 0), then the sizes and counts they were chosen from.
+    ->Args({0, 0, 1, 0})->Args({1, 0, 1, 0})->Args({2, 0, 1, 0})->Args({3, 0, 1, 0})
+    ->Args({0, 16, 1, 8})->Args({0, 32, 1, 8})->Args({0, 64, 1, 8})->Args({0, 16, 1, 16})
+    ->Args({1, 64, 1, 8})
+    ->Args({2, 16, 1, 8})->Args({2, 16, 1, 16})->Args({2, 4, 1, 32})
+    ->Args({3, 16, 1, 8})->Args({3, 64, 1, 8})
+    ->Args({0, 0, 0, 0})->Args({3, 0, 0, 0})  // constant-time AES
+    ->Args({4, 1, 0, 0})                      // the CPU engine
+    ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.5);
+
+void BM_HostMemcpy(benchmark::State& state) {
+  const int threads = static_cast<int>(state.range(0));
+  constexpr std::size_t kBytes = std::size_t{512} << 20;
+  auto* from = static_cast<uint8_t*>(std::aligned_alloc(4096, kBytes));
+  auto* to = static_cast<uint8_t*>(std::aligned_alloc(4096, kBytes));
+  fill_random(from, kBytes, 11);
+  std::memset(to, 1, kBytes);
+  uint64_t bytes = 0;
+  for (auto _ : state) {
+    std::vector<std::thread> t;
+    const std::size_t share = kBytes / threads;
+    for (int i = 0; i < threads; ++i) {
+      t.emplace_back([=] { std::memcpy(to + i * share, from + i * share, share); });
+    }
+    for (auto& th : t) th.join();
+    bytes += kBytes;
+  }
+  std::free(from);
+  std::free(to);
+  rate(state, bytes);
+}
+BENCHMARK(BM_HostMemcpy)->ArgName("threads")->Arg(1)->Arg(8)->Arg(16)
     ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.5);
 
 // 4 KiB requests from many producers, each keeping kPerProducer in flight.

@@ -153,7 +153,12 @@ Status shut_down_status() {
 
 Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
-Engine::~Engine() { shutdown(); }
+Engine::~Engine() {
+  shutdown();
+  // A range left registered would stay pinned after the engine is gone; once its owner
+  // frees it, the driver would still take those addresses for pinned memory.
+  impl_->registry.unregister_all([this](void* p) { impl_->backend->unregister_host(p); });
+}
 
 Status Engine::create(const EngineConfig& config, std::unique_ptr<Engine>* out) {
   if (out == nullptr) return Status::error(Errc::invalid_buffer, "create: out is null");

@@ -229,7 +229,8 @@ class Engine {
   // THREAD SAFETY: any thread.
   static Status create(const EngineConfig& config, std::unique_ptr<Engine>* out);
 
-  // shutdown(), then frees everything. Not from a callback.
+  // shutdown(), unregisters what is still registered, then frees everything. Not from a
+  // callback.
   ~Engine();
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;

@@ -52,7 +52,17 @@ class MemoryRegistry {
   // Drops the references acquire() took (any thread).
   void release(const uint8_t* entries, uint32_t count);
 
-  bool any_active() const { return active_ != 0; }  // under mu
+  // At destruction, after shutdown: calls fn(ptr) for every range still registered
+  // and forgets it, so no page stays pinned for memory its owner will free.
+  template <class Fn>
+  void unregister_all(Fn&& fn) {
+    for (uint32_t i = 0; i < capacity_; ++i) {
+      if (entries_[i].state != State::active) continue;
+      fn(reinterpret_cast<void*>(entries_[i].base));
+      --active_;
+      abandon(i);
+    }
+  }
 
  private:
   enum class State : uint8_t { free, pinning, active, unpinning };

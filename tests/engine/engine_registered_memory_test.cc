@@ -336,6 +336,22 @@ TEST(RegisteredMemoryCuda, DmaPathMatchesReference) {
   }
 }
 
+// An engine destroyed with ranges still registered unpins them: the same range can be
+// pinned again afterwards (the driver refuses a range that is still registered).
+TEST(RegisteredMemoryCuda, DestroyUnregistersWhatIsLeft) {
+  std::vector<uint8_t> buf(1 << 20);
+  {
+    auto e = cuda_engine_or_skip(small_config());
+    if (e == nullptr) GTEST_SKIP() << "no usable GPU";
+    ASSERT_TRUE(e->register_memory(buf.data(), buf.size()).ok());
+    EXPECT_EQ(cudaHostRegister(buf.data(), buf.size(), cudaHostRegisterDefault),
+              cudaErrorHostMemoryAlreadyRegistered);
+    (void)cudaGetLastError();
+  }
+  ASSERT_EQ(cudaHostRegister(buf.data(), buf.size(), cudaHostRegisterDefault), cudaSuccess);
+  EXPECT_EQ(cudaHostUnregister(buf.data()), cudaSuccess);
+}
+
 TEST(DeviceResidentCuda, KernelOnlyPathMatchesReference) {
   EngineConfig c = small_config();
   c.slot_bytes = 256 * 1024;
