@@ -31,6 +31,7 @@ struct RequestRecord {
   iovec dst[kMaxSegments] = {};  // == src when in place
   uint32_t dst_count = 0;
   CompletionCallback callback = nullptr;
+  ForwardedCallback forward;
   void* user_context = nullptr;
   bool post_completion = false;
   bool flush = false;
