@@ -101,6 +101,21 @@ TEST(CApiSlots, RoundTripPolledAndCallback) {
   EXPECT_EQ(done.status.load(), SECTORCRYPT_OK);
   EXPECT_STREQ(done.message, "ok");
   EXPECT_EQ(std::memcmp(slot.data, plain.data(), plain.size()), 0);
+
+  // A slot whose polled completion nobody has taken yet is not submitted again: "retry
+  // after polling", and the completion is still there to take.
+  sr.callback = nullptr;
+  sr.flags = SECTORCRYPT_REQ_POLL;
+  sr.user_data = &done;
+  ASSERT_EQ(sectorcrypt_submit_slot(e, &slot, &sr), SECTORCRYPT_OK) << sectorcrypt_last_error();
+  ASSERT_EQ(sectorcrypt_drain(e), SECTORCRYPT_OK);
+  EXPECT_EQ(sectorcrypt_submit_slot(e, &slot, &sr), SECTORCRYPT_EWOULDBLOCK);
+  ASSERT_EQ(sectorcrypt_poll(e, &c, 1), 1);
+  EXPECT_EQ(c.user_data, &done);
+  EXPECT_EQ(c.slot, slot.index);
+  ASSERT_EQ(sectorcrypt_submit_slot(e, &slot, &sr), SECTORCRYPT_OK) << sectorcrypt_last_error();
+  ASSERT_EQ(sectorcrypt_wait(e, &c, 1, 10'000'000), 1);
+
   EXPECT_EQ(sectorcrypt_release_slot(e, &slot), SECTORCRYPT_OK);
   EXPECT_EQ(sectorcrypt_release_slot(e, &slot), SECTORCRYPT_EINVAL_BUFFER);  // twice
   sectorcrypt_destroy(e);
