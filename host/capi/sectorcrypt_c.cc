@@ -108,11 +108,17 @@ sectorcrypt::ForwardedCallback forward_to(sectorcrypt_callback cb) {
 // *local (already holding the defaults). At least the first layout (`min` bytes) must be
 // there; members past what this library knows (a newer header) must be zero, since
 // ignoring a setting the caller made would be worse than refusing it.
+// Larger than any layout will be: a size member never initialised, not to be read past.
+constexpr std::size_t kMaxStructSize = 4096;
+
 template <typename T>
 int read_sized(const T* in, std::size_t size, std::size_t min, T* local, const char* what) {
   if (size < min) {
     return fail(SECTORCRYPT_EINVAL, size == 0 ? "struct size is 0: call the *_init() function first"
                                               : "struct size smaller than its first layout");
+  }
+  if (size > kMaxStructSize) {
+    return fail(SECTORCRYPT_EINVAL, "struct size implausibly large: call the *_init() function first");
   }
   const auto* bytes = reinterpret_cast<const unsigned char*>(in);
   for (std::size_t i = sizeof(T); i < size; ++i) {

@@ -74,6 +74,12 @@ TEST(CApiStructSize, TooSmallOrUnknownMembersAreRefused) {
   sectorcrypt_config zero{};  // never initialised
   EXPECT_EQ(sectorcrypt_create(&zero, &e), SECTORCRYPT_EINVAL);
   EXPECT_NE(std::string(sectorcrypt_last_error()).find("init"), std::string::npos);
+  // Garbage in size: refused without reading past the struct (ASan would see that).
+  sectorcrypt_config garbage;
+  sectorcrypt_config_init(&garbage);
+  garbage.size = std::size_t{1} << 40;
+  EXPECT_EQ(sectorcrypt_create(&garbage, &e), SECTORCRYPT_EINVAL);
+  EXPECT_NE(std::string(sectorcrypt_last_error()).find("init"), std::string::npos);
 
   // A newer caller: members past this library's set to nonzero are refused, zero is fine.
   struct Newer {
@@ -90,6 +96,11 @@ TEST(CApiStructSize, TooSmallOrUnknownMembersAreRefused) {
   EXPECT_EQ(e, nullptr);
   newer.future_member = 0;
   ASSERT_EQ(sectorcrypt_create(&newer.known, &e), SECTORCRYPT_OK) << sectorcrypt_last_error();
+  sectorcrypt_request req;
+  sectorcrypt_request_init(&req);
+  req.size = sizeof req + 4096;
+  EXPECT_EQ(sectorcrypt_try_submit(e, &req), SECTORCRYPT_EINVAL);
+  EXPECT_NE(std::string(sectorcrypt_last_error()).find("large"), std::string::npos);
 
   // Outputs to a newer caller: what this library knows, then zeros.
   struct NewerStats {
