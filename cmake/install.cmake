@@ -2,6 +2,7 @@
 #   lib/libsectorcrypt.so.<soversion>  the library, shared (see below), with its SONAME
 #   include/sectorcrypt.h              the C API
 #   include/sectorcrypt/{engine,kernels}/*.h   the C++ engine API and what it includes
+#   share/man/man3/sectorcrypt*.3      the C API's man pages
 #   bin/sectorcrypt                    the command-line tool
 #   lib/cmake/sectorcrypt/             find_package(sectorcrypt) -> sectorcrypt::sectorcrypt
 #   lib/pkgconfig/sectorcrypt.pc       pkg-config --cflags --libs sectorcrypt
@@ -12,7 +13,8 @@
 # consumers either: the public headers include none of theirs), and fixes in the library
 # reach programs without relinking. It is the whole static library (built for the tests
 # and the tool) wrapped into one .so; the SONAME carries the major version, and for 0.x
-# the minor too, since 0.x releases may change the ABI.
+# the minor too, since 0.x releases may change the ABI. A version script
+# (libsectorcrypt.map) exports only the public C and C++ API.
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
@@ -26,7 +28,10 @@ file(WRITE ${CMAKE_CURRENT_BINARY_DIR}/sectorcrypt_shared.c
   "/* libsectorcrypt.so is the static library linked whole; nothing of its own. */\n")
 add_library(sectorcrypt_shared SHARED ${CMAKE_CURRENT_BINARY_DIR}/sectorcrypt_shared.c)
 target_link_libraries(sectorcrypt_shared PRIVATE "$<LINK_LIBRARY:WHOLE_ARCHIVE,sectorcrypt>")
-target_link_options(sectorcrypt_shared PRIVATE -Wl,--no-undefined)
+target_link_options(sectorcrypt_shared PRIVATE -Wl,--no-undefined
+  -Wl,--version-script=${CMAKE_CURRENT_LIST_DIR}/libsectorcrypt.map)
+set_property(TARGET sectorcrypt_shared APPEND PROPERTY
+  LINK_DEPENDS ${CMAKE_CURRENT_LIST_DIR}/libsectorcrypt.map)
 target_include_directories(sectorcrypt_shared INTERFACE
   $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>
   $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}/sectorcrypt>)
@@ -61,6 +66,10 @@ install(FILES
   ${PROJECT_SOURCE_DIR}/kernels/xts_key.h
   ${PROJECT_SOURCE_DIR}/kernels/aes_key_schedule.h
   DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/sectorcrypt/kernels)
+
+# The C API's man pages (sectorcrypt.h(3), one per call).
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/host/capi/man3/
+  DESTINATION ${CMAKE_INSTALL_MANDIR}/man3 FILES_MATCHING PATTERN "*.3")
 
 # CMake package.
 set(SECTORCRYPT_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/sectorcrypt)

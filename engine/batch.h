@@ -38,6 +38,7 @@ struct RequestRecord {
   uint8_t src_entry[kMaxSegments] = {};
   uint8_t dst_entry[kMaxSegments] = {};
   CompletionCallback callback = nullptr;
+  ForwardedCallback forward;
   void* user_context = nullptr;
   bool post_completion = false;
   bool flush = false;

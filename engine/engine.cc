@@ -69,8 +69,17 @@ bool overlaps(const iovec& a, const iovec& b) {
   return a0 < b0 + b.iov_len && b0 < a0 + a.iov_len;
 }
 
+Status validate_callback(CompletionCallback callback, const ForwardedCallback& forward) {
+  if (callback != nullptr && forward.call != nullptr) {
+    return Status::error(Errc::invalid_buffer,
+                         "a request sets both callback and forward.call; set one");
+  }
+  return Status();
+}
+
 // Everything about a copy request that can be checked without taking anything.
 Status validate_request(const Request& req) {
+  if (Status s = validate_callback(req.callback, req.forward); !s) return s;
   if (Status s = validate_format(req.format); !s) return s;
   uint64_t src_total = 0, dst_total = 0;
   if (Status s = validate_segments(req.src, req.src_count, "source", &src_total); !s) return s;
@@ -405,6 +414,7 @@ Status Engine::Impl::validate_and_accept(const Request& req, bool blocking,
   if (r.memory == MemoryKind::device) counters.add(counters.device_requests, 1);
   r.bytes = total;
   r.callback = req.callback;
+  r.forward = req.forward;
   r.user_context = req.user_context;
   r.post_completion = req.post_completion;
   r.flush = req.flush;
@@ -476,6 +486,7 @@ Status Engine::submit_slot(const SlotHandle& slot, const SlotRequest& req) {
   if (slot.index >= m.slots.count() || slot.data != m.slots.batch(slot.index).data) {
     return Status::error(Errc::invalid_buffer, "not a slot of this engine");
   }
+  if (Status s = validate_callback(req.callback, req.forward); !s) return s;
   if (Status s = validate_format(req.format); !s) return s;
   if (req.bytes == 0 || req.bytes % req.format.sector_size != 0 ||
       req.bytes > m.slots.slot_bytes()) {
@@ -521,6 +532,7 @@ Status Engine::submit_slot(const SlotHandle& slot, const SlotRequest& req) {
   r.registered = false;
   r.bytes = req.bytes;
   r.callback = req.callback;
+  r.forward = req.forward;
   r.user_context = req.user_context;
   r.post_completion = req.post_completion;
   r.flush = true;

@@ -131,6 +131,17 @@ enum class MemoryKind : uint8_t { host, device };
 // `status` is valid only during the call.
 using CompletionCallback = void (*)(const Status& status, void* user_context);
 
+// A completion callback for a binding to another language (the C API): instead of
+// `callback`, the engine calls forward.call(status, forward.target, user_context), where
+// `target` is the binding's caller's own function, handed back untouched. The binding
+// then keeps nothing per pending request: no table that could run out before a request is
+// validated, nothing that it frees while the engine still delivers completions. A request
+// sets at most one of `callback` and `forward.call` (both: invalid_buffer).
+struct ForwardedCallback {
+  void (*call)(const Status& status, void (*target)(), void* user_context) = nullptr;
+  void (*target)() = nullptr;
+};
+
 // A copy request. The iovec arrays are copied at submit; the memory they point at must
 // stay valid (and the source unchanged) until the completion.
 struct Request {
@@ -143,6 +154,7 @@ struct Request {
   const iovec* dst = nullptr;    // dst_count == 0: in place (the result replaces src)
   std::size_t dst_count = 0;     // else the same total as src, disjoint from src
   CompletionCallback callback = nullptr;  // run on an engine thread when done (optional)
+  ForwardedCallback forward;              // or this, for a binding (see above)
   void* user_context = nullptr;
   bool post_completion = false;  // also post a Completion for poll()/wait_completions()
   bool flush = false;            // send its batch at once instead of waiting to coalesce
@@ -168,6 +180,7 @@ struct SlotRequest {
   uint64_t start_sector = 0;
   std::size_t bytes = 0;         // from data[0]: whole sectors, <= capacity
   CompletionCallback callback = nullptr;
+  ForwardedCallback forward;     // or this, for a binding (see ForwardedCallback)
   void* user_context = nullptr;
   bool post_completion = false;
 };

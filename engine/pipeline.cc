@@ -517,12 +517,16 @@ void Engine::Impl::deliver(RequestRecord* r) {
     slots.state(r->zero_copy_slot) = SlotState::lent;
     r->awaiting_poll = posted;
   }
-  if (r->callback != nullptr) {
+  if (r->callback != nullptr || r->forward.call != nullptr) {
     const Engine::Impl* prev = engine::tls_callback_engine;
     engine::tls_callback_engine = this;
     // A throwing callback must not end the worker (every later request would hang).
     try {
-      r->callback(r->status, r->user_context);
+      if (r->forward.call != nullptr) {
+        r->forward.call(r->status, r->forward.target, r->user_context);
+      } else {
+        r->callback(r->status, r->user_context);
+      }
     } catch (...) {
       counters.add(counters.callback_exceptions, 1);
     }

@@ -1,16 +1,15 @@
 // The C ABI over sectorcrypt::Engine. Every entry point catches everything: no C++
-// exception reaches a C caller. Per-request C callbacks travel through a table of bridge
-// records allocated at create (the engine's callbacks carry one pointer), so submitting
-// still allocates nothing.
+// exception reaches a C caller. Per-request C callbacks travel through the engine itself
+// (Request::forward), so submitting allocates and takes nothing of the wrapper's.
 #include "host/include/sectorcrypt.h"
 
-#include <condition_variable>
+#include <algorithm>
+#include <cstddef>
 #include <cstdio>
 #include <cstring>
+#include <iterator>
 #include <memory>
-#include <mutex>
 #include <new>
-#include <vector>
 
 #include "engine/engine.h"
 
@@ -65,6 +64,9 @@ int guarded(F&& body) {
 
 bool to_format(const sectorcrypt_format* in, sectorcrypt::SectorFormat* out) {
   if (in == nullptr || in->iv_mode < 0 || in->iv_mode > 2) return false;
+  if (!std::all_of(std::begin(in->reserved), std::end(in->reserved), [](uint32_t v) { return v == 0; })) {
+    return false;
+  }
   out->sector_size = in->sector_size;
   out->iv_mode = static_cast<sectorcrypt::IvMode>(in->iv_mode);
   out->iv_large_sectors = in->iv_large_sectors != 0;
@@ -79,109 +81,148 @@ bool to_direction(int d, sectorcrypt::Direction* out) {
 
 }  // namespace
 
+// Holds nothing but the engine: a C callback travels through the engine itself
+// (Request::forward), so there is no per-request state here that could run out before a
+// request is validated, or be freed while the engine's destructor still delivers
+// completions.
 struct sectorcrypt_engine {
-  struct Bridge {
-    sectorcrypt_engine* owner;
-    uint32_t index;
-    sectorcrypt_callback callback;
-    void* user_data;
-  };
-
   std::unique_ptr<sectorcrypt::Engine> engine;
-  std::vector<Bridge> bridges;
-  std::vector<uint32_t> free_bridges;  // a stack; capacity reserved at create
-  std::mutex mu;
-  std::condition_variable cv;
-
-  Bridge* take_bridge(bool wait) {
-    std::unique_lock lock(mu);
-    if (wait) cv.wait(lock, [&] { return !free_bridges.empty(); });
-    if (free_bridges.empty()) return nullptr;
-    Bridge* b = &bridges[free_bridges.back()];
-    free_bridges.pop_back();
-    return b;
-  }
-  void give_back(Bridge* b) {
-    std::lock_guard lock(mu);
-    free_bridges.push_back(b->index);  // never exceeds the reserved capacity
-    cv.notify_one();
-  }
-  static void trampoline(const Status& s, void* ctx) {
-    auto* b = static_cast<Bridge*>(ctx);
-    const sectorcrypt_callback cb = b->callback;
-    void* user = b->user_data;
-    b->owner->give_back(b);  // first, so the callback itself can try_submit again
-    cb(code_of(s.code()), user);
-  }
 };
 
 namespace {
 
-// The request's own fields, checked without the engine: used only when every bridge
-// record is taken, so that an invalid request still gets its invalid_* answer rather
-// than "would block" (the engine checks all of this, and more, on the normal path).
-int check_fields(const sectorcrypt_request* r) {
-  sectorcrypt::SectorFormat f;
-  if (!to_format(&r->format, &f)) return fail(SECTORCRYPT_EINVAL_FORMAT, "IV mode out of range");
-  if (Status s = sectorcrypt::validate_format(f); !s) return result(s);
-  if (r->key == 0) return fail(SECTORCRYPT_EINVAL_KEY, "key handle 0");
-  sectorcrypt::IvSequence seq{};
-  if (Status s = sectorcrypt::iv_sequence_for(f, r->start_sector, &seq); !s) return result(s);
-  auto total = [&](const iovec* v, size_t n, size_t* sum) {
-    if (n == 0 || n > SECTORCRYPT_MAX_SEGMENTS || v == nullptr) return SECTORCRYPT_EINVAL_LENGTH;
-    *sum = 0;
-    for (size_t i = 0; i < n; ++i) {
-      if (v[i].iov_base == nullptr) return SECTORCRYPT_EINVAL_BUFFER;
-      if (v[i].iov_len == 0) return SECTORCRYPT_EINVAL_LENGTH;
-      *sum += v[i].iov_len;
+void call_c_callback(const Status& s, void (*target)(), void* user_data) {
+  reinterpret_cast<sectorcrypt_callback>(target)(code_of(s.code()), s.message(), user_data);
+}
+
+sectorcrypt::ForwardedCallback forward_to(sectorcrypt_callback cb) {
+  sectorcrypt::ForwardedCallback f;
+  if (cb != nullptr) {
+    f.call = &call_c_callback;
+    f.target = reinterpret_cast<void (*)()>(cb);
+  }
+  return f;
+}
+
+// A struct the caller filled, of `size` bytes as the caller compiled it, copied into
+// *local (already holding the defaults). At least the first layout (`min` bytes) must be
+// there; members past what this library knows (a newer header) must be zero, since
+// ignoring a setting the caller made would be worse than refusing it.
+// Larger than any layout will be: a size member never initialised, not to be read past.
+constexpr std::size_t kMaxStructSize = 4096;
+
+template <typename T>
+int read_sized(const T* in, std::size_t size, std::size_t min, T* local, const char* what) {
+  if (size < min) {
+    return fail(SECTORCRYPT_EINVAL, size == 0 ? "struct size is 0: call the *_init() function first"
+                                              : "struct size smaller than its first layout");
+  }
+  if (size > kMaxStructSize) {
+    return fail(SECTORCRYPT_EINVAL, "struct size implausibly large: call the *_init() function first");
+  }
+  const auto* bytes = reinterpret_cast<const unsigned char*>(in);
+  for (std::size_t i = sizeof(T); i < size; ++i) {
+    if (bytes[i] != 0) {
+      std::snprintf(t_last_error, sizeof t_last_error,
+                    "%s has members this library (%s) does not know set (byte %zu of %zu)",
+                    what, SECTORCRYPT_VERSION_STRING, i, size);
+      return SECTORCRYPT_EINVAL;
     }
-    return *sum % f.sector_size == 0 ? SECTORCRYPT_OK : SECTORCRYPT_EINVAL_LENGTH;
-  };
-  size_t src_total = 0, dst_total = 0;
-  if (int c = total(r->src, r->src_count, &src_total); c != 0) return fail(c, "source segments");
-  if (r->dst_count > 0) {
-    if (int c = total(r->dst, r->dst_count, &dst_total); c != 0) return fail(c, "destination segments");
-    if (dst_total != src_total) return fail(SECTORCRYPT_EINVAL_LENGTH, "dst total != src total");
+  }
+  std::memcpy(local, in, std::min(size, sizeof(T)));
+  local->size = sizeof(T);
+  return SECTORCRYPT_OK;
+}
+
+// Writes *full into the caller's `size` bytes at out: what fits, and zeros past what this
+// library knows (the members of a newer header read as 0).
+template <typename T>
+void write_sized(const T& full, void* out, std::size_t size) {
+  std::memcpy(out, &full, std::min(size, sizeof(T)));
+  if (size > sizeof(T)) std::memset(static_cast<unsigned char*>(out) + sizeof(T), 0, size - sizeof(T));
+}
+
+// The first layouts: a caller compiled against them is still served. Each ends on the
+// structs' alignment, so its sizeof (tail padding included) is exactly this.
+constexpr std::size_t kConfigFirstSize = offsetof(sectorcrypt_config, gpu_aes);
+constexpr std::size_t kStatsFirstSize = offsetof(sectorcrypt_stats, submit_waits);
+static_assert(kConfigFirstSize % alignof(sectorcrypt_config) == 0);
+static_assert(kStatsFirstSize % alignof(sectorcrypt_stats) == 0);
+constexpr std::size_t kRequestFirstSize = sizeof(sectorcrypt_request);
+constexpr std::size_t kSlotRequestFirstSize = sizeof(sectorcrypt_slot_request);
+constexpr std::size_t kCompletionFirstSize = sizeof(sectorcrypt_completion);
+
+// Everything the engine cannot see: the C encodings of flags, direction and IV mode. The
+// request itself (key, format, buffers, lengths) is validated by the engine alone, before
+// it takes anything.
+int convert_common(const sectorcrypt_format& fmt, int direction, sectorcrypt_callback cb,
+                   unsigned flags, unsigned allowed_flags, sectorcrypt::SectorFormat* f,
+                   sectorcrypt::Direction* d) {
+  if ((flags & SECTORCRYPT_REQ_POLL) != 0 && cb != nullptr) {
+    return fail(SECTORCRYPT_EINVAL, "a request has a callback or SECTORCRYPT_REQ_POLL, not both");
+  }
+  if ((flags & ~allowed_flags) != 0) return fail(SECTORCRYPT_EINVAL, "unknown request flags");
+  if (!to_direction(direction, d)) return fail(SECTORCRYPT_EINVAL, "direction out of range");
+  if (!to_format(&fmt, f)) {
+    return fail(SECTORCRYPT_EINVAL_FORMAT, "IV mode out of range or reserved format members set");
   }
   return SECTORCRYPT_OK;
 }
 
-int submit_impl(sectorcrypt_engine* e, const sectorcrypt_request* r, bool blocking) {
-  if (e == nullptr || r == nullptr) return fail(SECTORCRYPT_EINVAL, "null engine or request");
-  const bool poll = (r->flags & SECTORCRYPT_REQ_POLL) != 0;
-  if (poll && r->callback != nullptr) {
-    return fail(SECTORCRYPT_EINVAL, "a request has a callback or SECTORCRYPT_REQ_POLL, not both");
-  }
-  if ((r->flags & ~(SECTORCRYPT_REQ_POLL | SECTORCRYPT_REQ_FLUSH)) != 0) {
-    return fail(SECTORCRYPT_EINVAL, "unknown request flags");
+int submit_impl(sectorcrypt_engine* e, const sectorcrypt_request* in, bool blocking) {
+  if (e == nullptr || in == nullptr) return fail(SECTORCRYPT_EINVAL, "null engine or request");
+  sectorcrypt_request r;
+  sectorcrypt_request_init(&r);
+  if (int c = read_sized(in, in->size, kRequestFirstSize, &r, "struct sectorcrypt_request"); c != 0) {
+    return c;
   }
   sectorcrypt::Request q;
-  if (!to_direction(r->direction, &q.dir)) return fail(SECTORCRYPT_EINVAL, "direction out of range");
-  if (!to_format(&r->format, &q.format)) return fail(SECTORCRYPT_EINVAL_FORMAT, "IV mode out of range");
-  q.key.value = r->key;
-  q.start_sector = r->start_sector;
-  q.src = r->src;
-  q.src_count = r->src_count;
-  q.dst = r->dst;
-  q.dst_count = r->dst_count;
-  q.flush = (r->flags & SECTORCRYPT_REQ_FLUSH) != 0;
-  q.post_completion = poll;
-  q.user_context = r->user_data;
-  sectorcrypt_engine::Bridge* bridge = nullptr;
-  if (r->callback != nullptr) {
-    bridge = e->take_bridge(blocking);
-    if (bridge == nullptr) {
-      if (int c = check_fields(r); c != 0) return c;
-      return fail(SECTORCRYPT_EWOULDBLOCK, "every pending-callback record is in use");
-    }
-    bridge->callback = r->callback;
-    bridge->user_data = r->user_data;
-    q.callback = &sectorcrypt_engine::trampoline;
-    q.user_context = bridge;
+  if (int c = convert_common(r.format, r.direction, r.callback, r.flags,
+                             SECTORCRYPT_REQ_POLL | SECTORCRYPT_REQ_FLUSH, &q.format, &q.dir);
+      c != 0) {
+    return c;
   }
-  const Status s = blocking ? e->engine->submit(q) : e->engine->try_submit(q);
-  if (!s.ok() && bridge != nullptr) e->give_back(bridge);
-  return result(s);
+  q.key.value = r.key;
+  q.start_sector = r.start_sector;
+  q.src = r.src;
+  q.src_count = r.src_count;
+  q.dst = r.dst;
+  q.dst_count = r.dst_count;
+  q.flush = (r.flags & SECTORCRYPT_REQ_FLUSH) != 0;
+  q.post_completion = (r.flags & SECTORCRYPT_REQ_POLL) != 0;
+  q.forward = forward_to(r.callback);
+  q.user_context = r.user_data;
+  return result(blocking ? e->engine->submit(q) : e->engine->try_submit(q));
+}
+
+sectorcrypt::SlotHandle to_handle(const sectorcrypt_slot& s) {
+  sectorcrypt::SlotHandle h;
+  h.index = s.index;
+  h.data = s.data;
+  h.capacity = s.capacity;
+  h.generation = s.generation;
+  return h;
+}
+
+int acquire_impl(sectorcrypt_engine* e, sectorcrypt_slot* out, bool wait) {
+  if (e == nullptr || out == nullptr) return fail(SECTORCRYPT_EINVAL, "null engine or slot");
+  sectorcrypt::SlotHandle h;
+  const Status s = wait ? e->engine->acquire_slot(&h) : e->engine->try_acquire_slot(&h);
+  if (!s) return result(s);
+  std::memset(out, 0, sizeof *out);
+  out->data = h.data;
+  out->capacity = h.capacity;
+  out->index = h.index;
+  out->generation = h.generation;
+  return SECTORCRYPT_OK;
+}
+
+int slot_arg(const sectorcrypt_engine* e, const sectorcrypt_slot* slot) {
+  if (e == nullptr || slot == nullptr) return fail(SECTORCRYPT_EINVAL, "null engine or slot");
+  if (slot->reserved[0] != 0 || slot->reserved[1] != 0) {
+    return fail(SECTORCRYPT_EINVAL, "reserved members of struct sectorcrypt_slot set");
+  }
+  return SECTORCRYPT_OK;
 }
 
 // The C view of an EngineConfig (the defaults, or what create resolved).
@@ -197,29 +238,47 @@ void to_c_config(const sectorcrypt::EngineConfig& c, int backend, sectorcrypt_co
   out->gpu_ordinal = c.gpu_ordinal;
   out->idle_spin_us = c.idle_spin_us;
   out->cpu_fallback = c.cpu_fallback ? 1 : 0;
+  out->idle_flush = c.idle_flush ? 1 : 0;
+  out->gpu_aes = c.gpu_aes == sectorcrypt::GpuAes::table ? SECTORCRYPT_GPU_AES_TABLE
+                                                         : SECTORCRYPT_GPU_AES_CONSTANT_TIME;
+  out->max_parts_per_batch = c.max_parts_per_batch;
 }
 
 }  // namespace
 
 extern "C" {
 
-void sectorcrypt_config_init(struct sectorcrypt_config* cfg) {
+void sectorcrypt_config_init_sized(struct sectorcrypt_config* cfg, size_t size) {
   if (cfg == nullptr) return;
-  to_c_config(sectorcrypt::EngineConfig{}, SECTORCRYPT_BACKEND_AUTO, cfg);
+  sectorcrypt_config c{};
+  to_c_config(sectorcrypt::EngineConfig{}, SECTORCRYPT_BACKEND_AUTO, &c);
+  write_sized(c, cfg, size);
+  if (size >= sizeof cfg->size) cfg->size = size;
 }
 
 void sectorcrypt_format_init(struct sectorcrypt_format* fmt) {
   if (fmt == nullptr) return;
+  std::memset(fmt, 0, sizeof *fmt);
   fmt->sector_size = 512;
   fmt->iv_mode = SECTORCRYPT_IV_PLAIN64;
-  fmt->iv_large_sectors = 0;
 }
 
-void sectorcrypt_request_init(struct sectorcrypt_request* req) {
+void sectorcrypt_request_init_sized(struct sectorcrypt_request* req, size_t size) {
   if (req == nullptr) return;
-  std::memset(req, 0, sizeof *req);
-  req->direction = SECTORCRYPT_ENCRYPT;
-  sectorcrypt_format_init(&req->format);
+  sectorcrypt_request r{};
+  r.direction = SECTORCRYPT_ENCRYPT;
+  sectorcrypt_format_init(&r.format);
+  write_sized(r, req, size);
+  if (size >= sizeof req->size) req->size = size;
+}
+
+void sectorcrypt_slot_request_init_sized(struct sectorcrypt_slot_request* req, size_t size) {
+  if (req == nullptr) return;
+  sectorcrypt_slot_request r{};
+  r.direction = SECTORCRYPT_ENCRYPT;
+  sectorcrypt_format_init(&r.format);
+  write_sized(r, req, size);
+  if (size >= sizeof req->size) req->size = size;
 }
 
 int sectorcrypt_create(const struct sectorcrypt_config* cfg, sectorcrypt_engine** out) {
@@ -227,7 +286,11 @@ int sectorcrypt_create(const struct sectorcrypt_config* cfg, sectorcrypt_engine*
     if (out == nullptr) return fail(SECTORCRYPT_EINVAL, "out is null");
     sectorcrypt_config c;
     sectorcrypt_config_init(&c);
-    if (cfg != nullptr) c = *cfg;
+    if (cfg != nullptr) {
+      if (int rc = read_sized(cfg, cfg->size, kConfigFirstSize, &c, "struct sectorcrypt_config"); rc != 0) {
+        return rc;
+      }
+    }
     sectorcrypt::EngineConfig ec;
     switch (c.backend) {
       case SECTORCRYPT_BACKEND_AUTO: ec.backend = sectorcrypt::BackendKind::automatic; break;
@@ -245,27 +308,27 @@ int sectorcrypt_create(const struct sectorcrypt_config* cfg, sectorcrypt_engine*
     ec.gpu_ordinal = c.gpu_ordinal;
     ec.idle_spin_us = c.idle_spin_us;
     ec.cpu_fallback = c.cpu_fallback != 0;
+    ec.idle_flush = c.idle_flush != 0;
+    switch (c.gpu_aes) {
+      case SECTORCRYPT_GPU_AES_CONSTANT_TIME: ec.gpu_aes = sectorcrypt::GpuAes::constant_time; break;
+      case SECTORCRYPT_GPU_AES_TABLE: ec.gpu_aes = sectorcrypt::GpuAes::table; break;
+      default: return fail(SECTORCRYPT_EINVAL, "gpu_aes out of range");
+    }
+    ec.max_parts_per_batch = c.max_parts_per_batch;
     auto w = std::make_unique<sectorcrypt_engine>();
     if (Status s = sectorcrypt::Engine::create(ec, &w->engine); !s) return result(s);
-    // Twice the engine's request records (plus room for concurrent submitters): a bridge
-    // is held from just before the engine accepts until just before the callback runs.
-    const std::size_t n = 2 * w->engine->config().request_capacity + 64;
-    w->bridges.resize(n);
-    w->free_bridges.reserve(n);
-    for (std::size_t i = 0; i < n; ++i) {
-      w->bridges[i] = {w.get(), static_cast<uint32_t>(i), nullptr, nullptr};
-      w->free_bridges.push_back(static_cast<uint32_t>(n - 1 - i));
-    }
     *out = w.release();
     return SECTORCRYPT_OK;
   });
 }
 
 void sectorcrypt_destroy(sectorcrypt_engine* engine) {
+  if (engine == nullptr) return;
   try {
-    delete engine;  // the Engine's destructor shuts down and waits for every completion
+    engine->engine.reset();  // shuts down and returns once every callback has returned
   } catch (...) {
   }
+  delete engine;
 }
 
 int sectorcrypt_add_key(sectorcrypt_engine* engine, const uint8_t* key, size_t len,
@@ -299,9 +362,13 @@ int sectorcrypt_try_submit(sectorcrypt_engine* engine, const struct sectorcrypt_
 }
 
 namespace {
-int poll_impl(sectorcrypt_engine* e, sectorcrypt_completion* out, size_t max, bool wait,
-              uint64_t timeout_us) {
+int poll_impl(sectorcrypt_engine* e, sectorcrypt_completion* out, size_t max, size_t elem_size,
+              bool wait, uint64_t timeout_us) {
   if (e == nullptr || (out == nullptr && max > 0)) return fail(SECTORCRYPT_EINVAL, "null engine or out");
+  if (elem_size < kCompletionFirstSize) {
+    return fail(SECTORCRYPT_EINVAL, "completion size smaller than its first layout");
+  }
+  auto* base = reinterpret_cast<unsigned char*>(out);
   constexpr size_t kChunk = 32;
   sectorcrypt::Completion c[kChunk];
   size_t total = 0;
@@ -310,9 +377,13 @@ int poll_impl(sectorcrypt_engine* e, sectorcrypt_completion* out, size_t max, bo
     const size_t got = (wait && total == 0) ? e->engine->wait_completions(c, want, timeout_us)
                                             : e->engine->poll(c, want);
     for (size_t i = 0; i < got; ++i) {
-      out[total + i].status = code_of(c[i].status.code());
-      out[total + i].user_data = c[i].user_context;
-      out[total + i].bytes = c[i].bytes;
+      sectorcrypt_completion one{};
+      one.status = code_of(c[i].status.code());
+      one.user_data = c[i].user_context;
+      one.bytes = c[i].bytes;
+      one.slot = c[i].slot;
+      std::snprintf(one.message, sizeof one.message, "%s", c[i].status.message());
+      write_sized(one, base + (total + i) * elem_size, elem_size);
     }
     total += got;
     if (got < want) break;
@@ -321,13 +392,60 @@ int poll_impl(sectorcrypt_engine* e, sectorcrypt_completion* out, size_t max, bo
 }
 }  // namespace
 
-int sectorcrypt_poll(sectorcrypt_engine* engine, struct sectorcrypt_completion* out, size_t max) {
-  return guarded([&] { return poll_impl(engine, out, std::min<size_t>(max, 0x7fffffff), false, 0); });
+int sectorcrypt_poll_sized(sectorcrypt_engine* engine, struct sectorcrypt_completion* out,
+                           size_t max, size_t elem_size) {
+  return guarded([&] {
+    return poll_impl(engine, out, std::min<size_t>(max, 0x7fffffff), elem_size, false, 0);
+  });
 }
 
-int sectorcrypt_wait(sectorcrypt_engine* engine, struct sectorcrypt_completion* out, size_t max,
-                     uint64_t timeout_us) {
-  return guarded([&] { return poll_impl(engine, out, std::min<size_t>(max, 0x7fffffff), true, timeout_us); });
+int sectorcrypt_wait_sized(sectorcrypt_engine* engine, struct sectorcrypt_completion* out,
+                           size_t max, size_t elem_size, uint64_t timeout_us) {
+  return guarded([&] {
+    return poll_impl(engine, out, std::min<size_t>(max, 0x7fffffff), elem_size, true, timeout_us);
+  });
+}
+
+int sectorcrypt_acquire_slot(sectorcrypt_engine* engine, struct sectorcrypt_slot* slot) {
+  return guarded([&] { return acquire_impl(engine, slot, true); });
+}
+
+int sectorcrypt_try_acquire_slot(sectorcrypt_engine* engine, struct sectorcrypt_slot* slot) {
+  return guarded([&] { return acquire_impl(engine, slot, false); });
+}
+
+int sectorcrypt_submit_slot(sectorcrypt_engine* engine, const struct sectorcrypt_slot* slot,
+                            const struct sectorcrypt_slot_request* in) {
+  return guarded([&] {
+    if (int c = slot_arg(engine, slot); c != 0) return c;
+    if (in == nullptr) return fail(SECTORCRYPT_EINVAL, "null slot request");
+    sectorcrypt_slot_request r;
+    sectorcrypt_slot_request_init(&r);
+    if (int c = read_sized(in, in->size, kSlotRequestFirstSize, &r, "struct sectorcrypt_slot_request");
+        c != 0) {
+      return c;
+    }
+    sectorcrypt::SlotRequest q;
+    if (int c = convert_common(r.format, r.direction, r.callback, r.flags, SECTORCRYPT_REQ_POLL,
+                               &q.format, &q.dir);
+        c != 0) {
+      return c;
+    }
+    q.key.value = r.key;
+    q.start_sector = r.start_sector;
+    q.bytes = r.bytes;
+    q.forward = forward_to(r.callback);
+    q.user_context = r.user_data;
+    q.post_completion = (r.flags & SECTORCRYPT_REQ_POLL) != 0;
+    return result(engine->engine->submit_slot(to_handle(*slot), q));
+  });
+}
+
+int sectorcrypt_release_slot(sectorcrypt_engine* engine, const struct sectorcrypt_slot* slot) {
+  return guarded([&] {
+    if (int c = slot_arg(engine, slot); c != 0) return c;
+    return result(engine->engine->release_slot(to_handle(*slot)));
+  });
 }
 
 int sectorcrypt_crypt(sectorcrypt_engine* engine, sectorcrypt_key key, int direction,
@@ -338,7 +456,7 @@ int sectorcrypt_crypt(sectorcrypt_engine* engine, sectorcrypt_key key, int direc
     sectorcrypt::Direction d;
     sectorcrypt::SectorFormat f;
     if (!to_direction(direction, &d)) return fail(SECTORCRYPT_EINVAL, "direction out of range");
-    if (!to_format(format, &f)) return fail(SECTORCRYPT_EINVAL_FORMAT, "format null or IV mode out of range");
+    if (!to_format(format, &f)) return fail(SECTORCRYPT_EINVAL_FORMAT, "format null, IV mode out of range or reserved members set");
     return result(engine->engine->crypt_sync(sectorcrypt::KeyHandle{key}, d, f, start_sector, in, out, bytes));
   });
 }
@@ -352,7 +470,7 @@ int sectorcrypt_crypt_fd(sectorcrypt_engine* engine, sectorcrypt_key key, int di
     sectorcrypt::Direction d;
     sectorcrypt::SectorFormat f;
     if (!to_direction(direction, &d)) return fail(SECTORCRYPT_EINVAL, "direction out of range");
-    if (!to_format(format, &f)) return fail(SECTORCRYPT_EINVAL_FORMAT, "format null or IV mode out of range");
+    if (!to_format(format, &f)) return fail(SECTORCRYPT_EINVAL_FORMAT, "format null, IV mode out of range or reserved members set");
     return result(engine->engine->crypt_fd(sectorcrypt::KeyHandle{key}, d, f, start_sector, in_fd,
                                            in_offset, out_fd, out_offset, bytes));
   });
@@ -373,27 +491,42 @@ int sectorcrypt_shutdown(sectorcrypt_engine* engine) {
   });
 }
 
-int sectorcrypt_get_stats(const sectorcrypt_engine* engine, struct sectorcrypt_stats* out) {
+int sectorcrypt_get_stats_sized(const sectorcrypt_engine* engine, struct sectorcrypt_stats* out,
+                                size_t size) {
   return guarded([&] {
     if (engine == nullptr || out == nullptr) return fail(SECTORCRYPT_EINVAL, "null engine or out");
+    if (size < kStatsFirstSize) return fail(SECTORCRYPT_EINVAL, "stats size smaller than its first layout");
     const sectorcrypt::EngineStats s = engine->engine->stats();
-    out->bytes = s.bytes;
-    out->requests = s.requests;
-    out->requests_failed = s.requests_failed;
-    out->batches = s.batches;
-    out->would_block = s.would_block;
-    out->latency_p50_ns = s.latency.p50_ns();
-    out->latency_p99_ns = s.latency.p99_ns();
+    sectorcrypt_stats st{};
+    st.bytes = s.bytes;
+    st.requests = s.requests;
+    st.requests_failed = s.requests_failed;
+    st.batches = s.batches;
+    st.would_block = s.would_block;
+    st.latency_p50_ns = s.latency.p50_ns();
+    st.latency_p99_ns = s.latency.p99_ns();
+    st.submit_waits = s.submit_waits;
+    st.submit_wait_ns = s.submit_wait_ns;
+    st.backend_failures = s.backend_failures;
+    st.cpu_fallbacks = s.cpu_fallbacks;
+    st.callback_exceptions = s.callback_exceptions;
+    st.memory_locked = s.memory_locked ? 1u : 0u;
+    write_sized(st, out, size);
     return SECTORCRYPT_OK;
   });
 }
 
-int sectorcrypt_get_config(const sectorcrypt_engine* engine, struct sectorcrypt_config* out) {
+int sectorcrypt_get_config_sized(const sectorcrypt_engine* engine, struct sectorcrypt_config* out,
+                                 size_t size) {
   return guarded([&] {
     if (engine == nullptr || out == nullptr) return fail(SECTORCRYPT_EINVAL, "null engine or out");
+    if (size < kConfigFirstSize) return fail(SECTORCRYPT_EINVAL, "config size smaller than its first layout");
     const bool cuda = engine->engine->backend() == sectorcrypt::BackendKind::cuda;
+    sectorcrypt_config c{};
     to_c_config(engine->engine->config(),
-                cuda ? SECTORCRYPT_BACKEND_CUDA : SECTORCRYPT_BACKEND_CPU, out);
+                cuda ? SECTORCRYPT_BACKEND_CUDA : SECTORCRYPT_BACKEND_CPU, &c);
+    write_sized(c, out, size);
+    out->size = size;
     return SECTORCRYPT_OK;
   });
 }
@@ -427,6 +560,16 @@ const char* sectorcrypt_strerror(int code) {
 
 const char* sectorcrypt_last_error(void) { return t_last_error; }
 
-const char* sectorcrypt_version(void) { return SECTORCRYPT_VERSION; }
+const char* sectorcrypt_version(void) { return SECTORCRYPT_VERSION_STRING; }
+int sectorcrypt_major_version(void) { return SECTORCRYPT_VERSION_MAJOR; }
+int sectorcrypt_minor_version(void) { return SECTORCRYPT_VERSION_MINOR; }
+int sectorcrypt_patch_version(void) { return SECTORCRYPT_VERSION_PATCH; }
+
+int sectorcrypt_check_version(int major, int minor) {
+  if (major != SECTORCRYPT_VERSION_MAJOR) return 0;
+  // 0.x: every minor release may change the ABI (the SONAME carries it too).
+  if (major == 0) return minor == SECTORCRYPT_VERSION_MINOR;
+  return minor <= SECTORCRYPT_VERSION_MINOR;
+}
 
 }  // extern "C"

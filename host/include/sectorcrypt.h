@@ -15,6 +15,17 @@
  * request; an invalid request is never answered with SECTORCRYPT_EWOULDBLOCK.
  *
  * No C++ exception crosses this interface.
+ *
+ * ABI: the structs a caller fills (config, request, slot request) start with a `size`
+ * member that their *_init() call sets to the size the caller was compiled with; the
+ * structs the library fills (config, stats, completions) are passed with their size by
+ * the inline wrappers below. New members are only ever appended, so a program compiled
+ * against an older sectorcrypt.h of the same SONAME keeps working: the library takes
+ * missing members as their defaults and never writes past the caller's size. A member
+ * appended after a 4-byte one starts on the next 8-byte boundary, so an older layout's
+ * size (which counts its tail padding) never takes in a newer member's bytes. struct
+ * sectorcrypt_format and struct sectorcrypt_slot do not grow; their reserved members
+ * must be zero. The man pages (sectorcrypt.h(3), one per call) say the rest.
  */
 #ifndef SECTORCRYPT_H
 #define SECTORCRYPT_H
@@ -27,6 +38,12 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* ---- version: of this header; sectorcrypt_major_version() etc. give the library's ---- */
+#define SECTORCRYPT_VERSION_MAJOR 0
+#define SECTORCRYPT_VERSION_MINOR 2
+#define SECTORCRYPT_VERSION_PATCH 0
+#define SECTORCRYPT_VERSION_STRING "0.2.0"
 
 /* ---- return codes ---- */
 #define SECTORCRYPT_OK 0
@@ -58,8 +75,13 @@ enum sectorcrypt_iv_mode {
   SECTORCRYPT_IV_PLAIN64BE = 2
 };
 
+/* Which AES the CUDA kernels run: constant_time has no data-dependent memory access;
+ * table (shared-memory T-tables) is faster but only for trusted co-tenancy. */
+enum sectorcrypt_gpu_aes { SECTORCRYPT_GPU_AES_CONSTANT_TIME = 0, SECTORCRYPT_GPU_AES_TABLE = 1 };
+
 /* ---- configuration ---- */
 struct sectorcrypt_config {
+  size_t size;                  /* set by sectorcrypt_config_init(): the caller's sizeof */
   int backend;                  /* enum sectorcrypt_backend */
   unsigned threads;             /* engine threads; 0: hardware concurrency */
   size_t slot_count;            /* batch slots (>= 1) */
@@ -73,17 +95,28 @@ struct sectorcrypt_config {
                                    0 where other busy processes share the CPUs */
   int cpu_fallback;             /* nonzero: a batch the backend fails is re-run once on
                                    the CPU kernels (engine.h, FAULTS) */
+  int idle_flush;               /* nonzero (default): with no batch in flight, a partly
+                                   filled batch is sent at once instead of at its deadline */
+  /* appended after the first layout (a caller without them gets their defaults): */
+  int gpu_aes;                  /* enum sectorcrypt_gpu_aes */
+  size_t max_parts_per_batch;   /* requests coalesced into one slot; 0: min(B/512, 256) */
 };
 
-/* Fills *cfg with the defaults (auto backend, 8 slots of 1 MiB, ...).
+/* Fills the first `size` bytes of *cfg with the defaults (auto backend, 8 slots of 1 MiB,
+ * ...) and sets cfg->size = size. Call it through sectorcrypt_config_init().
  * THREAD SAFETY: any thread. */
-void sectorcrypt_config_init(struct sectorcrypt_config *cfg);
+void sectorcrypt_config_init_sized(struct sectorcrypt_config *cfg, size_t size);
+static inline void sectorcrypt_config_init(struct sectorcrypt_config *cfg) {
+  sectorcrypt_config_init_sized(cfg, sizeof *cfg);
+}
 
-/* How sectors are laid out and numbered (see kernels/sector_format.h). */
+/* How sectors are laid out and numbered (see kernels/sector_format.h). Fixed size (it is
+ * embedded in other structs): later fields take the reserved space, which must be 0. */
 struct sectorcrypt_format {
   uint32_t sector_size;  /* 512, 1024, 2048 or 4096 */
   int iv_mode;           /* enum sectorcrypt_iv_mode */
   int iv_large_sectors;  /* nonzero: IVs count sector_size units, not 512-byte units */
+  uint32_t reserved[5];  /* 0 */
 };
 
 /* Fills *fmt with 512-byte sectors, plain64, 512-byte IV units.
@@ -94,9 +127,12 @@ void sectorcrypt_format_init(struct sectorcrypt_format *fmt);
 typedef struct sectorcrypt_engine sectorcrypt_engine;
 
 /*
- * Allocates everything the engine will use and starts it. cfg may be NULL (defaults).
+ * Allocates everything the engine will use and starts it. cfg may be NULL (defaults);
+ * else cfg->size says which members the caller has (sectorcrypt_config_init sets it).
  *
- * RETURN VALUE: 0 and *out set; SECTORCRYPT_EINVAL (out NULL, backend out of range),
+ * RETURN VALUE: 0 and *out set; SECTORCRYPT_EINVAL (out NULL, backend or gpu_aes out of
+ * range, cfg->size smaller than the first layout's, or members this library does not
+ * know set to nonzero),
  * SECTORCRYPT_EINVAL_LENGTH (a size in cfg out of range), SECTORCRYPT_EUNAVAILABLE (cuda
  * asked for without a usable GPU), SECTORCRYPT_ENOMEM. On error *out is untouched.
  * THREAD SAFETY: any thread.
@@ -104,8 +140,9 @@ typedef struct sectorcrypt_engine sectorcrypt_engine;
 int sectorcrypt_create(const struct sectorcrypt_config *cfg, sectorcrypt_engine **out);
 
 /*
- * Shuts the engine down (every accepted request still completes, possibly with
- * SECTORCRYPT_ESHUTDOWN) and frees it. NULL is ignored.
+ * Shuts the engine down and frees it: every accepted request completes (possibly with
+ * SECTORCRYPT_ESHUTDOWN) and its callback has returned before this call returns, so the
+ * callbacks may use anything the caller frees after it. NULL is ignored.
  * THREAD SAFETY: once, from a thread that is not in a completion callback, with no other
  * call on this engine running or starting.
  */
@@ -138,10 +175,12 @@ int sectorcrypt_remove_key(sectorcrypt_engine *engine, sectorcrypt_key key);
 
 /* ---- asynchronous requests ---- */
 
-/* Called once per request on an engine thread with its final code (0 or negative).
- * It must not call sectorcrypt_submit, sectorcrypt_drain, sectorcrypt_crypt* or
- * sectorcrypt_destroy; sectorcrypt_try_submit and sectorcrypt_poll are fine. */
-typedef void (*sectorcrypt_callback)(int status, void *user_data);
+/* Called once per request on an engine thread with its final code (0 or negative) and
+ * the engine's message for it ("ok", or e.g. "GPU batch failed at H2D copy: ..."), valid
+ * only during the call. It must not call sectorcrypt_submit, sectorcrypt_drain,
+ * sectorcrypt_crypt*, sectorcrypt_acquire_slot or sectorcrypt_destroy;
+ * sectorcrypt_try_submit, sectorcrypt_release_slot and sectorcrypt_poll are fine. */
+typedef void (*sectorcrypt_callback)(int status, const char *message, void *user_data);
 
 #define SECTORCRYPT_REQ_POLL 1u  /* report the completion through sectorcrypt_poll() */
 #define SECTORCRYPT_REQ_FLUSH 2u /* send its batch now instead of waiting to coalesce */
@@ -149,6 +188,7 @@ typedef void (*sectorcrypt_callback)(int status, void *user_data);
 #define SECTORCRYPT_MAX_SEGMENTS 16
 
 struct sectorcrypt_request {
+  size_t size;                        /* set by sectorcrypt_request_init() */
   sectorcrypt_key key;
   int direction;                      /* enum sectorcrypt_direction */
   struct sectorcrypt_format format;
@@ -162,8 +202,12 @@ struct sectorcrypt_request {
   unsigned flags;                     /* SECTORCRYPT_REQ_* */
 };
 
-/* Fills *req with defaults: encrypt, sectorcrypt_format_init, no buffers, no callback. */
-void sectorcrypt_request_init(struct sectorcrypt_request *req);
+/* Fills the first `size` bytes of *req with defaults (encrypt, sectorcrypt_format_init,
+ * no buffers, no callback) and sets req->size. Call it through sectorcrypt_request_init(). */
+void sectorcrypt_request_init_sized(struct sectorcrypt_request *req, size_t size);
+static inline void sectorcrypt_request_init(struct sectorcrypt_request *req) {
+  sectorcrypt_request_init_sized(req, sizeof *req);
+}
 
 /*
  * Queues a request, waiting while the engine is full. The iovec arrays are copied; the
@@ -172,10 +216,14 @@ void sectorcrypt_request_init(struct sectorcrypt_request *req);
  * sectorcrypt_poll() if SECTORCRYPT_REQ_POLL is set, else silently (sectorcrypt_drain()
  * waits for it). Setting both a callback and SECTORCRYPT_REQ_POLL is invalid.
  *
+ * An invalid request is refused at once, before anything is taken, however full the
+ * engine is and however many threads wait in sectorcrypt_submit().
+ *
  * RETURN VALUE: 0 (accepted; one completion follows); or, with nothing taken and no
  * completion: SECTORCRYPT_EINVAL_KEY, SECTORCRYPT_EINVAL_FORMAT, SECTORCRYPT_EINVAL_LENGTH,
- * SECTORCRYPT_EINVAL_BUFFER, SECTORCRYPT_EINVAL (NULL engine/req, callback with
- * SECTORCRYPT_REQ_POLL, bad direction), SECTORCRYPT_ESHUTDOWN.
+ * SECTORCRYPT_EINVAL_BUFFER, SECTORCRYPT_EINVAL (NULL engine/req, req->size out of range
+ * or members this library does not know set, callback with SECTORCRYPT_REQ_POLL, bad
+ * direction, unknown flags), SECTORCRYPT_ESHUTDOWN.
  * THREAD SAFETY: any thread except a completion callback.
  */
 int sectorcrypt_submit(sectorcrypt_engine *engine, const struct sectorcrypt_request *req);
@@ -189,22 +237,106 @@ int sectorcrypt_submit(sectorcrypt_engine *engine, const struct sectorcrypt_requ
  */
 int sectorcrypt_try_submit(sectorcrypt_engine *engine, const struct sectorcrypt_request *req);
 
+#define SECTORCRYPT_MESSAGE_MAX 192 /* a message's bytes, with its terminating NUL */
+#define SECTORCRYPT_NO_SLOT 0xffffffffu
+
 struct sectorcrypt_completion {
   int status;       /* 0 or a negative SECTORCRYPT_E* code */
   void *user_data;  /* the request's user_data */
   uint64_t bytes;
+  uint32_t slot;    /* zero-copy: the index of the slot holding the result; else
+                       SECTORCRYPT_NO_SLOT */
+  char message[SECTORCRYPT_MESSAGE_MAX]; /* "ok", or why the request failed */
 };
 
 /*
- * Moves up to `max` completions of SECTORCRYPT_REQ_POLL requests into out[], in
- * completion order. sectorcrypt_wait() waits up to timeout_us for at least one.
+ * Moves up to `max` completions of SECTORCRYPT_REQ_POLL requests into out[] (elements of
+ * `elem_size` bytes), in completion order. The wait variant waits up to timeout_us for at
+ * least one. Call them through sectorcrypt_poll() and sectorcrypt_wait().
  *
- * RETURN VALUE: how many (>= 0); SECTORCRYPT_EINVAL (NULL engine, or out NULL with max > 0).
+ * RETURN VALUE: how many (>= 0); SECTORCRYPT_EINVAL (NULL engine, out NULL with max > 0,
+ * elem_size smaller than the first layout's).
  * THREAD SAFETY: any thread; sectorcrypt_wait not from a completion callback.
  */
-int sectorcrypt_poll(sectorcrypt_engine *engine, struct sectorcrypt_completion *out, size_t max);
-int sectorcrypt_wait(sectorcrypt_engine *engine, struct sectorcrypt_completion *out, size_t max,
-                     uint64_t timeout_us);
+int sectorcrypt_poll_sized(sectorcrypt_engine *engine, struct sectorcrypt_completion *out,
+                           size_t max, size_t elem_size);
+int sectorcrypt_wait_sized(sectorcrypt_engine *engine, struct sectorcrypt_completion *out,
+                           size_t max, size_t elem_size, uint64_t timeout_us);
+static inline int sectorcrypt_poll(sectorcrypt_engine *engine,
+                                   struct sectorcrypt_completion *out, size_t max) {
+  return sectorcrypt_poll_sized(engine, out, max, sizeof *out);
+}
+static inline int sectorcrypt_wait(sectorcrypt_engine *engine,
+                                   struct sectorcrypt_completion *out, size_t max,
+                                   uint64_t timeout_us) {
+  return sectorcrypt_wait_sized(engine, out, max, sizeof *out, timeout_us);
+}
+
+/* ---- zero-copy slots ---- */
+
+/* A batch slot lent to the caller: fill data[0..bytes), submit it, and after its
+ * completion read the result from data; then release it. Fixed size. */
+struct sectorcrypt_slot {
+  uint8_t *data;         /* the slot's pinned (CUDA) or locked memory */
+  size_t capacity;       /* == the config's slot_bytes */
+  uint32_t index;        /* which slot; completions name it */
+  uint32_t generation;   /* which lending of it: a stale copy is refused */
+  uint64_t reserved[2];  /* 0 */
+};
+
+struct sectorcrypt_slot_request {
+  size_t size;                      /* set by sectorcrypt_slot_request_init() */
+  sectorcrypt_key key;
+  int direction;                    /* enum sectorcrypt_direction */
+  struct sectorcrypt_format format;
+  uint64_t start_sector;            /* 512-byte units, like a bio */
+  size_t bytes;                     /* from data[0]: whole sectors, <= capacity */
+  sectorcrypt_callback callback;    /* a callback, or SECTORCRYPT_REQ_POLL, or neither */
+  void *user_data;
+  unsigned flags;                   /* SECTORCRYPT_REQ_POLL only (a slot is always sent
+                                       at once) */
+};
+
+/* Fills the first `size` bytes of *req with defaults and sets req->size. Call it through
+ * sectorcrypt_slot_request_init(). */
+void sectorcrypt_slot_request_init_sized(struct sectorcrypt_slot_request *req, size_t size);
+static inline void sectorcrypt_slot_request_init(struct sectorcrypt_slot_request *req) {
+  sectorcrypt_slot_request_init_sized(req, sizeof *req);
+}
+
+/*
+ * Lends a free slot (acquire waits for one; try_acquire does not).
+ *
+ * RETURN VALUE: 0 and *slot set; SECTORCRYPT_ESHUTDOWN; SECTORCRYPT_EWOULDBLOCK
+ * (try_acquire: every slot is in use); SECTORCRYPT_EINVAL (NULL engine or slot).
+ * THREAD SAFETY: any thread; sectorcrypt_acquire_slot not from a completion callback.
+ */
+int sectorcrypt_acquire_slot(sectorcrypt_engine *engine, struct sectorcrypt_slot *slot);
+int sectorcrypt_try_acquire_slot(sectorcrypt_engine *engine, struct sectorcrypt_slot *slot);
+
+/*
+ * Queues the lent slot's first req->bytes bytes for crypt in place. The slot stays lent:
+ * after the completion the result is in slot->data.
+ *
+ * RETURN VALUE: 0 (one completion follows); SECTORCRYPT_EINVAL_KEY,
+ * SECTORCRYPT_EINVAL_FORMAT, SECTORCRYPT_EINVAL_LENGTH (bytes 0, not whole sectors, over
+ * capacity), SECTORCRYPT_EINVAL_BUFFER (not lent, already submitted, stale handle),
+ * SECTORCRYPT_EWOULDBLOCK (the slot's previous polled completion is not polled yet),
+ * SECTORCRYPT_ESHUTDOWN, SECTORCRYPT_EINVAL (as sectorcrypt_submit()). On error the slot
+ * is still lent and its data untouched.
+ * THREAD SAFETY: any thread.
+ */
+int sectorcrypt_submit_slot(sectorcrypt_engine *engine, const struct sectorcrypt_slot *slot,
+                            const struct sectorcrypt_slot_request *req);
+
+/*
+ * Returns a lent slot to the engine (not while its request runs).
+ *
+ * RETURN VALUE: 0; SECTORCRYPT_EINVAL_BUFFER (not lent, still running, stale handle);
+ * SECTORCRYPT_EINVAL.
+ * THREAD SAFETY: any thread, including completion callbacks.
+ */
+int sectorcrypt_release_slot(sectorcrypt_engine *engine, const struct sectorcrypt_slot *slot);
 
 /* ---- synchronous bulk calls ---- */
 
@@ -259,15 +391,35 @@ struct sectorcrypt_stats {
   uint64_t would_block;      /* SECTORCRYPT_EWOULDBLOCK answers */
   uint64_t latency_p50_ns;   /* accept to completion, bucket upper bounds */
   uint64_t latency_p99_ns;
+  /* appended after the first layout: */
+  uint64_t submit_waits;     /* submit/acquire calls that had to wait */
+  uint64_t submit_wait_ns;   /* the time they waited */
+  uint64_t backend_failures; /* batches the backend failed (before any CPU fallback) */
+  uint64_t cpu_fallbacks;    /* of those, batches re-run on the CPU */
+  uint64_t callback_exceptions; /* C++ callbacks that threw (caught) */
+  uint64_t memory_locked;    /* 1: slot memory is pinned or mlock'ed */
 };
 
-/* RETURN VALUE: 0 and *out filled; SECTORCRYPT_EINVAL. THREAD SAFETY: any thread. */
-int sectorcrypt_get_stats(const sectorcrypt_engine *engine, struct sectorcrypt_stats *out);
+/* Fills the first `size` bytes of *out. Call it through sectorcrypt_get_stats().
+ * RETURN VALUE: 0; SECTORCRYPT_EINVAL (NULL, size 0). THREAD SAFETY: any thread. */
+int sectorcrypt_get_stats_sized(const sectorcrypt_engine *engine, struct sectorcrypt_stats *out,
+                                size_t size);
+static inline int sectorcrypt_get_stats(const sectorcrypt_engine *engine,
+                                        struct sectorcrypt_stats *out) {
+  return sectorcrypt_get_stats_sized(engine, out, sizeof *out);
+}
 
 /* The configuration create resolved: threads and request_capacity as started (never 0),
- * backend SECTORCRYPT_BACKEND_CPU or _CUDA, everything else as given.
- * RETURN VALUE: 0 and *out filled; SECTORCRYPT_EINVAL. THREAD SAFETY: any thread. */
-int sectorcrypt_get_config(const sectorcrypt_engine *engine, struct sectorcrypt_config *out);
+ * backend SECTORCRYPT_BACKEND_CPU or _CUDA, everything else as given; out->size = size.
+ * Call it through sectorcrypt_get_config().
+ * RETURN VALUE: 0 and *out filled; SECTORCRYPT_EINVAL (NULL, size smaller than the first
+ * layout's). THREAD SAFETY: any thread. */
+int sectorcrypt_get_config_sized(const sectorcrypt_engine *engine, struct sectorcrypt_config *out,
+                                 size_t size);
+static inline int sectorcrypt_get_config(const sectorcrypt_engine *engine,
+                                         struct sectorcrypt_config *out) {
+  return sectorcrypt_get_config_sized(engine, out, sizeof *out);
+}
 
 /* The backend create resolved to, e.g. "cpu (AVX3_ZEN4), 4 threads"; valid while the
  * engine lives. THREAD SAFETY: any thread. */
@@ -283,8 +435,16 @@ const char *sectorcrypt_strerror(int code);
  * valid until the thread's next call); "" when none failed. THREAD SAFETY: any thread. */
 const char *sectorcrypt_last_error(void);
 
-/* The library version, e.g. "0.1.0". THREAD SAFETY: any thread. */
+/* The running library's version: "0.2.0", and its parts (compare with the
+ * SECTORCRYPT_VERSION_* macros of the header a program was built with).
+ * sectorcrypt_check_version() is nonzero when the running library can serve a program
+ * built against major.minor (same major; for 0.x the same minor, else at least it).
+ * THREAD SAFETY: any thread. */
 const char *sectorcrypt_version(void);
+int sectorcrypt_major_version(void);
+int sectorcrypt_minor_version(void);
+int sectorcrypt_patch_version(void);
+int sectorcrypt_check_version(int major, int minor);
 
 #ifdef __cplusplus
 }

@@ -15,6 +15,22 @@ cmake --install "$build" --prefix "$prefix" >/dev/null
 test -x "$prefix/bin/sectorcrypt"
 "$prefix/bin/sectorcrypt" --version
 
+echo "== man pages: sectorcrypt.h(3) and one per call, each rendering without warnings"
+mandir=$prefix/share/man
+calls=$(grep -oE 'sectorcrypt_[a-z0-9_]+\(' "$prefix/include/sectorcrypt.h" | tr -d '(' | sort -u)
+test "$(wc -l <<<"$calls")" -ge 30
+for page in sectorcrypt.h $calls; do
+  file=$mandir/man3/$page.3
+  test -f "$file" || { echo "no man page for $page in $mandir/man3"; exit 1; }
+  warnings=$(cd "$mandir" && groff -man -Tutf8 -ww -z -s "man3/$page.3" 2>&1)
+  [[ -z $warnings ]] || { echo "$page.3: $warnings"; exit 1; }
+  if ! grep -q '^\.so ' "$file"; then
+    for section in NAME SYNOPSIS DESCRIPTION 'RETURN VALUE' 'THREAD SAFETY' ERRORS; do
+      grep -q "^\.SH $section" "$file" || { echo "$page.3 has no $section"; exit 1; }
+    done
+  fi
+done
+
 echo "== find_package(sectorcrypt)"
 generator=()
 command -v ninja >/dev/null && generator=(-G Ninja)

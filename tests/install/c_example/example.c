@@ -67,6 +67,11 @@ int main(int argc, char **argv) {
   unsigned char out[kMaxBytes], back[kMaxBytes];
   struct iovec src, dst;
 
+  if (!sectorcrypt_check_version(SECTORCRYPT_VERSION_MAJOR, SECTORCRYPT_VERSION_MINOR)) {
+    fprintf(stderr, "built against sectorcrypt %s, running %s\n", SECTORCRYPT_VERSION_STRING,
+            sectorcrypt_version());
+    return 1;
+  }
   if (argc != 2 || read_vector(argv[1], 10, &v) != 0 || v.len != 512) {
     fprintf(stderr, "usage: %s ieee1619-2007.txt (vector 10 not found)\n", argv[0]);
     return 2;
@@ -96,7 +101,8 @@ int main(int argc, char **argv) {
   req.flags = SECTORCRYPT_REQ_POLL | SECTORCRYPT_REQ_FLUSH;
   check(sectorcrypt_submit(engine, &req), "submit");
   if (check(sectorcrypt_wait(engine, &done, 1, 10u * 1000 * 1000), "wait") != 1 ||
-      done.status != 0 || done.user_data != &v || memcmp(out, v.ct, v.len) != 0) {
+      done.status != 0 || done.user_data != &v || strcmp(done.message, "ok") != 0 ||
+      memcmp(out, v.ct, v.len) != 0) {
     fprintf(stderr, "async completion wrong\n");
     return 1;
   }

@@ -1,5 +1,5 @@
 // The C API (<sectorcrypt.h>): defaults, error codes and messages, would-block distinct
-// from invalid, callbacks and poll, the known answer, shutdown.
+// from invalid, callbacks and poll, the known answer, shutdown, versions.
 #include <sectorcrypt.h>
 
 #include <gtest/gtest.h>
@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <memory>
 #include <set>
@@ -54,6 +55,10 @@ TEST(CApi, DefaultsAndCreateErrors) {
   EXPECT_EQ(cfg.slot_bytes % 4096, 0u);
   EXPECT_EQ(cfg.idle_spin_us, 50u);  // EngineConfig's default
   EXPECT_EQ(cfg.cpu_fallback, 0);
+  EXPECT_EQ(cfg.idle_flush, 1);
+  EXPECT_EQ(cfg.gpu_aes, SECTORCRYPT_GPU_AES_CONSTANT_TIME);
+  EXPECT_EQ(cfg.max_parts_per_batch, 0u);
+  EXPECT_EQ(cfg.size, sizeof cfg);
   EXPECT_EQ(sectorcrypt_create(&cfg, nullptr), SECTORCRYPT_EINVAL);
 
   sectorcrypt_engine* e = nullptr;
@@ -61,6 +66,10 @@ TEST(CApi, DefaultsAndCreateErrors) {
   EXPECT_EQ(sectorcrypt_create(&cfg, &e), SECTORCRYPT_EINVAL);
   EXPECT_EQ(e, nullptr);
   cfg.backend = SECTORCRYPT_BACKEND_CPU;
+  cfg.gpu_aes = 2;
+  EXPECT_EQ(sectorcrypt_create(&cfg, &e), SECTORCRYPT_EINVAL);
+  EXPECT_NE(std::string(sectorcrypt_last_error()).find("gpu_aes"), std::string::npos);
+  cfg.gpu_aes = SECTORCRYPT_GPU_AES_CONSTANT_TIME;
   cfg.slot_bytes = 1000;  // not a multiple of 4096
   EXPECT_EQ(sectorcrypt_create(&cfg, &e), SECTORCRYPT_EINVAL_LENGTH);
   EXPECT_NE(std::string(sectorcrypt_last_error()), "");
@@ -89,6 +98,9 @@ TEST(CApi, GetConfigReturnsWhatCreateResolved) {
   cfg.request_capacity = 0;  // 8 * slot_count
   cfg.idle_spin_us = 0;
   cfg.cpu_fallback = 1;
+  cfg.idle_flush = 0;
+  cfg.gpu_aes = SECTORCRYPT_GPU_AES_TABLE;
+  cfg.max_parts_per_batch = 5;
   sectorcrypt_engine* raw = nullptr;
   ASSERT_EQ(sectorcrypt_create(&cfg, &raw), SECTORCRYPT_OK) << sectorcrypt_last_error();
   EnginePtr e(raw);
@@ -104,6 +116,10 @@ TEST(CApi, GetConfigReturnsWhatCreateResolved) {
   EXPECT_EQ(got.flush_deadline_us, cfg.flush_deadline_us);
   EXPECT_EQ(got.idle_spin_us, 0u);
   EXPECT_EQ(got.cpu_fallback, 1);
+  EXPECT_EQ(got.idle_flush, 0);
+  EXPECT_EQ(got.gpu_aes, SECTORCRYPT_GPU_AES_TABLE);
+  EXPECT_EQ(got.max_parts_per_batch, 5u);
+  EXPECT_EQ(got.size, sizeof got);
   EXPECT_EQ(sectorcrypt_get_config(e.get(), nullptr), SECTORCRYPT_EINVAL);
   EXPECT_EQ(sectorcrypt_get_config(nullptr, &got), SECTORCRYPT_EINVAL);
 }
@@ -118,7 +134,17 @@ TEST(CApi, StrerrorNamesEveryCode) {
   EXPECT_NE(std::string(sectorcrypt_strerror(-12345)).find("unknown"), std::string::npos);
   EXPECT_NE(std::string(sectorcrypt_strerror(SECTORCRYPT_EWOULDBLOCK)).find("would block"),
             std::string::npos);
-  EXPECT_STRNE(sectorcrypt_version(), "");
+  char header_version[32];
+  std::snprintf(header_version, sizeof header_version, "%d.%d.%d", SECTORCRYPT_VERSION_MAJOR,
+                SECTORCRYPT_VERSION_MINOR, SECTORCRYPT_VERSION_PATCH);
+  EXPECT_STREQ(sectorcrypt_version(), header_version);
+  EXPECT_STREQ(SECTORCRYPT_VERSION_STRING, header_version);
+  EXPECT_EQ(sectorcrypt_major_version(), SECTORCRYPT_VERSION_MAJOR);
+  EXPECT_EQ(sectorcrypt_minor_version(), SECTORCRYPT_VERSION_MINOR);
+  EXPECT_EQ(sectorcrypt_patch_version(), SECTORCRYPT_VERSION_PATCH);
+  EXPECT_TRUE(sectorcrypt_check_version(SECTORCRYPT_VERSION_MAJOR, SECTORCRYPT_VERSION_MINOR));
+  EXPECT_FALSE(sectorcrypt_check_version(SECTORCRYPT_VERSION_MAJOR + 1, 0));
+  EXPECT_FALSE(sectorcrypt_check_version(SECTORCRYPT_VERSION_MAJOR, SECTORCRYPT_VERSION_MINOR + 1));
 }
 
 TEST(CApi, KeyErrors) {
@@ -192,7 +218,7 @@ TEST(CApi, InvalidRequestsAreRefusedUpFront) {
   r.key = k;
   r.src = &seg;
   r.src_count = 1;
-  auto cb = [](int, void*) {};
+  auto cb = [](int, const char*, void*) {};
   for (auto submit : {&sectorcrypt_submit, &sectorcrypt_try_submit}) {
     sectorcrypt_request bad = r;
     bad.callback = +cb;
@@ -244,7 +270,7 @@ TEST(CApi, WouldBlockIsNotInvalid) {
     std::atomic<int> completed{0};
   } ctx;
   // The callback holds the engine's completion stage until released: nothing finishes.
-  auto hold = [](int status, void* p) {
+  auto hold = [](int status, const char*, void* p) {
     auto* c = static_cast<Ctx*>(p);
     EXPECT_EQ(status, 0);
     while (!c->release.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -299,7 +325,7 @@ TEST(CApi, CallbacksAndShutdown) {
   EnginePtr e = make_cpu_engine();
   const sectorcrypt_key k = add_random_key(e.get(), 64);
   std::atomic<int> done{0};
-  auto count = [](int status, void* p) {
+  auto count = [](int status, const char*, void* p) {
     EXPECT_EQ(status, 0);
     static_cast<std::atomic<int>*>(p)->fetch_add(1);
   };
