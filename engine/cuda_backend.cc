@@ -36,10 +36,11 @@ cudaError_t copy_async(void* dst, const void* src, std::size_t n, cudaMemcpyKind
 // H200 (driver 580) every cudaEventSynchronize of a cudaEventBlockingSync event took heap
 // memory, in this thread and in a driver thread it wakes (engine_alloc_test's
 // SECTORCRYPT_ALLOC_TRACE showed both), and the data path must not allocate. The poll
-// yields for the length of a small batch, then sleeps in short steps so a long wait (a
-// large slot, a busy GPU) does not hold a core: one waiting worker per batch in flight.
+// yields for about a 16 MiB batch's round trip (a sleep there costs its timer slack,
+// 50 us or more, on every batch), then sleeps in short steps so a long wait (a large
+// slot, a busy GPU) does not hold a core: one waiting worker per batch in flight.
 cudaError_t wait_for_event(cudaEvent_t done) {
-  constexpr auto kPollFor = std::chrono::microseconds(100);
+  constexpr auto kPollFor = std::chrono::microseconds(1000);
   constexpr auto kSleepStep = std::chrono::microseconds(20);
   const auto poll_until = std::chrono::steady_clock::now() + kPollFor;
   for (;;) {

@@ -16,6 +16,7 @@
 #include "engine/engine_impl.h"
 #include "engine/spin_wait.h"
 #include "host/gpu_devices.h"
+#include "host/numa_node.h"
 #ifdef SECTORCRYPT_HAVE_CUDA
 #include "engine/cuda_backend.h"
 #endif
@@ -242,6 +243,10 @@ Status Engine::create(const EngineConfig& config, std::unique_ptr<Engine>* out) 
   PinnedMemory::Options mem;
   mem.cuda = use_cuda;
   mem.require_locked = c.require_locked_memory;
+#ifdef SECTORCRYPT_HAVE_CUDA
+  // DMA from the GPU's own node does not cross the socket link.
+  if (use_cuda && numa_node_count("/sys") > 1) mem.numa_node = gpu->numa_node;
+#endif
   if (Status s = impl->slots.init(c.slot_count, c.slot_bytes, c.max_parts_per_batch, mem); !s) {
     return s;
   }

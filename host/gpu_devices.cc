@@ -1,6 +1,8 @@
 // GPU discovery (gpu_devices.h). Built in every configuration; without CUDA it only says so.
 #include "host/gpu_devices.h"
 
+#include "host/numa_node.h"
+
 #include <string>
 
 #if defined(SECTORCRYPT_HAVE_CUDA)
@@ -57,6 +59,13 @@ GpuInventory discover_gpus() {
     info.memory_bytes = prop.totalGlobalMem;
     info.compute_major = prop.major;
     info.compute_minor = prop.minor;
+    char bus_id[32] = {};
+    if (cudaDeviceGetPCIBusId(bus_id, sizeof(bus_id), i) == cudaSuccess) {
+      info.pci_bus_id = bus_id;
+      info.numa_node = numa_node_of_pci_device("/sys", bus_id);
+    } else {
+      cudaGetLastError();
+    }
     inv.gpus.push_back(std::move(info));
   }
   if (inv.gpus.empty()) inv.why_none = "no usable CUDA device" + unusable;

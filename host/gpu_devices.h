@@ -14,6 +14,8 @@ struct GpuInfo {
   std::size_t memory_bytes = 0;
   int compute_major = 0;
   int compute_minor = 0;
+  std::string pci_bus_id;  // "0000:3b:00.0"
+  int numa_node = -1;      // the NUMA node it hangs off; -1: unknown or a single node
 };
 
 struct GpuInventory {

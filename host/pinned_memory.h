@@ -12,13 +12,17 @@
 
 namespace sectorcrypt {
 
-enum class PinnedKind { none, cuda_pinned, mlocked, unlocked };
+enum class PinnedKind { none, cuda_pinned, cuda_registered, mlocked, unlocked };
 
 class PinnedMemory {
  public:
   struct Options {
     bool cuda = false;            // cudaHostAlloc (needs a CUDA build and a driver)
     bool require_locked = false;  // fail instead of falling back to unlocked memory
+    // Place the pages on this NUMA node (mbind before they are touched; CUDA: mmap'ed,
+    // bound, then pinned with cudaHostRegister). -1: where the allocating thread's policy
+    // puts them. A node the kernel refuses is reported in detail(), not an error.
+    int numa_node = -1;
   };
 
   // RETURN VALUE: ok and *out holding `bytes` (rounded up to whole pages) of zeroed
@@ -39,8 +43,11 @@ class PinnedMemory {
   uint8_t* data() const { return data_; }
   std::size_t size() const { return size_; }
   PinnedKind kind() const { return kind_; }
-  bool locked() const { return kind_ == PinnedKind::cuda_pinned || kind_ == PinnedKind::mlocked; }
-  // "CUDA pinned", "mlock'ed", or why not locked, e.g. "not locked: mlock of 64 MiB
+  bool locked() const {
+    return kind_ == PinnedKind::cuda_pinned || kind_ == PinnedKind::cuda_registered ||
+           kind_ == PinnedKind::mlocked;
+  }
+  // "CUDA pinned", "mlock'ed" (", NUMA node N" when bound), or why not locked, e.g. "not locked: mlock of 64 MiB
   // failed (...); RLIMIT_MEMLOCK (ulimit -l) is 8192 KiB".
   const char* detail() const { return detail_; }
 

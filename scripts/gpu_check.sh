@@ -48,7 +48,7 @@ run() {
   step engine_fault_tests 120 "$bin/engine_fault_tests"
   # The CPU kernels on this host's Intel AVX-512 (Highway's AVX3_SPR target).
   step cpu_kernel_tests 120 "$bin/sectorcrypt_tests" \
-    --gtest_filter='CpuKernels*:VaesAvx2*:OracleCrossCheck*:AesBlock*:XtsTweak*'
+    --gtest_filter='CpuKernels*:VaesAvx2*:OracleCrossCheck*:AesBlock*:XtsTweak*:NumaNode*'
   if command -v compute-sanitizer >/dev/null; then
     step memcheck 150 compute-sanitizer --tool memcheck --error-exitcode 9 \
       "$bin/sectorcrypt_cuda_tests" --gtest_filter='CudaLaunch.*:*Random*:*Variants*'

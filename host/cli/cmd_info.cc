@@ -36,7 +36,9 @@ int run_info(const InfoOptions& o) {
     j["gpus"].push_back({{"ordinal", g.ordinal},
                          {"name", g.name},
                          {"memory_bytes", g.memory_bytes},
-                         {"compute_capability", fmt::format("{}.{}", g.compute_major, g.compute_minor)}});
+                         {"compute_capability", fmt::format("{}.{}", g.compute_major, g.compute_minor)},
+                         {"pci_bus_id", g.pci_bus_id},
+                         {"numa_node", g.numa_node}});
   }
   if (!gpus.usable()) j["gpu_why_none"] = gpus.why_none;
   j["peers"]["openssl"] = peers::openssl_version();
@@ -50,8 +52,10 @@ int run_info(const InfoOptions& o) {
   std::printf("cpu kernel:     %s (chosen by runtime dispatch)\n", cpu::selected_implementation());
   if (gpus.usable()) {
     for (const auto& g : gpus.gpus) {
-      std::printf("gpu %d:          %s, %s, compute capability %d.%d\n", g.ordinal, g.name.c_str(),
-                  format_bytes(g.memory_bytes).c_str(), g.compute_major, g.compute_minor);
+      std::printf("gpu %d:          %s, %s, compute capability %d.%d, PCI %s, NUMA node %s\n",
+                  g.ordinal, g.name.c_str(), format_bytes(g.memory_bytes).c_str(), g.compute_major,
+                  g.compute_minor, g.pci_bus_id.c_str(),
+                  g.numa_node < 0 ? "unknown" : std::to_string(g.numa_node).c_str());
     }
   } else {
     std::printf("gpu:            none usable: %s\n", gpus.why_none.c_str());
