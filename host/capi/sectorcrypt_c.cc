@@ -104,13 +104,13 @@ sectorcrypt::ForwardedCallback forward_to(sectorcrypt_callback cb) {
   return f;
 }
 
+// Larger than any layout will be: a size member never initialised, not to be read past.
+constexpr std::size_t kMaxStructSize = 4096;
+
 // A struct the caller filled, of `size` bytes as the caller compiled it, copied into
 // *local (already holding the defaults). At least the first layout (`min` bytes) must be
 // there; members past what this library knows (a newer header) must be zero, since
 // ignoring a setting the caller made would be worse than refusing it.
-// Larger than any layout will be: a size member never initialised, not to be read past.
-constexpr std::size_t kMaxStructSize = 4096;
-
 template <typename T>
 int read_sized(const T* in, std::size_t size, std::size_t min, T* local, const char* what) {
   if (size < min) {
