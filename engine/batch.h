@@ -90,6 +90,7 @@ struct Batch {
   // The batch's input is still as submitted (nothing written over it yet), so a failed
   // batch may be re-run (cpu_fallback). Backends clear it before they write.
   bool rerunnable = true;
+  bool on_gpu = false;             // crypted by the GPU (cuda, or hybrid's GPU side)
 
   // Per-sector arrays, capacity slot_bytes / 512 (iv and key_index are pinned: the CUDA
   // backend copies them to the device).
@@ -110,6 +111,7 @@ struct Batch {
     sector_count = 0;
     zero_copy = false;
     rerunnable = true;
+    on_gpu = false;
     admit_ns = 0;
   }
 };

@@ -22,6 +22,7 @@ class CpuBackend final : public Backend {
   void clear_key(uint32_t) override {}
 
   void crypt(Batch& b) override {
+    b.on_gpu = false;
     if (SECTORCRYPT_FAULT(fault_)) {
       // As a kernel that refuses the batch: nothing written, every part failed.
       for (uint32_t k = 0; k < b.part_count; ++k) {

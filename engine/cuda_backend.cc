@@ -180,6 +180,7 @@ class CudaBackend final : public Backend {
   void crypt(Batch& b) override {
     SlotDevice& s = slots_[b.slot];
     cudaSetDevice(cfg_.ordinal);
+    b.on_gpu = true;
     for (uint32_t k = 0; k < b.part_count; ++k) {
       Part& p = b.parts[k];
       const RequestRecord& r = *p.req;

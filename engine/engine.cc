@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "engine/cpu_backend.h"
+#include "engine/hybrid_backend.h"
 #include "engine/engine_impl.h"
 #include "engine/spin_wait.h"
 #include "host/gpu_devices.h"
@@ -32,6 +33,7 @@ const char* backend_kind_name(BackendKind kind) {
     case BackendKind::automatic: return "auto";
     case BackendKind::cpu: return "cpu";
     case BackendKind::cuda: return "cuda";
+    case BackendKind::hybrid: return "hybrid";
   }
   return "unknown";
 }
@@ -186,6 +188,10 @@ Status Engine::create(const EngineConfig& config, std::unique_ptr<Engine>* out) 
                          "slot_bytes = %zu; use a multiple of 4096 from 4096 to 1 GiB "
                          "(or 0 for the backend's default)", c.slot_bytes);
   }
+  if (c.hybrid_gpu_percent < -1 || c.hybrid_gpu_percent > 100) {
+    return Status::error(Errc::invalid_length, "hybrid_gpu_percent = %d; use -1 (adaptive) or 0..100",
+                         c.hybrid_gpu_percent);
+  }
   if (c.registration_capacity == 0 || c.registration_capacity > 255) {
     return Status::error(Errc::invalid_length, "registration_capacity = %zu; use 1..255",
                          c.registration_capacity);
@@ -211,24 +217,26 @@ Status Engine::create(const EngineConfig& config, std::unique_ptr<Engine>* out) 
     }
     if (gpu != nullptr) {
       use_cuda = true;
-    } else if (c.backend == BackendKind::cuda) {
+    } else if (c.backend == BackendKind::cuda || c.backend == BackendKind::hybrid) {
       if (!inventory.usable()) {
         return Status::error(Errc::unavailable,
-                             "backend cuda asked for, but no GPU is usable: %s",
-                             inventory.why_none.c_str());
+                             "backend %s asked for, but no GPU is usable: %s",
+                             backend_kind_name(c.backend), inventory.why_none.c_str());
       }
       return Status::error(Errc::unavailable,
-                           "backend cuda asked for GPU %d, which is not usable (%zu usable)",
-                           c.gpu_ordinal, inventory.gpus.size());
+                           "backend %s asked for GPU %d, which is not usable (%zu usable)",
+                           backend_kind_name(c.backend), c.gpu_ordinal, inventory.gpus.size());
     }
   }
 #else
-  if (c.backend == BackendKind::cuda) {
+  if (c.backend == BackendKind::cuda || c.backend == BackendKind::hybrid) {
     return Status::error(Errc::unavailable,
-                         "backend cuda asked for, but no GPU is usable: built without CUDA");
+                         "backend %s asked for, but no GPU is usable: built without CUDA",
+                         backend_kind_name(c.backend));
   }
 #endif
-  c.backend = use_cuda ? BackendKind::cuda : BackendKind::cpu;
+  const bool hybrid = use_cuda && c.backend == BackendKind::hybrid;
+  c.backend = hybrid ? BackendKind::hybrid : use_cuda ? BackendKind::cuda : BackendKind::cpu;
   if (c.slot_bytes == 0) c.slot_bytes = use_cuda ? kCudaSlotBytes : kCpuSlotBytes;
   // A GPU launch coalesces up to a slot of 4 KiB requests; the CPU gains nothing from
   // more than 256 parts a batch and pays for each in admission.
@@ -279,10 +287,16 @@ Status Engine::create(const EngineConfig& config, std::unique_ptr<Engine>* out) 
     bc.aes = c.gpu_aes;
     bc.gpu_name = gpu->name.c_str();
     if (Status s = engine::make_cuda_backend(bc, &impl->backend); !s) return s;
+    if (hybrid) {
+      impl->backend = engine::make_hybrid_backend(std::move(impl->backend),
+                                                  engine::make_cpu_backend(c.threads),
+                                                  c.hybrid_gpu_percent, c.hybrid_min_gpu_bytes);
+    }
   }
 #endif
   if (!use_cuda) impl->backend = engine::make_cpu_backend(c.threads);
-  if (c.cpu_fallback) impl->fallback = engine::make_cpu_backend(1, true);
+  // Hybrid always has its CPU side to fall back on when the GPU side fails.
+  if (c.cpu_fallback || hybrid) impl->fallback = engine::make_cpu_backend(1, true);
 
   // Threads: `threads` workers (admit, crypt, complete), plus a completer for CUDA.
   // create returns once admit runs.

@@ -62,8 +62,9 @@ enum class BackendKind {
   automatic,  // the GPU when discover_gpus().usable(), else the CPU
   cpu,        // cpu::xts_crypt_sectors / xts_crypt_gathered on the workers
   cuda,       // H2D -> cuda::launch_xts -> D2H per slot, on the slot's stream
+  hybrid,     // both: each batch to the CPU workers or the GPU (engine/hybrid_split.h)
 };
-const char* backend_kind_name(BackendKind kind);  // "auto", "cpu", "cuda"
+const char* backend_kind_name(BackendKind kind);  // "auto", "cpu", "cuda", "hybrid"
 
 // Which AES the CUDA kernels run. constant_time (the default) has no data-dependent
 // memory access; table (shared-memory T-tables) is faster but only for trusted
@@ -96,7 +97,12 @@ struct EngineConfig {
   bool require_locked_memory = false;   // fail create if slot memory cannot be locked
   bool cpu_fallback = false;            // a batch the backend fails (backend_failure) is
                                         // re-run once on the CPU kernels; see FAULTS
-  int gpu_ordinal = 0;                  // CUDA device for the cuda backend
+  int gpu_ordinal = 0;                  // CUDA device for the cuda and hybrid backends
+  // hybrid: the share of the bytes (of batches of hybrid_min_gpu_bytes and more) that
+  // the GPU crypts: -1 adaptive (what each side delivers, measured as the run goes),
+  // 0..100 forced (to test or pin a split). Smaller batches stay on the CPU.
+  int hybrid_gpu_percent = -1;
+  std::size_t hybrid_min_gpu_bytes = std::size_t{256} << 10;
   GpuAes gpu_aes = GpuAes::constant_time;
 };
 
@@ -226,6 +232,8 @@ struct EngineStats {
   uint64_t callback_exceptions = 0; // completion callbacks that threw (caught)
   uint64_t registered_requests = 0; // accepted requests wholly in registered memory
   uint64_t device_requests = 0;     // accepted device-resident requests
+  uint64_t gpu_batches = 0;         // batches the GPU crypted (cuda, or hybrid's GPU side)
+  uint64_t gpu_bytes = 0;           // their bytes; the rest went to the CPU
   LatencyHistogram latency;         // accept -> completion delivered, per request
 };
 

@@ -56,6 +56,8 @@ EngineStats EngineCounters::snapshot() const {
   s.callback_exceptions = ld(callback_exceptions);
   s.registered_requests = ld(registered_requests);
   s.device_requests = ld(device_requests);
+  s.gpu_batches = ld(gpu_batches);
+  s.gpu_bytes = ld(gpu_bytes);
   for (std::size_t i = 0; i < LatencyHistogram::kBuckets; ++i) {
     s.latency.buckets[i] = ld(latency_[i]);
   }

@@ -21,6 +21,7 @@ class EngineCounters {
   std::atomic<uint64_t> admit_ns{0}, crypt_ns{0}, complete_ns{0};
   std::atomic<uint64_t> backend_failures{0}, cpu_fallbacks{0}, callback_exceptions{0};
   std::atomic<uint64_t> registered_requests{0}, device_requests{0};
+  std::atomic<uint64_t> gpu_batches{0}, gpu_bytes{0};
   bool memory_locked = false;  // set once at create
 
  private:

@@ -105,7 +105,7 @@ Status Engine::Impl::start_threads() {
   // A GPU worker spends most of a batch asleep waiting on its stream: enough of them to
   // keep every slot in flight, whatever the core count.
   worker_count = cfg.threads;
-  if (backend->kind() == BackendKind::cuda) {
+  if (backend->kind() != BackendKind::cpu) {
     worker_count = std::max<unsigned>(worker_count, static_cast<unsigned>(
                                                         std::min<std::size_t>(slots.count(), 64)));
   }
@@ -471,6 +471,10 @@ void Engine::Impl::complete(Batch* b) {
   counters.add(counters.batches, 1);
   counters.add(counters.parts, b->part_count);
   counters.add(counters.admit_ns, b->admit_ns);
+  if (b->on_gpu) {
+    counters.add(counters.gpu_batches, 1);
+    counters.add(counters.gpu_bytes, b->used);
+  }
   // Read before delivering: a zero-copy slot is lent again when its request is
   // delivered, and its owner may release it and admit reuse the batch (reset() clears
   // zero_copy) before this function ends; reading it after put a reused slot back in
