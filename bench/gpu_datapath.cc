@@ -9,12 +9,13 @@
 //         2 copy         unregistered pageable memory, staged through pinned slots
 //         3 device       device-resident (cudaMalloc), only the kernel runs
 //         4 cpu          the CPU engine on every core (slot_MiB 1), for comparison
+//         5 hybrid       registered, the CPU workers and the GPU together (adaptive)
 //       S: slot size in MiB (0: the backend's default). A: 0 constant-time, 1 table.
 //       N: slot count (0: the default).
 //   BM_HostMemcpy/threads:T   memcpy between two 512 MiB buffers on T threads: what the
 //       host's memory allows the copy path, which moves each byte through it three times.
 //   BM_Small4K/backend:B   4 KiB requests, in place, from 16 producer threads with 32 in
-//       flight each, random keys among 4 and random sectors; B: 0 cpu, 1 cuda.
+//       flight each, random keys among 4 and random sectors; B: 0 cpu, 1 cuda, 2 hybrid.
 //   BM_KernelOneThread     the CPU kernel alone on one thread over the same 4 KiB
 //       requests: the base the many-producer figure is judged against.
 #include <benchmark/benchmark.h>
@@ -172,7 +173,7 @@ void run_slots(benchmark::State& state, Engine& e, KeyHandle key) {
 void BM_EnginePath(benchmark::State& state) {
   const int path = static_cast<int>(state.range(0));
   EngineConfig c;
-  c.backend = path == 4 ? BackendKind::cpu : BackendKind::cuda;
+  c.backend = path == 4 ? BackendKind::cpu : path == 5 ? BackendKind::hybrid : BackendKind::cuda;
   c.slot_bytes = static_cast<std::size_t>(state.range(1)) << 20;
   c.gpu_aes = state.range(2) == 1 ? GpuAes::table : GpuAes::constant_time;
   if (state.range(3) != 0) c.slot_count = static_cast<std::size_t>(state.range(3));
@@ -195,16 +196,21 @@ void BM_EnginePath(benchmark::State& state) {
     in[i] = arena + 2 * i * kRequest;
     out[i] = in[i] + kRequest;
   }
-  if (path == 0) {
+  if (path == 0 || path == 5) {
     if (Status s = e->register_memory(arena, 2 * kDepth * kRequest); !s) {
       return state.SkipWithError(s.message());
     }
   }
   run_requests(state, *e, key, in, out, kRequest,
                path == 3 ? MemoryKind::device : MemoryKind::host);
-  if (path == 0) {
+  if (path == 0 || path == 5) {
     (void)e->unregister_memory(arena);
     if (e->stats().registered_requests == 0) state.SkipWithError("no request was registered");
+  }
+  const EngineStats st = e->stats();
+  if (st.bytes != 0) {
+    state.counters["gpu_share"] =
+        static_cast<double>(st.gpu_bytes) / static_cast<double>(st.bytes);
   }
   if (device != nullptr) cudaFree(device);
 }
@@ -218,6 +224,7 @@ BENCHMARK(BM_EnginePath)
     ->Args({3, 16, 1, 8})->Args({3, 64, 1, 8})
     ->Args({0, 0, 0, 0})->Args({3, 0, 0, 0})  // constant-time AES
     ->Args({4, 1, 0, 0})                      // the CPU engine
+    ->Args({5, 0, 0, 0})->Args({5, 0, 1, 0})  // hybrid, both AES
     ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.5);
 
 void BM_HostMemcpy(benchmark::State& state) {
@@ -261,7 +268,8 @@ struct Producer {
 
 void BM_Small4K(benchmark::State& state) {
   EngineConfig c;
-  c.backend = state.range(0) == 1 ? BackendKind::cuda : BackendKind::cpu;
+  const int64_t b = state.range(0);
+  c.backend = b == 1 ? BackendKind::cuda : b == 2 ? BackendKind::hybrid : BackendKind::cpu;
   std::unique_ptr<Engine> e;
   KeyHandle keys[kKeys];
   if (!make_engine(state, c, &e, &keys[0])) return;
@@ -315,7 +323,7 @@ void BM_Small4K(benchmark::State& state) {
   state.counters["Mreq/s"] =
       benchmark::Counter(static_cast<double>(requests) / 1e6, benchmark::Counter::kIsRate);
 }
-BENCHMARK(BM_Small4K)->ArgName("backend")->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)
+BENCHMARK(BM_Small4K)->ArgName("backend")->Arg(0)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)
     ->UseRealTime()->MinTime(0.5);
 
 void BM_KernelOneThread(benchmark::State& state) {

@@ -1,8 +1,15 @@
 #!/usr/bin/env python3
 """Writes bench/results/gpu_datapath.json, the flat summary of one GPU run, from the
-Google Benchmark JSON of gpu_datapath and xts_gpu (both run with repetitions: medians).
+Google Benchmark JSON of gpu_datapath and xts_gpu (both run with repetitions: medians),
+and with --hybrid bench/results/hybrid.json from the same run.
 
     bench/gpu_datapath.py gpu_datapath.json xts_gpu.json > bench/results/gpu_datapath.json
+    bench/gpu_datapath.py --hybrid gpu_datapath.json xts_gpu.json > bench/results/hybrid.json
+
+hybrid.json: device, cpu (CPU engine alone, all cores), gpu (GPU alone, best path),
+hybrid (both), in GB/s for 64 MiB registered requests, AES-256, 4 KiB sectors (the GPU
+and hybrid with the constant-time kernel, the engine's default, and with the table one),
+hybrid_small_4k and cpu_small_4k (4 KiB requests from 16 producers).
 
 Keys (GB/s unless named otherwise): device, h2d, d2h (copy engines alone, xts_gpu),
 kernel_device (table AES-256, 4 KiB sectors, device-resident, xts_gpu),
@@ -27,7 +34,28 @@ def medians(path):
     return doc, out
 
 
+def hybrid(dp, device):
+    get = lambda k: round(dp[k], 2) if k in dp else None
+    path = "BM_EnginePath/path:{}/slot_MiB:0/aes:{}/slots:0/min_time:0.500/real_time"
+    r = {"device": device, "cpu": get(path.format(4, 0).replace("slot_MiB:0", "slot_MiB:1"))}
+    for aes, suffix in ((0, ""), (1, "_table")):
+        gpu = max(get(path.format(p, aes)) or 0 for p in (0, 1))  # registered or zero-copy
+        r["gpu" + suffix] = gpu or None
+        r["hybrid" + suffix] = get(path.format(5, aes))
+        total = (r["cpu"] or 0) + gpu
+        r["hybrid_over_sum" + suffix] = round(r["hybrid" + suffix] / total, 3) \
+            if r["hybrid" + suffix] and total else None
+    r["hybrid_small_4k"] = get("BM_Small4K/backend:2/min_time:0.500/real_time")
+    r["cpu_small_4k"] = get("BM_Small4K/backend:0/min_time:0.500/real_time")
+    r["small_4k_ratio"] = round(r["hybrid_small_4k"] / r["cpu_small_4k"], 3) \
+        if r["hybrid_small_4k"] and r["cpu_small_4k"] else None
+    return r
+
+
 def main():
+    want_hybrid = sys.argv[1] == "--hybrid"
+    if want_hybrid:
+        del sys.argv[1]
     dp_doc, dp = medians(sys.argv[1])
     _, xg = medians(sys.argv[2])
     get = lambda d, k: round(d[k], 2) if k in d else None
@@ -36,6 +64,10 @@ def main():
         if b["run_name"].startswith("BM_EnginePath/path:0") and "label" in b:
             label = b["label"]
     device = label.split(": ", 1)[-1].split(",")[0] if label else ""
+    if want_hybrid:
+        json.dump(hybrid(dp, device), sys.stdout, indent=2)
+        print()
+        return
     path = "BM_EnginePath/path:{}/slot_MiB:{}/aes:{}/slots:{}/min_time:0.500/real_time"
     r = {
         "device": device,

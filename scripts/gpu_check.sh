@@ -43,7 +43,7 @@ run() {
   export LD_LIBRARY_PATH=$PWD/$bundle/lib
   local bin=$bundle/bin
   step cuda_tests 120 "$bin/sectorcrypt_cuda_tests"
-  step engine_cuda_tests 120 "$bin/engine_tests" --gtest_filter='*Cuda*:*cuda*'
+  step engine_cuda_tests 120 "$bin/engine_tests" --gtest_filter='*Cuda*:*cuda*:*Hybrid*'
   SECTORCRYPT_ALLOC_TRACE=8 step engine_alloc_test 120 "$bin/engine_alloc_test"
   step engine_fault_tests 120 "$bin/engine_fault_tests"
   # The CPU kernels on this host's Intel AVX-512 (Highway's AVX3_SPR target).
@@ -63,11 +63,13 @@ run() {
   if [ -s "$out/gpu_datapath_bench.json" ] && [ -s "$out/xts_gpu.json" ]; then
     python3 bench/gpu_datapath.py "$out/gpu_datapath_bench.json" "$out/xts_gpu.json" \
       >"$out/gpu_datapath.json" 2>>"$out/gpu_check.log"
+    python3 bench/gpu_datapath.py --hybrid "$out/gpu_datapath_bench.json" "$out/xts_gpu.json" \
+      >"$out/hybrid.json" 2>>"$out/gpu_check.log"
   fi
   step compare 150 "$bin/sectorcrypt" compare --batch-sizes 4K,64K,1M,4M,16M,64M \
     --json "$out/compare.json" --plot "$out/compare.svg"
   grep -E '(FAILED|PASSED|SKIPPED|ERROR SUMMARY|exit [0-9])' "$out/gpu_check.log"
-  cat "$out/gpu_datapath.json" 2>/dev/null
+  cat "$out/gpu_datapath.json" "$out/hybrid.json" 2>/dev/null
 }
 
 case ${1:-} in

@@ -33,8 +33,9 @@ std::string cipher_name(IvMode mode) { return std::string("aes-xts-") + iv_mode_
 BackendKind parse_backend(const std::string& name) {
   if (name == "cpu") return BackendKind::cpu;
   if (name == "cuda" || name == "gpu") return BackendKind::cuda;
+  if (name == "hybrid") return BackendKind::hybrid;
   if (name == "auto") return BackendKind::automatic;
-  fail("unknown backend '{}' (cpu, cuda, auto)", name);
+  fail("unknown backend '{}' (cpu, cuda, hybrid, auto)", name);
 }
 
 uint64_t parse_size(const std::string& text) {

@@ -88,7 +88,7 @@ int run_bench(const BenchOptions& o) {
   for (const auto& n : names) {
     Subject s;
     s.name = n;
-    if (n == "cpu" || n.starts_with("cuda") || n == "gpu") {
+    if (n == "cpu" || n.starts_with("cuda") || n == "gpu" || n.starts_with("hybrid")) {
       EngineConfig cfg;
       parse_engine_subject(n, &cfg.backend, &s.path);
       cfg.threads = o.threads;
@@ -113,7 +113,7 @@ int run_bench(const BenchOptions& o) {
       s.detail = n == "openssl" ? peers::openssl_version() : "libgcrypt " + peers::libgcrypt_version();
     } else {
       fail("unknown backend '{}' (cpu, cpu-1t, cuda, cuda-registered, cuda-slots, cuda-device, "
-           "openssl, libgcrypt)", n);
+           "hybrid, hybrid-registered, openssl, libgcrypt)", n);
     }
     subjects.push_back(std::move(s));
   }
@@ -219,7 +219,8 @@ void add_bench_command(CLI::App& app, int* exit_code, RunMode mode) {
       "bench", "Measure AES-XTS throughput per backend, key size and sector size, with the peers");
   c->add_option("--backends", o->backends,
                 "Comma-separated: cpu, cpu-1t (kernel, one thread), cuda (copy path), "
-                "cuda-registered, cuda-slots, cuda-device, openssl, libgcrypt (default: all usable)")
+                "cuda-registered, cuda-slots, cuda-device, hybrid, hybrid-registered, openssl, "
+                "libgcrypt (default: all usable)")
       ->delimiter(',');
   c->add_option("--key-sizes", o->key_sizes, "Key sizes in bits (256, 512)")
       ->delimiter(',')

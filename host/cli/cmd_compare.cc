@@ -379,7 +379,7 @@ void add_compare_command(CLI::App& app, int* exit_code, RunMode mode) {
       "identical output, show throughput and latency, find the crossover");
   c->add_option("--backends", o->backends,
                 "Engine backends and GPU data paths: cpu, cuda (copy), cuda-registered, "
-                "cuda-slots, cuda-device (default: every usable one)")
+                "cuda-slots, cuda-device, hybrid, hybrid-registered (default: every usable one)")
       ->delimiter(',');
   c->add_option("--peers", o->peers, "Peers to verify against and time: openssl, libgcrypt, none")
       ->delimiter(',')

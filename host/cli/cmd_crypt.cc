@@ -189,7 +189,7 @@ void add_crypt_command(CLI::App& app, Direction dir, int* exit_code, RunMode mod
   c->add_option("-p,--skip", o->skip, "IV offset: IV sector number of the first sector (512-byte units)")
       ->capture_default_str();
   c->add_option("-b,--size", o->size, "Length of the area in 512-byte sectors (default: to the end of INPUT)");
-  c->add_option("--backend", o->backend, "cpu, cuda or auto (the GPU when one is usable)")
+  c->add_option("--backend", o->backend, "cpu, cuda, hybrid (CPU and GPU together) or auto (the GPU when one is usable)")
       ->capture_default_str();
   c->add_option("--threads", o->threads, "Engine threads (default: all cores)");
   c->add_option("--idle-spin-us", o->idle_spin_us, kIdleSpinHelp)->capture_default_str();

@@ -35,16 +35,22 @@ void parse_engine_subject(const std::string& name, BackendKind* backend, DataPat
     *backend = BackendKind::cpu;
     return;
   }
+  if (name == "hybrid" || name == "hybrid-registered") {
+    *backend = BackendKind::hybrid;
+    if (name == "hybrid-registered") *path = DataPath::registered;
+    return;
+  }
   *backend = BackendKind::cuda;
   if (name == "cuda" || name == "gpu") return;
   if (name == "cuda-registered") *path = DataPath::registered;
   else if (name == "cuda-slots") *path = DataPath::slots;
   else if (name == "cuda-device") *path = DataPath::device;
-  else fail("unknown backend '{}' (cpu, cuda, cuda-registered, cuda-slots, cuda-device)", name);
+  else fail("unknown backend '{}' (cpu, cuda, cuda-registered, cuda-slots, cuda-device, hybrid, "
+            "hybrid-registered)", name);
 }
 
 std::vector<std::string> gpu_subject_names() {
-  return {"cuda", "cuda-registered", "cuda-slots", "cuda-device"};
+  return {"cuda", "cuda-registered", "cuda-slots", "cuda-device", "hybrid-registered"};
 }
 
 PathBuffers::PathBuffers(Engine& engine, DataPath path, std::size_t batch_max, std::size_t depth)

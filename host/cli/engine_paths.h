@@ -4,7 +4,8 @@
 //   registered  memory given to register_memory(): the GPU DMAs from and to it directly
 //   slots       zero-copy slots: the caller fills a pinned slot, the GPU DMAs from it
 //   device      device-resident: the bytes are already on the GPU, only the kernel runs
-// On the CPU backend all four crypt the same way; only copy is shown there.
+// On the CPU backend all four crypt the same way; only copy is shown there. The hybrid
+// backend (CPU workers and the GPU together) is shown with copy and registered memory.
 #pragma once
 
 #include <cstddef>
@@ -18,7 +19,8 @@ namespace sectorcrypt::cli {
 
 enum class DataPath { copy, registered, slots, device };
 
-// "cpu", "cuda", "cuda-registered", "cuda-slots", "cuda-device" (and "gpu" for "cuda").
+// "cpu", "cuda", "cuda-registered", "cuda-slots", "cuda-device" (and "gpu" for "cuda"),
+// "hybrid", "hybrid-registered".
 // Fails with a message naming the accepted names.
 void parse_engine_subject(const std::string& name, BackendKind* backend, DataPath* path);
 // The GPU rows shown by default when a GPU is usable.
