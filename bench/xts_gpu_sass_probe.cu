@@ -6,6 +6,7 @@
 #include <cuda_runtime.h>
 
 #include "kernels/cuda/aes_bitsliced32_core.h"
+#include "kernels/cuda/aes_bitsliced_core.h"
 
 namespace sectorcrypt::bitsliced32 {
 
@@ -128,6 +129,37 @@ extern "C" __global__ void probe_gather_scatter(const uint8_t* in, uint8_t* out,
   Slice s;
   gather(s, g, lane, sector_tweak, load);
   scatter(s, g, lane, sector_tweak, store_block);
+}
+
+// For calibration: one round of the constant_time kernel's two-block fixsliced cipher
+// (aes_bitsliced_core.h), 8 words in and out: its instructions per round per 2 blocks.
+extern "C" __global__ void probe_ct_pair_enc_round(const uint4* in, uint4* out, const uint4* keys) {
+  const uint4 a = in[2 * threadIdx.x], b = in[2 * threadIdx.x + 1];
+  bitsliced::State st{{a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w}};
+  const uint4 ka = keys[0], kb = keys[1];
+  bitsliced::sub_bytes(st);
+  bitsliced::mix_columns_offset<1>(st);
+  bitsliced::add_round_key(st, bitsliced::State{{ka.x, ka.y, ka.z, ka.w, kb.x, kb.y, kb.z, kb.w}});
+  out[2 * threadIdx.x] = make_uint4(st.p[0], st.p[1], st.p[2], st.p[3]);
+  out[2 * threadIdx.x + 1] = make_uint4(st.p[4], st.p[5], st.p[6], st.p[7]);
+}
+
+extern "C" __global__ void probe_ct_pair_dec_round(const uint4* in, uint4* out, const uint4* keys) {
+  const uint4 a = in[2 * threadIdx.x], b = in[2 * threadIdx.x + 1];
+  bitsliced::State st{{a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w}};
+  const uint4 ka = keys[0], kb = keys[1];
+  bitsliced::inv_sub_bytes(st);
+  bitsliced::inv_mix_columns_offset<-1>(st);
+  bitsliced::add_round_key(st, bitsliced::State{{ka.x, ka.y, ka.z, ka.w, kb.x, kb.y, kb.z, kb.w}});
+  out[2 * threadIdx.x] = make_uint4(st.p[0], st.p[1], st.p[2], st.p[3]);
+  out[2 * threadIdx.x + 1] = make_uint4(st.p[4], st.p[5], st.p[6], st.p[7]);
+}
+
+extern "C" __global__ void probe_ct_pair_io(const uint4* in, uint4* out, const uint4* keys) {
+  const uint4 a = in[2 * threadIdx.x], b = in[2 * threadIdx.x + 1];
+  const uint4 ka = keys[0], kb = keys[1];
+  out[2 * threadIdx.x] = make_uint4(a.x ^ ka.x, a.y ^ ka.y, a.z ^ ka.z, a.w ^ ka.w);
+  out[2 * threadIdx.x + 1] = make_uint4(b.x ^ kb.x, b.y ^ kb.y, b.z ^ kb.z, b.w ^ kb.w);
 }
 
 }  // namespace sectorcrypt::bitsliced32
