@@ -9,7 +9,11 @@ as FPGA mappers do): every cover node becomes one lop3<truth table>(leaves). ptx
 the plain gates into 96 LOP3s; this cover needs 87. The S-box is checked on all 256 bytes
 by tests/cuda_bitsliced32_test.cc.
 
-    scripts/gen_sbox_lop3.py > body.txt   # then paste between the U and the closing brace
+    scripts/gen_sbox_lop3.py > body.txt             # sbox: between the U line and the brace
+    scripts/gen_sbox_lop3.py --inverse > body.txt   # inv_sbox: after the Y line
+
+With --inverse the circuit is wrapped in the inverse affine map on both sides first
+(S^-1(y) = A^-1(S(A^-1(y) + 5)) + 5) and the whole is mapped at once.
 """
 import re
 import sys
@@ -147,6 +151,7 @@ b2 L25 ^ L29
 ~b0 L6 ^ L23
 """
 
+INVERSE = '--inverse' in sys.argv[1:]
 nodes = {}
 order = []
 outs = {}
@@ -160,6 +165,34 @@ for line in CIRCUIT.strip().splitlines():
     order.append(n)
 alias = {'D': 'U7'}
 inputs = ['U0','U1','U2','U3','U4','U5','U6','U7']
+if INVERSE:
+    # S^-1(y) = A^-1(S(A^-1(y) + 5)) + 5: A^-1's output bit i is y_{i-1} + y_{i-3} + y_{i-6}
+    # (indices mod 8), complemented where 5 has a bit; the circuit's input U_k is bit 7 - k.
+    inputs = [f'Y{i}' for i in range(8)]
+    pre, pre_order = {}, []
+    for i in range(8):
+        pre[f'P{i}'] = ('^', f'Y{(i + 7) % 8}', f'Y{(i + 5) % 8}')
+        pre[f'A{i}'] = ('~^' if (5 >> i) & 1 else '^', f'P{i}', f'Y{(i + 2) % 8}')
+        pre_order += [f'P{i}', f'A{i}']
+    for k in range(8):
+        alias[f'U{k}'] = f'A{7 - k}'
+    alias['D'] = 'A0'
+    # The circuit's outputs become inner nodes B_i, then A^-1 and + 5 again.
+    post, post_order, new_outs = {}, [], {}
+    for o, (name, neg) in outs.items():
+        op, a, b = nodes.pop(o)
+        order.remove(o)
+        post['B' + name[1:]] = ('~^' if neg else '^', a, b)
+        post_order.append('B' + name[1:])
+    for i in range(8):
+        post[f'Q{i}'] = ('^', f'B{(i + 7) % 8}', f'B{(i + 5) % 8}')
+        post[f'Ob{i}'] = ('~^' if (5 >> i) & 1 else '^', f'Q{i}', f'B{(i + 2) % 8}')
+        post_order += [f'Q{i}', f'Ob{i}']
+        new_outs[f'Ob{i}'] = (f'b{i}', False)
+    nodes.update(pre)
+    nodes.update(post)
+    order = pre_order + order + post_order
+    outs = new_outs
 def res(x): return alias.get(x, x)
 nodes = {n: (op, res(a), res(b)) for n, (op, a, b) in nodes.items() if n != 'D'}
 order = [n for n in order if n != 'D']
@@ -246,7 +279,7 @@ def ev(n, env):
     if n in env: return env[n]
     op, a, b = nodes[n]
     x, y = ev(a, env), ev(b, env)
-    return (x ^ y) if op == '^' else (x & y)
+    return {'^': x ^ y, '~^': ~(x ^ y) & 0xFF, '&': x & y}[op]
 TA, TB, TC = 0xF0, 0xCC, 0xAA
 out_lines = []
 for n in order:

@@ -18,8 +18,8 @@
 // field inverse, a linear layer that includes the affine map; grouped into 87 LOP3s (any
 // function of three words, one instruction) by scripts/gen_sbox_lop3.py, where ptxas's own
 // fusing of the plain gates reaches 96. The inverse S-box reuses it: with A the affine
-// map's linear part,
-// S(x) = A(x^-1) + 0x63, so S^-1(y) = A^-1(S(A^-1(y) + 5)) + 5 (A^-1(0x63) = 5).
+// map's linear part, S(x) = A(x^-1) + 0x63, so S^-1(y) = A^-1(S(A^-1(y) + 5)) + 5
+// (A^-1(0x63) = 5), mapped as one circuit into 103 LOP3s.
 #pragma once
 
 #include <cstdint>
@@ -243,18 +243,115 @@ SC_HOST_DEVICE void sbox(uint32_t& b0, uint32_t& b1, uint32_t& b2, uint32_t& b3,
   b0 = lop3<0x69>(L2, L6, L18);
 }
 
-// A^-1 on bit planes: output bit i = in[i - 1] ^ in[i - 3] ^ in[i - 6] (indices mod 8),
-// NOTs where `Constant` has a bit.
-template <uint32_t Constant>
-SC_HOST_DEVICE void inv_affine(uint32_t (&b)[8]) {
-  uint32_t o[8];
-SC_BS32_UNROLL
-  for (int i = 0; i < 8; ++i) {
-    o[i] = b[(i + 7) % 8] ^ b[(i + 5) % 8] ^ b[(i + 2) % 8];
-    if ((Constant >> i) & 1) o[i] = ~o[i];
-  }
-SC_BS32_UNROLL
-  for (int i = 0; i < 8; ++i) b[i] = o[i];
+// Inverse S-box in place, S^-1(y) = A^-1(S(A^-1(y) + 5)) + 5 mapped as one circuit by
+// scripts/gen_sbox_lop3.py --inverse: Y is the input bit, A the circuit's input after A^-1
+// and + 5, B its output before them again.
+SC_HOST_DEVICE void inv_sbox(uint32_t& b0, uint32_t& b1, uint32_t& b2, uint32_t& b3,
+                             uint32_t& b4, uint32_t& b5, uint32_t& b6, uint32_t& b7) {
+  const uint32_t Y0 = b0, Y1 = b1, Y2 = b2, Y3 = b3, Y4 = b4, Y5 = b5, Y6 = b6, Y7 = b7;
+  const uint32_t A0 = lop3<0x69>(Y2, Y5, Y7);
+  const uint32_t A1 = lop3<0x96>(Y0, Y3, Y6);
+  const uint32_t A2 = lop3<0x69>(Y1, Y4, Y7);
+  const uint32_t A3 = lop3<0x96>(Y0, Y2, Y5);
+  const uint32_t A4 = lop3<0x96>(Y1, Y3, Y6);
+  const uint32_t A5 = lop3<0x96>(Y2, Y4, Y7);
+  const uint32_t A6 = lop3<0x96>(Y0, Y3, Y5);
+  const uint32_t A7 = lop3<0x96>(Y1, Y4, Y6);
+  const uint32_t T1 = lop3<0x3c>(A4, A7, 0u);
+  const uint32_t T2 = lop3<0x3c>(A2, A7, 0u);
+  const uint32_t T3 = lop3<0x3c>(A1, A7, 0u);
+  const uint32_t T4 = lop3<0x3c>(A2, A4, 0u);
+  const uint32_t T5 = lop3<0x3c>(A1, A3, 0u);
+  const uint32_t T6 = lop3<0x96>(A1, A3, T1);
+  const uint32_t T7 = lop3<0x3c>(A5, A6, 0u);
+  const uint32_t T8 = lop3<0x96>(A0, T1, T5);
+  const uint32_t T10 = lop3<0x96>(A5, A6, T6);
+  const uint32_t T11 = lop3<0x3c>(A2, A6, 0u);
+  const uint32_t T13 = lop3<0x96>(A1, A7, T4);
+  const uint32_t T15 = lop3<0x96>(A1, A3, T11);
+  const uint32_t T16 = lop3<0x96>(A2, A5, T5);
+  const uint32_t T17 = lop3<0x96>(A0, T7, T16);
+  const uint32_t T19 = lop3<0x96>(A0, A4, T7);
+  const uint32_t T20 = lop3<0x96>(A4, A7, T19);
+  const uint32_t T22 = lop3<0x96>(A0, A1, T7);
+  const uint32_t T23 = lop3<0x96>(A2, A7, T22);
+  const uint32_t T25 = lop3<0x96>(T1, T17, T19);
+  const uint32_t T27 = lop3<0x96>(A2, A5, T1);
+  const uint32_t M1 = lop3<0x28>(T1, T5, T13);
+  const uint32_t M3 = lop3<0x96>(M1, T6, T11);
+  const uint32_t M5 = lop3<0x6c>(A0, M1, T19);
+  const uint32_t M6 = lop3<0x28>(A1, A7, T16);
+  const uint32_t M7 = lop3<0x12>(A0, A1, T7);
+  const uint32_t M10 = lop3<0x78>(M6, T17, T20);
+  const uint32_t M11 = lop3<0x28>(A4, A7, T15);
+  const uint32_t M13 = lop3<0x78>(M11, T4, T27);
+  const uint32_t M15 = lop3<0x78>(M11, T2, T10);
+  const uint32_t M16 = lop3<0x78>(M3, T8, T23);
+  const uint32_t M17 = lop3<0x96>(M5, T2, T10);
+  const uint32_t M18 = lop3<0x1e>(M7, T3, T16);
+  const uint32_t M21 = lop3<0x3c>(M15, M17, 0u);
+  const uint32_t M23 = lop3<0x96>(M10, M15, T25);
+  const uint32_t M24 = lop3<0x96>(M13, M18, M23);
+  const uint32_t M25 = lop3<0x18>(M13, M16, M18);
+  const uint32_t M26 = lop3<0x96>(M15, M17, M25);
+  const uint32_t M27 = lop3<0x96>(M13, M16, M21);
+  const uint32_t M29 = lop3<0x28>(M23, M25, M27);
+  const uint32_t M31 = lop3<0x28>(M13, M16, M23);
+  const uint32_t M34 = lop3<0x28>(M13, M18, M21);
+  const uint32_t M37 = lop3<0x96>(M15, M17, M29);
+  const uint32_t M38 = lop3<0xb4>(M25, M27, M31);
+  const uint32_t M39 = lop3<0x78>(M23, M24, M26);
+  const uint32_t M40 = lop3<0x9c>(M24, M25, M34);
+  const uint32_t M41 = lop3<0x3c>(M38, M40, 0u);
+  const uint32_t M42 = lop3<0x96>(M21, M29, M39);
+  const uint32_t M43 = lop3<0x96>(M21, M29, M38);
+  const uint32_t M46 = lop3<0x28>(M39, M40, T6);
+  const uint32_t M48 = lop3<0xc0>(A0, M39, 0u);
+  const uint32_t M50 = lop3<0x48>(A0, M38, T7);
+  const uint32_t M51 = lop3<0x28>(M21, M29, T17);
+  const uint32_t M53 = lop3<0x28>(M41, M42, T27);
+  const uint32_t M55 = lop3<0x28>(M39, M40, T13);
+  const uint32_t M56 = lop3<0x60>(M40, T2, T22);
+  const uint32_t M57 = lop3<0xc0>(M39, T19, 0u);
+  const uint32_t M58 = lop3<0x28>(A1, A7, M43);
+  const uint32_t M61 = lop3<0x28>(A4, A7, M42);
+  const uint32_t M62 = lop3<0x28>(M41, M42, T4);
+  const uint32_t L0 = lop3<0x6c>(M42, M62, T1);
+  const uint32_t L1 = lop3<0x6c>(M40, M50, T23);
+  const uint32_t L2 = lop3<0x6a>(A0, M39, M46);
+  const uint32_t L3 = lop3<0x6c>(M40, M55, T8);
+  const uint32_t L4 = lop3<0x6c>(M41, M58, T10);
+  const uint32_t L5 = lop3<0x6c>(M43, M61, T16);
+  const uint32_t L6 = lop3<0x3c>(L5, M62, 0u);
+  const uint32_t L7 = lop3<0x3c>(L3, M46, 0u);
+  const uint32_t L8 = lop3<0x6c>(M38, M51, T22);
+  const uint32_t L9 = lop3<0x6c>(M42, M53, T15);
+  const uint32_t L10 = lop3<0x3c>(L4, M53, 0u);
+  const uint32_t L11 = lop3<0x78>(L2, M37, T20);
+  const uint32_t L14 = lop3<0x6c>(M42, M61, T15);
+  const uint32_t L15 = lop3<0x3c>(L1, M55, 0u);
+  const uint32_t L18 = lop3<0x78>(L8, M43, T3);
+  const uint32_t L19 = lop3<0x78>(L4, M41, T2);
+  const uint32_t L22 = lop3<0x96>(L3, M48, M51);
+  const uint32_t L26 = lop3<0x96>(L3, L9, M46);
+  const uint32_t L27 = lop3<0x3c>(L8, L10, 0u);
+  const uint32_t L29 = lop3<0x96>(L1, L11, M57);
+  const uint32_t B7 = lop3<0x96>(L6, L9, L15);
+  const uint32_t B6 = lop3<0x69>(L0, L26, M56);
+  const uint32_t B5 = lop3<0x69>(L11, L14, L19);
+  const uint32_t B4 = lop3<0x96>(L1, L6, L7);
+  const uint32_t B3 = lop3<0x96>(L0, L1, L22);
+  const uint32_t B2 = lop3<0x96>(L6, L10, L29);
+  const uint32_t B1 = lop3<0x69>(L0, L27, M50);
+  const uint32_t B0 = lop3<0x69>(L2, L6, L18);
+  b0 = lop3<0x69>(B2, B5, B7);
+  b1 = lop3<0x96>(B0, B3, B6);
+  b2 = lop3<0x69>(B1, B4, B7);
+  b3 = lop3<0x96>(B0, B2, B5);
+  b4 = lop3<0x96>(B1, B3, B6);
+  b5 = lop3<0x96>(B2, B4, B7);
+  b6 = lop3<0x96>(B0, B3, B5);
+  b7 = lop3<0x96>(B1, B4, B6);
 }
 
 template <int Byte>
@@ -266,14 +363,7 @@ SC_HOST_DEVICE void sub_byte(uint32_t (&w)[kWords]) {
 template <int Byte>
 SC_HOST_DEVICE void inv_sub_byte(uint32_t (&w)[kWords]) {
   constexpr int o = 8 * Byte;
-  uint32_t b[8];
-SC_BS32_UNROLL
-  for (int i = 0; i < 8; ++i) b[i] = w[o + i];
-  inv_affine<0x05>(b);
-  sbox(b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]);
-  inv_affine<0x05>(b);
-SC_BS32_UNROLL
-  for (int i = 0; i < 8; ++i) w[o + i] = b[i];
+  inv_sbox(w[o], w[o + 1], w[o + 2], w[o + 3], w[o + 4], w[o + 5], w[o + 6], w[o + 7]);
 }
 
 template <int Byte = 0>
