@@ -50,7 +50,7 @@ text_sizes "$WORK/probe.cubin" | awk '
   {n[$1] = $2}
   END {
     io = n["probe_io"]
-    split("probe_gather_scatter probe_transpose probe_sub_bytes probe_inv_sub_bytes probe_enc_round probe_enc_round_nokey probe_dec_round", order, " ")
+    split("probe_gather_scatter probe_gather_scatter_512 probe_transpose probe_sub_bytes probe_inv_sub_bytes probe_enc_round probe_enc_round_nokey probe_dec_round", order, " ")
     for (i = 1; i in order; ++i) printf "%-24s %6d\n", order[i], n[order[i]] - io
     printf "constant_time, per round per 2 blocks (probe less probe_ct_pair_io, which also adds a key):\n"
     printf "%-24s %6d\n", "probe_ct_pair_enc_round", n["probe_ct_pair_enc_round"] - n["probe_ct_pair_io"] + 8

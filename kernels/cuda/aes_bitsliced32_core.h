@@ -539,9 +539,35 @@ struct StepGeometry {
   uint32_t take;      // bit j: column base + j belongs to this pass (and exists)
 };
 
+// The high word of (hi:lo) << n, 0 <= n < 32 (SHF.L.W on the GPU).
+SC_HOST_DEVICE uint32_t funnel_left(uint32_t lo, uint32_t hi, uint32_t n) {
+#if defined(__CUDA_ARCH__)
+  return __funnelshift_l(lo, hi, n);
+#else
+  return static_cast<uint32_t>(((uint64_t{hi} << 32 | lo) << n) >> 32);
+#endif
+}
+
+// t * x^lane (0 <= lane < 32) on 32-bit words, without the branch mul_x_pow takes for a
+// shift of 0 (lane 0 would diverge from the warp at every column): the 128-bit shift is
+// four funnel shifts, the bits shifted out (o < 2^lane) fold back as o * 0x87.
+SC_HOST_DEVICE xts::Tweak lane_tweak(const xts::Tweak& t, int lane) {
+  const uint32_t n = static_cast<uint32_t>(lane);
+  const uint32_t w0 = static_cast<uint32_t>(t.lo), w1 = static_cast<uint32_t>(t.lo >> 32);
+  const uint32_t w2 = static_cast<uint32_t>(t.hi), w3 = static_cast<uint32_t>(t.hi >> 32);
+  const uint32_t o = funnel_left(w3, 0, n);
+  const uint32_t fold_lo = o ^ (o << 1) ^ (o << 2) ^ (o << 7);
+  const uint32_t fold_hi = (o >> 31) ^ (o >> 30) ^ (o >> 25);
+  const uint32_t v0 = funnel_left(0, w0, n) ^ fold_lo;
+  const uint32_t v1 = funnel_left(w0, w1, n) ^ fold_hi;
+  const uint32_t v2 = funnel_left(w1, w2, n);
+  const uint32_t v3 = funnel_left(w2, w3, n);
+  return xts::Tweak{uint64_t{v0} | uint64_t{v1} << 32, uint64_t{v2} | uint64_t{v3} << 32};
+}
+
 // The tweak of block 32 g + lane of a sector whose tweak is t.
 SC_HOST_DEVICE xts::Tweak block_tweak(const xts::Tweak& t, int lane, uint32_t segment) {
-  xts::Tweak r = cuda_core::lane_first_tweak(t, lane);
+  xts::Tweak r = lane_tweak(t, lane);
   for (uint32_t g = 0; g < segment; ++g) r = cuda_core::lane_next_tweak(r);
   return r;
 }
@@ -557,7 +583,9 @@ SC_HOST_DEVICE void walk_step(const StepGeometry& g, int lane, const SectorTweak
   xts::Tweak t{0, 0};
 SC_BS32_UNROLL
   for (int j = 0; j < kBlocks; ++j) {
-    if (j == 0 || segment == 0) {
+    if (segment == 0) {
+      t = lane_tweak(sector_tweak(sector), lane);
+    } else if (j == 0) {
       t = block_tweak(sector_tweak(sector), lane, segment);
     } else {
       t = cuda_core::lane_next_tweak(t);
