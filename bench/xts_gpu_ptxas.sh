@@ -37,6 +37,8 @@ for cu in xts_table xts_ct xts_bs32; do
     grep -E "Compiling entry|stack frame|Used [0-9]+ registers" | sed 's/^ptxas info    : //'
   echo "## kernels/cuda/$cu.cu: machine code per kernel (instructions, static)"
   text_sizes "$WORK/$cu.cubin"
+  echo "## kernels/cuda/$cu.cu: spills against the shared-memory (round key) reads"
+  python3 "$ROOT/bench/cubin_spills.py" "$WORK/$cu.cubin"
 done
 
 echo
@@ -48,6 +50,9 @@ text_sizes "$WORK/probe.cubin" | awk '
   {n[$1] = $2}
   END {
     io = n["probe_io"]
-    split("probe_gather_scatter probe_transpose probe_sub_bytes probe_inv_sub_bytes probe_enc_round probe_enc_round_nokey probe_dec_round", order, " ")
+    split("probe_gather_scatter probe_gather_scatter_512 probe_transpose probe_sub_bytes probe_inv_sub_bytes probe_enc_round probe_enc_round_nokey probe_dec_round", order, " ")
     for (i = 1; i in order; ++i) printf "%-24s %6d\n", order[i], n[order[i]] - io
+    printf "constant_time, per round per 2 blocks (probe less probe_ct_pair_io, which also adds a key):\n"
+    printf "%-24s %6d\n", "probe_ct_pair_enc_round", n["probe_ct_pair_enc_round"] - n["probe_ct_pair_io"] + 8
+    printf "%-24s %6d\n", "probe_ct_pair_dec_round", n["probe_ct_pair_dec_round"] - n["probe_ct_pair_io"] + 8
   }'

@@ -6,6 +6,7 @@
 #include <cuda_runtime.h>
 
 #include "kernels/cuda/aes_bitsliced32_core.h"
+#include "kernels/cuda/aes_bitsliced_core.h"
 
 namespace sectorcrypt::bitsliced32 {
 
@@ -107,27 +108,73 @@ extern "C" __global__ void probe_enc_round_nokey(const uint32_t* in, uint32_t* o
   store(m, out);
 }
 
-// The kernel's gather and scatter for 4 KiB sectors (8 columns a sector) with the tweaks
-// shuffled from lanes, as xts_bs32.cu calls them, around no cipher.
-extern "C" __global__ void probe_gather_scatter(const uint8_t* in, uint8_t* out, uint64_t tlo,
-                                                uint64_t thi) {
+// The kernel's gather and scatter around no cipher, with the tweaks shuffled from lanes
+// as xts_bs32.cu does: 4 KiB sectors (8 columns a sector) and 512-byte ones (1).
+template <uint32_t SectorSize>
+__device__ void gather_scatter(const uint8_t* in, uint8_t* out, uint64_t tlo, uint64_t thi) {
   const int lane = static_cast<int>(threadIdx.x % 32);
-  const StepGeometry g{0, 8, 256, 32, ~0u};
+  constexpr uint32_t kBlocksPerSector = SectorSize / 16;
+  constexpr uint32_t kSegments = (kBlocksPerSector + 31) / 32;
+  const StepGeometry g{0, kSegments, kBlocksPerSector, 32, ~0u};
+  // Each lane's own sector tweak, as in the kernel (a uniform one would let the compiler
+  // drop the shuffles).
+  const uint64_t my_lo = tlo ^ threadIdx.x, my_hi = thi + threadIdx.x;
   const auto sector_tweak = [&](uint32_t sector) {
     const int src = static_cast<int>(sector & 31u);
-    return xts::Tweak{__shfl_sync(0xffffffffu, tlo, src), __shfl_sync(0xffffffffu, thi, src)};
+    return xts::Tweak{__shfl_sync(0xffffffffu, my_lo, src), __shfl_sync(0xffffffffu, my_hi, src)};
   };
   const auto load = [&](uint32_t sector, uint32_t block) {
-    const uint4 v = __ldcs(reinterpret_cast<const uint4*>(in + sector * 4096u) + block);
+    const uint4 v = __ldcs(reinterpret_cast<const uint4*>(in + sector * SectorSize) + block);
     return cuda_core::Block{{v.x, v.y, v.z, v.w}};
   };
   const auto store_block = [&](uint32_t sector, uint32_t block, const cuda_core::Block& b) {
-    __stcs(reinterpret_cast<uint4*>(out + sector * 4096u) + block,
+    __stcs(reinterpret_cast<uint4*>(out + sector * SectorSize) + block,
            make_uint4(b.w[0], b.w[1], b.w[2], b.w[3]));
   };
   Slice s;
   gather(s, g, lane, sector_tweak, load);
   scatter(s, g, lane, sector_tweak, store_block);
+}
+
+extern "C" __global__ void probe_gather_scatter(const uint8_t* in, uint8_t* out, uint64_t tlo,
+                                                uint64_t thi) {
+  gather_scatter<4096>(in, out, tlo, thi);
+}
+
+extern "C" __global__ void probe_gather_scatter_512(const uint8_t* in, uint8_t* out, uint64_t tlo,
+                                                    uint64_t thi) {
+  gather_scatter<512>(in, out, tlo, thi);
+}
+
+// For calibration: one round of the constant_time kernel's two-block fixsliced cipher
+// (aes_bitsliced_core.h), 8 words in and out: its instructions per round per 2 blocks.
+extern "C" __global__ void probe_ct_pair_enc_round(const uint4* in, uint4* out, const uint4* keys) {
+  const uint4 a = in[2 * threadIdx.x], b = in[2 * threadIdx.x + 1];
+  bitsliced::State st{{a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w}};
+  const uint4 ka = keys[0], kb = keys[1];
+  bitsliced::sub_bytes(st);
+  bitsliced::mix_columns_offset<1>(st);
+  bitsliced::add_round_key(st, bitsliced::State{{ka.x, ka.y, ka.z, ka.w, kb.x, kb.y, kb.z, kb.w}});
+  out[2 * threadIdx.x] = make_uint4(st.p[0], st.p[1], st.p[2], st.p[3]);
+  out[2 * threadIdx.x + 1] = make_uint4(st.p[4], st.p[5], st.p[6], st.p[7]);
+}
+
+extern "C" __global__ void probe_ct_pair_dec_round(const uint4* in, uint4* out, const uint4* keys) {
+  const uint4 a = in[2 * threadIdx.x], b = in[2 * threadIdx.x + 1];
+  bitsliced::State st{{a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w}};
+  const uint4 ka = keys[0], kb = keys[1];
+  bitsliced::inv_sub_bytes(st);
+  bitsliced::inv_mix_columns_offset<-1>(st);
+  bitsliced::add_round_key(st, bitsliced::State{{ka.x, ka.y, ka.z, ka.w, kb.x, kb.y, kb.z, kb.w}});
+  out[2 * threadIdx.x] = make_uint4(st.p[0], st.p[1], st.p[2], st.p[3]);
+  out[2 * threadIdx.x + 1] = make_uint4(st.p[4], st.p[5], st.p[6], st.p[7]);
+}
+
+extern "C" __global__ void probe_ct_pair_io(const uint4* in, uint4* out, const uint4* keys) {
+  const uint4 a = in[2 * threadIdx.x], b = in[2 * threadIdx.x + 1];
+  const uint4 ka = keys[0], kb = keys[1];
+  out[2 * threadIdx.x] = make_uint4(a.x ^ ka.x, a.y ^ ka.y, a.z ^ ka.z, a.w ^ ka.w);
+  out[2 * threadIdx.x + 1] = make_uint4(b.x ^ kb.x, b.y ^ kb.y, b.z ^ kb.z, b.w ^ kb.w);
 }
 
 }  // namespace sectorcrypt::bitsliced32

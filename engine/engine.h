@@ -68,8 +68,9 @@ const char* backend_kind_name(BackendKind kind);  // "auto", "cpu", "cuda", "hyb
 
 // Which AES the CUDA kernels run. constant_time (the default) has no data-dependent
 // memory access; table (shared-memory T-tables) is faster but only for trusted
-// co-tenancy.
-enum class GpuAes { constant_time, table };
+// co-tenancy; bitsliced32 is constant-time too, 32 blocks per thread (see
+// kernels/cuda/xts_cuda.h).
+enum class GpuAes { constant_time, table, bitsliced32 };
 
 struct EngineConfig {
   BackendKind backend = BackendKind::automatic;

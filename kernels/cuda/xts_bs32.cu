@@ -78,8 +78,10 @@ __device__ uint32_t sector_key(const LanePair& p, uint32_t s) {
 
 __device__ xts::Tweak sector_tweak(const LanePair& p, uint32_t s) {
   const int src = static_cast<int>(s & 31u);
-  const xts::Tweak& t = s < 32 ? p.tweak[0] : p.tweak[1];  // s is warp-uniform
-  return xts::Tweak{__shfl_sync(kFullMask, t.lo, src), __shfl_sync(kFullMask, t.hi, src)};
+  const bool second = s >= 32;  // warp-uniform
+  const uint64_t lo = second ? p.tweak[1].lo : p.tweak[0].lo;
+  const uint64_t hi = second ? p.tweak[1].hi : p.tweak[0].hi;
+  return xts::Tweak{__shfl_sync(kFullMask, lo, src), __shfl_sync(kFullMask, hi, src)};
 }
 
 // Round-key slices in shared memory: round r is kSliceQuads uint4, word i in quad i / 4.
@@ -109,10 +111,10 @@ __device__ void build_uniform_slices(const DeviceXtsKey& key, int rounds, int la
   const uint4* rk = schedule(key, Dir);
   for (int r = 0; r <= rounds; ++r) {
     const uint4 v = __ldg(rk + r);
-    const uint32_t src[4] = {v.x, v.y, v.z, v.w};
+    const cuda_core::Block b{{v.x, v.y, v.z, v.w}};
 #pragma unroll
     for (int k = 0; k < 4; ++k) {
-      words[r * kWords + 32 * k + lane] = 0u - ((src[k] >> lane) & 1u);
+      words[r * kWords + 32 * k + lane] = bitsliced32::uniform_key_word(b, 32 * k + lane);
     }
   }
 }

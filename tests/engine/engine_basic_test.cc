@@ -422,14 +422,17 @@ TEST(EngineBasic, KeysRemoveRefusedWhileInUseAndStaleHandlesRefused) {
 }
 
 // Where a GPU is usable: the CUDA backend's output equals the reference (and so the
-// CPU backend's) for mixed formats, keys, scatter/gather and split requests.
-TEST(EngineCuda, MatchesReference) {
+// CPU backend's) for mixed formats, keys, scatter/gather and split requests, with every
+// GPU AES the engine offers.
+void expect_cuda_matches_reference(GpuAes aes, const char* name) {
   EngineConfig c = small_config();
   c.backend = BackendKind::cuda;
+  c.gpu_aes = aes;
   std::unique_ptr<Engine> e;
   const Status cs = Engine::create(c, &e);
   if (!cs.ok()) GTEST_SKIP() << cs.message();
   ASSERT_EQ(e->backend(), BackendKind::cuda);
+  EXPECT_NE(std::strstr(e->backend_detail(), name), nullptr) << e->backend_detail();
   uint64_t seed = 500;
   for (std::size_t klen : {32u, 64u}) {
     TestKey k = add_test_key(*e, klen, seed++);
@@ -464,6 +467,16 @@ TEST(EngineCuda, MatchesReference) {
         EXPECT_EQ(back, plain);
       }
     }
+  }
+}
+
+TEST(EngineCuda, MatchesReference) {
+  for (const auto& [aes, name] : {std::pair{GpuAes::constant_time, "constant_time"},
+                                  std::pair{GpuAes::table, "table"},
+                                  std::pair{GpuAes::bitsliced32, "bitsliced32"}}) {
+    SCOPED_TRACE(name);
+    expect_cuda_matches_reference(aes, name);
+    if (HasFatalFailure() || IsSkipped()) return;
   }
 }
 
