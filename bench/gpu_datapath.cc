@@ -21,6 +21,7 @@
 #include <benchmark/benchmark.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <cstdlib>
@@ -177,6 +178,10 @@ void BM_EnginePath(benchmark::State& state) {
   c.slot_bytes = static_cast<std::size_t>(state.range(1)) << 20;
   c.gpu_aes = state.range(2) == 1 ? GpuAes::table : GpuAes::constant_time;
   if (state.range(3) != 0) c.slot_count = static_cast<std::size_t>(state.range(3));
+  // Hybrid: a slot per CPU core beside the GPU's eight, so both sides can be busy.
+  if (path == 5 && state.range(3) == 0) {
+    c.slot_count = 8 + std::max(1u, std::thread::hardware_concurrency());
+  }
   std::unique_ptr<Engine> e;
   KeyHandle key;
   if (!make_engine(state, c, &e, &key)) return;
@@ -223,7 +228,7 @@ BENCHMARK(BM_EnginePath)
     ->Args({2, 16, 1, 8})->Args({2, 16, 1, 16})->Args({2, 4, 1, 32})
     ->Args({3, 16, 1, 8})->Args({3, 64, 1, 8})
     ->Args({0, 0, 0, 0})->Args({3, 0, 0, 0})  // constant-time AES
-    ->Args({4, 1, 0, 0})                      // the CPU engine
+    ->Args({4, 1, 0, 0})->Args({4, 1, 0, 32})  // the CPU engine: default, every core busy
     ->Args({5, 0, 0, 0})->Args({5, 0, 1, 0})  // hybrid, both AES
     ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.5);
 
