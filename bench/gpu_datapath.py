@@ -14,7 +14,7 @@ hybrid_small_4k and cpu_small_4k (4 KiB requests from 16 producers).
 Keys (GB/s unless named otherwise): device, h2d, d2h (copy engines alone, xts_gpu),
 kernel_device (table AES-256, 4 KiB sectors, device-resident, xts_gpu),
 engine_registered, engine_slots, engine_copy, engine_device_resident (the engine's paths
-at the default 16 MiB slots, table AES-256), engine_small_4k (4 KiB requests from 16
+at the default slots, 8 of 64 MiB, table AES-256), engine_small_4k (4 KiB requests from 16
 producers, cuda), cpu_engine (64 MiB requests, the CPU engine on every core), aes, and
 the goal ratios the issue names.
 """

@@ -108,10 +108,12 @@ struct EngineConfig {
 };
 
 // slot_bytes = 0 resolves to these. 1 MiB keeps a CPU batch in L2-sized pieces that
-// several threads share out; a GPU batch must fill the device: 16 MiB is 4,096 4-KiB
-// sectors, a warp each, against 132 SMs x 64 warps (bench/results/gpu_datapath.md).
+// several threads share out. A GPU batch must fill the device and outlast the fixed
+// costs of a launch and a stream wait: on an H100, 64 MiB requests through 8 slots of
+// 16 / 32 / 64 MiB moved 44.8 / 45.2 / 47.6 GB/s from registered memory (bus 54.2) and
+// 293 / - / 381 GB/s device-resident (kernel alone 422); bench/results/gpu_datapath.md.
 inline constexpr std::size_t kCpuSlotBytes = std::size_t{1} << 20;
-inline constexpr std::size_t kCudaSlotBytes = std::size_t{16} << 20;
+inline constexpr std::size_t kCudaSlotBytes = std::size_t{64} << 20;
 
 // Names a key table entry. Stale handles (removed keys) are detected: a reused entry
 // gets a new handle.

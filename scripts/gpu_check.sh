@@ -52,8 +52,11 @@ run() {
   if command -v compute-sanitizer >/dev/null; then
     step memcheck 150 compute-sanitizer --tool memcheck --error-exitcode 9 \
       "$bin/sectorcrypt_cuda_tests" --gtest_filter='CudaLaunch.*:*Random*:*Variants*'
+    # DestroyUnregistersWhatIsLeft provokes a driver error on purpose (a second
+    # registration of a range), which memcheck would report.
     step memcheck_engine 120 compute-sanitizer --tool memcheck --error-exitcode 9 \
-      "$bin/engine_tests" --gtest_filter='RegisteredMemoryCuda.*:DeviceResidentCuda.*'
+      "$bin/engine_tests" \
+      --gtest_filter='RegisteredMemoryCuda.*:DeviceResidentCuda.*:-*DestroyUnregistersWhatIsLeft'
   fi
   step xts_gpu 200 "$bin/xts_gpu" --benchmark_min_time=0.2 \
     --benchmark_out="$out/xts_gpu.json" --benchmark_out_format=json

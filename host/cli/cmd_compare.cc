@@ -12,6 +12,7 @@
 #include <new>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "engine/engine.h"
@@ -167,6 +168,9 @@ int run_compare(const CompareOptions& o) {
     cfg.idle_spin_us = o.idle_spin_us;
     cfg.slot_count = o.slots;
     cfg.slot_bytes = slot_bytes;
+    if (cfg.backend == BackendKind::hybrid) {  // a slot per core beside the GPU's
+      cfg.slot_count = std::max<std::size_t>(o.slots, 8 + std::thread::hardware_concurrency());
+    }
     if (s.path == DataPath::slots) {  // every batch is one lent slot, depth of them at once
       const uint64_t need = (max_batch + 4095) / 4096 * 4096;
       cfg.slot_bytes = std::max<uint64_t>(slot_bytes != 0 ? slot_bytes : kCudaSlotBytes, need);
@@ -399,7 +403,7 @@ void add_compare_command(CLI::App& app, int* exit_code, RunMode mode) {
   c->add_option("--idle-spin-us", o->idle_spin_us, kIdleSpinHelp)->capture_default_str();
   c->add_option("--slots", o->slots, "Engine batch slots")->capture_default_str();
   c->add_option("--slot-size", o->slot_size,
-                "Bytes per engine slot (auto: 1 MiB on the CPU, 16 MiB on the GPU)")
+                "Bytes per engine slot (auto: 1 MiB on the CPU, 64 MiB on the GPU)")
       ->capture_default_str();
   c->add_option("--json", o->json_path, "Write the results as JSON to FILE");
   c->add_option("--plot", o->plot_path, "Draw throughput vs batch size as SVG to FILE");
