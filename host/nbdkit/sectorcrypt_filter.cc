@@ -146,6 +146,12 @@ int sc_config_complete(nbdkit_next_config_complete* next, nbdkit_backend* nxdata
   if (state->options.mode() == KeyMode::plain && read_key_file(state->options.key_file) < 0) {
     return -1;
   }
+  // A detached header that is not there is a start-up error, not a connection error.
+  const std::string& header = state->options.header;
+  if (!header.empty() && ::access(header.c_str(), R_OK) != 0) {
+    nbdkit_error("sectorcrypt: cannot open header '%s': %s", header.c_str(), std::strerror(errno));
+    return -1;
+  }
   return next(nxdata);
 }
 

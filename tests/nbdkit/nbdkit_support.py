@@ -64,7 +64,11 @@ class Server:
     """nbdkit -f on a Unix socket with the filter over the file plugin. Exiting the
     context stops it; .log() is its stderr."""
 
+    _started = 0
+
     def __init__(self, workdir, image, params, plugin_params=(), extra_filters=(), tag="srv"):
+        Server._started += 1
+        tag = "%s%d" % (tag, Server._started)  # a socket and log of its own
         self.sock = os.path.join(workdir, tag + ".sock")
         self.logfile = os.path.join(workdir, tag + ".log")
         self.args = (["nbdkit", "-f", "-U", self.sock, "--exit-with-parent"]
