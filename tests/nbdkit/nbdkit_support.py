@@ -91,7 +91,7 @@ class Server:
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
-                self.proc.wait(timeout=20)
+                self.proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
@@ -101,8 +101,10 @@ class Server:
     def uri(self):
         return "nbd+unix:///?socket=" + self.sock
 
-    def connect(self):
+    def connect(self, meta_context=None):
         h = nbd.NBD()
+        if meta_context:
+            h.add_meta_context(meta_context)
         h.connect_unix(self.sock)
         return h
 
