@@ -13,10 +13,11 @@ JOBS = 4
 
 
 def fio(uri, out, *args):
+    """Runs in the folder of `out`: fio leaves its verify state files where it runs."""
     cmd = [FIO, "--name=verify", "--ioengine=nbd", "--uri=" + uri, "--numjobs=%d" % JOBS,
            "--group_reporting=0", "--verify=crc32c", "--verify_fatal=1", "--randrepeat=1",
            "--output-format=json", "--output=" + out] + list(args)
-    p = subprocess.run(cmd, capture_output=True)
+    p = subprocess.run(cmd, capture_output=True, cwd=os.path.dirname(out))
     return p.returncode, p.stderr.decode(errors="replace"), out
 
 
