@@ -5,7 +5,7 @@ cryptsetup's own decryption exactly."""
 import random
 
 from nbdkit_support import (Model, Server, TestCase, cryptsetup, luks2_decrypt, luks2_encrypt,
-                            main, random_bytes, read, run, write, FAST_KDF)
+                            main, random_bytes, read, run, write, FAST_KDF, FILTER)
 
 SIZE = 4 << 20
 
@@ -100,6 +100,20 @@ class HeaderInImage(TestCase):
             h.pwrite(b"x" * 4096, 0)
             self.assertEqual(bytes(h.pread(4096, 0)), b"x" * 4096)
             h.shutdown()
+
+
+class ReadmeExample(TestCase):
+    def test_nbdsh_through_nbdkit_run(self):
+        """The README's example, run as written but with the filter's build path."""
+        image = self.dir.file("disk.img")
+        write(image, bytes(20 << 20))
+        cryptsetup("luksFormat", "--type", "luks2", "--key-file", self.passfile, *FAST_KDF, image)
+        p = run("nbdkit", "-U", "-", "--filter=" + FILTER, "file", image,
+                "passphrase=+" + self.passfile, "--run",
+                'nbdsh -u "$uri" -c "h.pwrite(b\\"hello\\" * 100, 4096); print(h.pread(5, 4096))"',
+                cwd=self.dir.path)
+        self.assertEqual(p.stdout.decode().strip(), "bytearray(b'hello')")
+        self.assertNotIn(b"hello", read(image))  # on disk it is ciphertext
 
 
 if __name__ == "__main__":
