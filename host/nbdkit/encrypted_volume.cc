@@ -1,5 +1,6 @@
 #include "host/nbdkit/encrypted_volume.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <vector>
@@ -9,9 +10,9 @@
 namespace sectorcrypt::nbd {
 namespace {
 
-// Per nbdkit thread: the ciphertext of a write (the client's buffer is const) and the
-// whole sectors around an unaligned request. Grows to the largest request seen, then is
-// reused.
+// Per nbdkit thread: the ciphertext of a write (the client's buffer is const, and a write
+// is at most one write chunk plus its edge sectors), or one edge sector of a read. Grows
+// to the largest seen, then is reused.
 uint8_t* bounce(std::size_t bytes) {
   thread_local std::vector<uint8_t> buffer;
   if (buffer.size() < bytes) {
@@ -53,25 +54,64 @@ Status EncryptedVolume::lower_read(LowerDevice& lower, void* buf, uint64_t bytes
   return Status();
 }
 
+Status EncryptedVolume::read_sector(LowerDevice& lower, uint8_t* out, uint64_t sector_offset,
+                                    int* err) {
+  const uint64_t ss = layout_.format.sector_size;
+  if (Status s = lower_read(lower, out, ss, sector_offset, err); !s) return s;
+  return crypt(Direction::decrypt, sector_offset, out, out, ss, err);
+}
+
+// The whole sectors inside the request are read and decrypted in the client's buffer as
+// one run; only partial edge sectors pass through a sector-sized buffer.
 Status EncryptedVolume::read(LowerDevice& lower, void* buf, uint32_t count, uint64_t offset,
                              int* err) {
   const uint64_t ss = layout_.format.sector_size;
-  const uint64_t first = offset / ss * ss;
-  const uint64_t end = (offset + count + ss - 1) / ss * ss;
-  if (first == offset && end == offset + count) {
-    if (Status s = lower_read(lower, buf, count, offset, err); !s) return s;
-    return crypt(Direction::decrypt, offset, buf, buf, count, err);
+  uint8_t* dst = static_cast<uint8_t*>(buf);
+  uint64_t end = offset + count;
+  uint8_t* sector = nullptr;
+  Status s;
+  if (offset % ss != 0) {
+    sector = bounce(ss);
+    const uint64_t first = offset / ss * ss;
+    const uint64_t n = std::min(end, first + ss) - offset;
+    s = read_sector(lower, sector, first, err);
+    if (s) std::memcpy(dst, sector + (offset - first), n);
+    dst += n;
+    offset += n;
   }
-  uint8_t* sectors = bounce(end - first);
-  Status s = lower_read(lower, sectors, end - first, first, err);
-  if (s) s = crypt(Direction::decrypt, first, sectors, sectors, end - first, err);
-  if (s) std::memcpy(buf, sectors + (offset - first), count);
-  secure_zero(sectors, end - first);  // it held plaintext
+  const uint64_t body_end = end / ss * ss;
+  if (s && body_end > offset) {
+    s = lower_read(lower, dst, body_end - offset, offset, err);
+    if (s) s = crypt(Direction::decrypt, offset, dst, dst, body_end - offset, err);
+    dst += body_end - offset;
+    offset = body_end;
+  }
+  if (s && end > offset) {
+    if (sector == nullptr) sector = bounce(ss);
+    s = read_sector(lower, sector, offset, err);
+    if (s) std::memcpy(dst, sector, end - offset);
+  }
+  if (sector != nullptr) secure_zero(sector, ss);  // it held plaintext
   return s;
 }
 
 Status EncryptedVolume::write(LowerDevice& lower, const void* buf, uint32_t count,
                               uint64_t offset, bool fua, int* err) {
+  const uint8_t* src = static_cast<const uint8_t*>(buf);
+  const uint64_t ss = layout_.format.sector_size;
+  while (count > write_chunk_) {
+    // Ends on a sector boundary, so only the first chunk can have an unaligned head.
+    const uint32_t n = static_cast<uint32_t>(write_chunk_ - offset % ss);
+    if (Status s = write_run(lower, src, n, offset, false, err); !s) return s;
+    src += n;
+    offset += n;
+    count -= n;
+  }
+  return write_run(lower, src, count, offset, fua, err);
+}
+
+Status EncryptedVolume::write_run(LowerDevice& lower, const void* buf, uint32_t count,
+                                  uint64_t offset, bool fua, int* err) {
   const uint64_t ss = layout_.format.sector_size;
   const uint64_t first = offset / ss * ss;
   const uint64_t end = (offset + count + ss - 1) / ss * ss;
@@ -83,13 +123,9 @@ Status EncryptedVolume::write(LowerDevice& lower, const void* buf, uint32_t coun
   } else {
     // The edge sectors' bytes outside the request keep what they held.
     Status s;
-    if (offset != first) {
-      s = lower_read(lower, out, ss, first, err);
-      if (s) s = crypt(Direction::decrypt, first, out, out, ss, err);
-    }
+    if (offset != first) s = read_sector(lower, out, first, err);
     if (s && offset + count != end && (end - ss > first || offset == first)) {
-      s = lower_read(lower, out + bytes - ss, ss, end - ss, err);
-      if (s) s = crypt(Direction::decrypt, end - ss, out + bytes - ss, out + bytes - ss, ss, err);
+      s = read_sector(lower, out + bytes - ss, end - ss, err);
     }
     if (s) {
       std::memcpy(out + (offset - first), buf, count);

@@ -1,9 +1,12 @@
 // The filter's data path: a volume of whole sectors stored encrypted on a lower device
 // (the nbdkit plugin), read and written at any byte offset and length. Each request is
 // crypted as one run through the engine (crypt_sync: the engine splits it into slots),
-// never sector by sector. A request that does not start and end on sector boundaries
-// reads its edge sectors, patches them and rewrites them (read-modify-write), holding
-// the byte range it rewrites against other writes of that range only.
+// never sector by sector; a write larger than the write chunk (its ciphertext needs a
+// buffer, the client's being const) is crypted and written a chunk at a time, so the
+// memory a thread holds stays bounded whatever the client sends. A request that does
+// not start and end on sector boundaries reads its edge sectors, patches them and
+// rewrites them (read-modify-write), holding the byte range it rewrites against other
+// writes of that range only.
 #pragma once
 
 #include <cstdint>
@@ -32,9 +35,12 @@ struct VolumeLayout {
 
 class EncryptedVolume {
  public:
-  // `engine` and `key` must outlive the volume.
-  EncryptedVolume(Engine& engine, KeyHandle key, const VolumeLayout& layout)
-      : engine_(engine), key_(key), layout_(layout) {}
+  static constexpr uint32_t kDefaultWriteChunk = 4u << 20;
+
+  // `engine` and `key` must outlive the volume. `write_chunk`: a multiple of 4096.
+  EncryptedVolume(Engine& engine, KeyHandle key, const VolumeLayout& layout,
+                  uint32_t write_chunk = kDefaultWriteChunk)
+      : engine_(engine), key_(key), layout_(layout), write_chunk_(write_chunk) {}
 
   // Each returns ok, or an error whose message says what failed; *err is then the errno
   // value to give the client (the lower device's, or EIO for a crypt failure).
@@ -51,10 +57,16 @@ class EncryptedVolume {
                int* err);
   Status lower_read(LowerDevice& lower, void* buf, uint64_t bytes, uint64_t volume_offset,
                     int* err);
+  // One sector at `sector_offset`, decrypted into `out`.
+  Status read_sector(LowerDevice& lower, uint8_t* out, uint64_t sector_offset, int* err);
+  // A write of at most write_chunk_ + one sector's worth of edges.
+  Status write_run(LowerDevice& lower, const void* buf, uint32_t count, uint64_t offset,
+                   bool fua, int* err);
 
   Engine& engine_;
   KeyHandle key_;
   VolumeLayout layout_;
+  uint32_t write_chunk_;
   RangeLock writes_;
 };
 

@@ -75,7 +75,7 @@ TEST_F(VolumeTest, AnyByteRangeReadsWhatWasWrittenAndTheDeviceHoldsReferenceXts)
   layout.iv_base = 40;
   constexpr std::size_t kVolume = 1 << 20;
   MemoryDevice dev(layout.data_offset + kVolume);
-  EncryptedVolume vol(*engine, key, layout);
+  EncryptedVolume vol(*engine, key, layout, 64 << 10);  // larger writes go in chunks
   std::vector<uint8_t> model(kVolume, 0);
   int err = 0;
   ASSERT_TRUE(vol.write_zeroes(dev, kVolume, 0, false, &err).ok());
@@ -107,6 +107,22 @@ TEST_F(VolumeTest, AnyByteRangeReadsWhatWasWrittenAndTheDeviceHoldsReferenceXts)
   EXPECT_TRUE(std::all_of(dev.data.begin(), dev.data.begin() + layout.data_offset,
                           [](uint8_t b) { return b == 0; }))
       << "bytes before the data were touched";
+}
+
+TEST_F(VolumeTest, LargeWritesGoInChunksWithFuaOnTheLast) {
+  VolumeLayout layout;
+  layout.format.sector_size = 4096;
+  MemoryDevice dev(1 << 20);
+  EncryptedVolume vol(*engine, key, layout, 64 << 10);
+  std::mt19937 rng(3);
+  const auto buf = random_bytes(300000, rng);
+  int err = 0;
+  ASSERT_TRUE(vol.write(dev, buf.data(), buf.size(), 1000, true, &err).ok());
+  EXPECT_EQ(dev.writes, 5);  // 64 KiB - 1000 bytes, three of 64 KiB, the rest
+  EXPECT_EQ(dev.fua_writes, 1);
+  std::vector<uint8_t> got(buf.size());
+  ASSERT_TRUE(vol.read(dev, got.data(), got.size(), 1000, &err).ok());
+  EXPECT_EQ(got, buf);
 }
 
 TEST_F(VolumeTest, LowerFailuresAreReportedWithTheirErrno) {
