@@ -5,7 +5,7 @@ cryptsetup's own decryption exactly."""
 import random
 
 from nbdkit_support import (Model, Server, TestCase, cryptsetup, luks2_decrypt, luks2_encrypt,
-                            main, random_bytes, read, run, write, FAST_KDF, FILTER)
+                            main, random_bytes, read, run, write, FAST_KDF, FILTER, PASSPHRASE)
 
 SIZE = 4 << 20
 
@@ -99,6 +99,25 @@ class HeaderInImage(TestCase):
             h = srv.connect()
             h.pwrite(b"x" * 4096, 0)
             self.assertEqual(bytes(h.pread(4096, 0)), b"x" * 4096)
+            h.shutdown()
+
+    def test_passphrase_from_a_file_descriptor_and_as_text(self):
+        """nbdkit's secret syntax: -FD reads the passphrase from an inherited descriptor."""
+        import os
+        image = self.dir.file("image")
+        write(image, bytes(20 << 20))
+        cryptsetup("luksFormat", "--type", "luks2", "--key-file", self.passfile, *FAST_KDF, image)
+        fd = os.open(self.passfile, os.O_RDONLY)
+        try:
+            with Server(self.dir.path, image, ["passphrase=-%d" % fd], pass_fds=[fd]) as srv:
+                h = srv.connect()
+                h.pwrite(b"y" * 512, 512)
+                h.shutdown()
+        finally:
+            os.close(fd)
+        with Server(self.dir.path, image, ["passphrase=" + PASSPHRASE.decode()]) as srv:
+            h = srv.connect()
+            self.assertEqual(bytes(h.pread(512, 512)), b"y" * 512)
             h.shutdown()
 
 

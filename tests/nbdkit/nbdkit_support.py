@@ -66,7 +66,9 @@ class Server:
 
     _started = 0
 
-    def __init__(self, workdir, image, params, plugin_params=(), extra_filters=(), tag="srv"):
+    def __init__(self, workdir, image, params, plugin_params=(), extra_filters=(), tag="srv",
+                 pass_fds=()):
+        self.pass_fds = tuple(pass_fds)
         Server._started += 1
         tag = "%s%d" % (tag, Server._started)  # a socket and log of its own
         self.sock = os.path.join(workdir, tag + ".sock")
@@ -77,7 +79,8 @@ class Server:
 
     def __enter__(self):
         self.log_fd = open(self.logfile, "wb")
-        self.proc = subprocess.Popen(self.args, stdout=self.log_fd, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(self.args, stdout=self.log_fd, stderr=subprocess.STDOUT,
+                                     pass_fds=self.pass_fds)
         deadline = time.monotonic() + 20
         while not os.path.exists(self.sock):
             if self.proc.poll() is not None:
