@@ -120,7 +120,7 @@ void open_luks2(const CryptOptions& o, KeyBytes* key, CryptArea* area) {
   where.header = o.header;
   luks2::Volume v;
   const Status s = luks2::open_volume(where, pass.data(), pass.size(), -1, &v);
-  secure_zero(pass.data(), pass.size());
+  if (!pass.empty()) secure_zero(pass.data(), pass.size());
   if (!s) fail("{}: {}", o.header.empty() ? o.input : o.header, s.message());
   key->bytes().assign(v.key.data(), v.key.data() + v.key.size());
   area->format = v.layout.format;

@@ -16,7 +16,7 @@ namespace {
 uint8_t* bounce(std::size_t bytes) {
   thread_local std::vector<uint8_t> buffer;
   if (buffer.size() < bytes) {
-    secure_zero(buffer.data(), buffer.size());
+    if (!buffer.empty()) secure_zero(buffer.data(), buffer.size());
     buffer = std::vector<uint8_t>(bytes);
   }
   return buffer.data();
