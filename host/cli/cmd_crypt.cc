@@ -2,6 +2,10 @@
 // devices and pipes, streamed through the engine.
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <memory>
@@ -14,6 +18,8 @@
 #include "host/cli/crypt_files.h"
 #include "host/cli/crypt_pump.h"
 #include "host/cli/progress.h"
+#include "host/luks2/luks2_volume.h"
+#include "kernels/secure_zero.h"
 
 namespace sectorcrypt::cli {
 namespace {
@@ -33,6 +39,22 @@ struct CryptOptions {
   uint32_t idle_spin_us = EngineConfig{}.idle_spin_us;
   std::size_t slots = 8;
   std::optional<bool> progress;   // unset: when stderr is a terminal
+  std::string type = "plain";     // plain, or luks2: key file = passphrase, rest from header
+  std::string header;             // LUKS2 detached header
+  std::string plain_option_given; // the first plain-mode option on the command line
+};
+
+// The plain-mode options that a LUKS2 header decides instead.
+constexpr const char* kPlainOnlyOptions[] = {"--cipher", "--key-size", "--sector-size",
+                                             "--iv-large-sectors", "--offset", "--skip",
+                                             "--size"};
+
+// What is crypted where: from the options (plain) or from the LUKS2 header.
+struct CryptArea {
+  SectorFormat format;
+  uint64_t offset = 0;            // 512-byte sectors
+  std::optional<uint64_t> size;   // 512-byte sectors
+  uint64_t skip = 0;              // IV sector number of the first sector
 };
 
 const char* verb(Direction d) { return d == Direction::encrypt ? "encrypted" : "decrypted"; }
@@ -48,6 +70,16 @@ SectorFormat crypt_format(const CryptOptions& o) {
 // Everything refused before INPUT, OUTPUT or the key file is touched; the order is the order
 // a run reports them in.
 void check_crypt_options(const CryptOptions& o) {
+  if (o.type != "plain" && o.type != "luks2") fail("--type {}: use plain or luks2", o.type);
+  if (o.type == "luks2") {
+    if (!o.plain_option_given.empty()) {
+      fail("{} is a plain-mode option; with --type luks2 it comes from the header",
+           o.plain_option_given);
+    }
+    if (o.input == "-") fail("--type luks2 reads the header from INPUT: it cannot be stdin");
+  } else if (!o.header.empty()) {
+    fail("--header is a LUKS2 option: add --type luks2");
+  }
   check(validate_format(crypt_format(o)), "--sector-size");
   (void)parse_backend(o.backend);
   if (o.slots == 0) fail("--slots must be at least 1");
@@ -63,35 +95,79 @@ void check_crypt_options(const CryptOptions& o) {
   check_idle_spin(o.idle_spin_us);
 }
 
+// LUKS2: the key file holds the passphrase (cryptsetup's --key-file); the volume key,
+// format and area come from the header.
+void open_luks2(const CryptOptions& o, KeyBytes* key, CryptArea* area) {
+  std::vector<char> pass;
+  {
+    std::FILE* f = std::fopen(o.key_file.c_str(), "rb");
+    if (f == nullptr) fail("cannot open key file '{}': {}", o.key_file, std::strerror(errno));
+    char buf[4096];
+    std::size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) {
+      pass.insert(pass.end(), buf, buf + n);
+      secure_zero(buf, n);
+      if (pass.size() > (8u << 20)) {
+        std::fclose(f);
+        secure_zero(pass.data(), pass.size());
+        fail("key file '{}' is larger than 8 MiB (cryptsetup's limit)", o.key_file);
+      }
+    }
+    std::fclose(f);
+  }
+  luks2::HeaderLocation where;
+  where.image = o.input;
+  where.header = o.header;
+  luks2::Volume v;
+  const Status s = luks2::open_volume(where, pass.data(), pass.size(), -1, &v);
+  if (!pass.empty()) secure_zero(pass.data(), pass.size());
+  if (!s) fail("{}: {}", o.header.empty() ? o.input : o.header, s.message());
+  key->bytes().assign(v.key.data(), v.key.data() + v.key.size());
+  area->format = v.layout.format;
+  area->offset = v.layout.data_offset_bytes / 512;
+  area->size = v.layout.data_bytes / 512;
+  area->skip = v.layout.iv_offset;
+}
+
 int run_crypt(const CryptOptions& o) {
   check_crypt_options(o);
   install_interrupt_handlers();
-  const SectorFormat format = crypt_format(o);
   const BackendKind backend = parse_backend(o.backend);
   KeyBytes key;
-  read_key_file(o.key_file, o.key_size, &key);
+  CryptArea area;
+  if (o.type == "luks2") {
+    open_luks2(o, &key, &area);
+  } else {
+    area.format = crypt_format(o);
+    area.offset = o.offset;
+    area.size = o.size;
+    area.skip = o.skip;
+    read_key_file(o.key_file, o.key_size, &key);
+  }
+  const SectorFormat format = area.format;
 
   const bool in_place = same_file(o.input, o.output);
   InputFile in;
   open_input(o.input, in_place, &in);
 
   // The area: --offset and --size in 512-byte sectors, by default to the end of INPUT.
-  const uint64_t offset_bytes = o.offset * 512;
+  const uint64_t offset_bytes = area.offset * 512;
   std::optional<uint64_t> total;
-  if (o.size) total = *o.size * 512;
+  if (area.size) total = *area.size * 512;
   if (in.size) {
     if (offset_bytes > *in.size) {
-      fail("--offset {} ({} bytes) is past the end of '{}' ({} bytes)", o.offset, offset_bytes,
+      fail("--offset {} ({} bytes) is past the end of '{}' ({} bytes)", area.offset, offset_bytes,
            in.name, *in.size);
     }
     if (total && offset_bytes + *total > *in.size) {
-      fail("--offset {} + --size {} ({} bytes) go past the end of '{}' ({} bytes)", o.offset,
-           *o.size, offset_bytes + *total, in.name, *in.size);
+      fail("--offset {} + --size {} ({} bytes) go past the end of '{}' ({} bytes)", area.offset,
+           *area.size, offset_bytes + *total, in.name, *in.size);
     }
     if (!total) total = *in.size - offset_bytes;
   }
-  if (total && *total % o.sector_size != 0) {
-    fail("the area is {} bytes, not a whole number of {}-byte sectors", *total, o.sector_size);
+  if (total && *total % format.sector_size != 0) {
+    fail("the area is {} bytes, not a whole number of {}-byte sectors", *total,
+         format.sector_size);
   }
   if (total && *total == 0) fail("nothing to {}: the area of '{}' is empty",
                                  o.dir == Direction::encrypt ? "encrypt" : "decrypt", in.name);
@@ -126,7 +202,7 @@ int run_crypt(const CryptOptions& o) {
   job.key = handle;
   job.dir = o.dir;
   job.format = format;
-  job.iv_sector = o.skip;
+  job.iv_sector = area.skip;
   job.bytes = total;
   PumpEnd src{in.fd, in.positional(), offset_bytes};
   PumpEnd dst{out.fd, out.positional(), in_place ? offset_bytes : 0};
@@ -176,7 +252,14 @@ void add_crypt_command(CLI::App& app, Direction dir, int* exit_code, RunMode mod
   c->add_option("-c,--cipher", o->cipher,
                 "aes-xts-plain64 (default), aes-xts-plain or aes-xts-plain64be")
       ->capture_default_str();
-  c->add_option("-d,--key-file", o->key_file, "Raw volume key: 32 or 64 bytes")->required();
+  c->add_option("-d,--key-file", o->key_file,
+                "Raw volume key: 32 or 64 bytes (--type luks2: the passphrase)")
+      ->required();
+  c->add_option("--type", o->type,
+                "plain (default), or luks2: INPUT is a LUKS2 image whose data segment is "
+                "crypted; cipher, sector size and offsets come from its header")
+      ->capture_default_str();
+  c->add_option("--header", o->header, "LUKS2 detached header file (--type luks2)");
   c->add_option("-s,--key-size", o->key_size,
                 "Key size in bits, 256 or 512 (checked against the key file)");
   c->add_option("--sector-size", o->sector_size, "Sector size in bytes: 512, 1024, 2048, 4096")
@@ -198,6 +281,14 @@ void add_crypt_command(CLI::App& app, Direction dir, int* exit_code, RunMode mod
   c->add_flag_callback("--progress", [o] { o->progress = true; },
                        "Show progress on stderr even when it is not a terminal");
   c->add_flag_callback("--no-progress", [o] { o->progress = false; }, "Never show progress");
+  c->parse_complete_callback([o, c] {
+    for (const char* name : kPlainOnlyOptions) {
+      if (c->count(name) > 0) {
+        o->plain_option_given = name;
+        break;
+      }
+    }
+  });
   set_command_callback(c, exit_code, mode, [o] { check_crypt_options(*o); },
                        [o] { return run_crypt(*o); });
 }

@@ -51,4 +51,16 @@ cc -std=c99 -Wall -Wextra -pedantic -Werror "$src/tests/install/c_example/exampl
 c++ -std=c++20 -Wall -Wextra -Werror "$src/tests/install/c_example/example_cxx.cc" \
   -o "$work/cxx_example_pc" $(pkg-config --cflags --libs sectorcrypt) -Wl,-rpath,"$libdir"
 "$work/cxx_example_pc"
+
+# The nbdkit filter (built when nbdkit-plugin-dev is installed): installed into nbdkit's
+# filter directory under the prefix, and loadable from there by the real nbdkit.
+if [ -e "$build/host/nbdkit/nbdkit-sectorcrypt-filter.so" ]; then
+  echo "== nbdkit filter"
+  filterdir=$(pkg-config --variable=filterdir nbdkit)
+  so=$prefix/${filterdir#"$(pkg-config --variable=prefix nbdkit)"/}/nbdkit-sectorcrypt-filter.so
+  test -f "$so"
+  head -c 64 /dev/urandom > "$work/key"
+  size=$(nbdkit -U - --filter="$so" memory 1M key-file="$work/key" --run 'nbdinfo --size "$uri"')
+  test "$size" = 1048576
+fi
 echo "install test: ok"
