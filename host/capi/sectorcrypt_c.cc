@@ -178,7 +178,8 @@ int submit_impl(sectorcrypt_engine* e, const sectorcrypt_request* in, bool block
   }
   sectorcrypt::Request q;
   if (int c = convert_common(r.format, r.direction, r.callback, r.flags,
-                             SECTORCRYPT_REQ_POLL | SECTORCRYPT_REQ_FLUSH, &q.format, &q.dir);
+                             SECTORCRYPT_REQ_POLL | SECTORCRYPT_REQ_FLUSH | SECTORCRYPT_REQ_DEVICE,
+                             &q.format, &q.dir);
       c != 0) {
     return c;
   }
@@ -189,6 +190,8 @@ int submit_impl(sectorcrypt_engine* e, const sectorcrypt_request* in, bool block
   q.dst = r.dst;
   q.dst_count = r.dst_count;
   q.flush = (r.flags & SECTORCRYPT_REQ_FLUSH) != 0;
+  q.memory = (r.flags & SECTORCRYPT_REQ_DEVICE) != 0 ? sectorcrypt::MemoryKind::device
+                                                     : sectorcrypt::MemoryKind::host;
   q.post_completion = (r.flags & SECTORCRYPT_REQ_POLL) != 0;
   q.forward = forward_to(r.callback);
   q.user_context = r.user_data;
@@ -242,6 +245,9 @@ void to_c_config(const sectorcrypt::EngineConfig& c, int backend, sectorcrypt_co
   out->gpu_aes = c.gpu_aes == sectorcrypt::GpuAes::table ? SECTORCRYPT_GPU_AES_TABLE
                                                          : SECTORCRYPT_GPU_AES_CONSTANT_TIME;
   out->max_parts_per_batch = c.max_parts_per_batch;
+  out->registration_capacity = c.registration_capacity;
+  out->hybrid_gpu_percent = c.hybrid_gpu_percent;
+  out->hybrid_min_gpu_bytes = c.hybrid_min_gpu_bytes;
 }
 
 }  // namespace
@@ -296,6 +302,7 @@ int sectorcrypt_create(const struct sectorcrypt_config* cfg, sectorcrypt_engine*
       case SECTORCRYPT_BACKEND_AUTO: ec.backend = sectorcrypt::BackendKind::automatic; break;
       case SECTORCRYPT_BACKEND_CPU: ec.backend = sectorcrypt::BackendKind::cpu; break;
       case SECTORCRYPT_BACKEND_CUDA: ec.backend = sectorcrypt::BackendKind::cuda; break;
+      case SECTORCRYPT_BACKEND_HYBRID: ec.backend = sectorcrypt::BackendKind::hybrid; break;
       default: return fail(SECTORCRYPT_EINVAL, "backend out of range");
     }
     ec.threads = c.threads;
@@ -315,6 +322,9 @@ int sectorcrypt_create(const struct sectorcrypt_config* cfg, sectorcrypt_engine*
       default: return fail(SECTORCRYPT_EINVAL, "gpu_aes out of range");
     }
     ec.max_parts_per_batch = c.max_parts_per_batch;
+    ec.registration_capacity = c.registration_capacity;
+    ec.hybrid_gpu_percent = c.hybrid_gpu_percent;
+    ec.hybrid_min_gpu_bytes = c.hybrid_min_gpu_bytes;
     auto w = std::make_unique<sectorcrypt_engine>();
     if (Status s = sectorcrypt::Engine::create(ec, &w->engine); !s) return result(s);
     *out = w.release();
@@ -476,6 +486,20 @@ int sectorcrypt_crypt_fd(sectorcrypt_engine* engine, sectorcrypt_key key, int di
   });
 }
 
+int sectorcrypt_register_memory(sectorcrypt_engine* engine, void* ptr, size_t len) {
+  return guarded([&] {
+    if (engine == nullptr) return fail(SECTORCRYPT_EINVAL, "null engine");
+    return result(engine->engine->register_memory(ptr, len));
+  });
+}
+
+int sectorcrypt_unregister_memory(sectorcrypt_engine* engine, void* ptr) {
+  return guarded([&] {
+    if (engine == nullptr) return fail(SECTORCRYPT_EINVAL, "null engine");
+    return result(engine->engine->unregister_memory(ptr));
+  });
+}
+
 int sectorcrypt_drain(sectorcrypt_engine* engine) {
   return guarded([&] {
     if (engine == nullptr) return fail(SECTORCRYPT_EINVAL, "null engine");
@@ -511,6 +535,9 @@ int sectorcrypt_get_stats_sized(const sectorcrypt_engine* engine, struct sectorc
     st.cpu_fallbacks = s.cpu_fallbacks;
     st.callback_exceptions = s.callback_exceptions;
     st.memory_locked = s.memory_locked ? 1u : 0u;
+    st.registered_requests = s.registered_requests;
+    st.device_requests = s.device_requests;
+    st.gpu_bytes = s.gpu_bytes;
     write_sized(st, out, size);
     return SECTORCRYPT_OK;
   });
@@ -521,10 +548,13 @@ int sectorcrypt_get_config_sized(const sectorcrypt_engine* engine, struct sector
   return guarded([&] {
     if (engine == nullptr || out == nullptr) return fail(SECTORCRYPT_EINVAL, "null engine or out");
     if (size < kConfigFirstSize) return fail(SECTORCRYPT_EINVAL, "config size smaller than its first layout");
-    const bool cuda = engine->engine->backend() == sectorcrypt::BackendKind::cuda;
+    const sectorcrypt::BackendKind kind = engine->engine->backend();
     sectorcrypt_config c{};
     to_c_config(engine->engine->config(),
-                cuda ? SECTORCRYPT_BACKEND_CUDA : SECTORCRYPT_BACKEND_CPU, &c);
+                kind == sectorcrypt::BackendKind::cuda     ? SECTORCRYPT_BACKEND_CUDA
+                : kind == sectorcrypt::BackendKind::hybrid ? SECTORCRYPT_BACKEND_HYBRID
+                                                           : SECTORCRYPT_BACKEND_CPU,
+                &c);
     write_sized(c, out, size);
     out->size = size;
     return SECTORCRYPT_OK;

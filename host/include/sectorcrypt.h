@@ -63,7 +63,8 @@ extern "C" {
 enum sectorcrypt_backend {
   SECTORCRYPT_BACKEND_AUTO = 0, /* the GPU when one is usable, else the CPU */
   SECTORCRYPT_BACKEND_CPU = 1,
-  SECTORCRYPT_BACKEND_CUDA = 2
+  SECTORCRYPT_BACKEND_CUDA = 2,
+  SECTORCRYPT_BACKEND_HYBRID = 3 /* the CPU workers and the GPU together */
 };
 
 enum sectorcrypt_direction { SECTORCRYPT_ENCRYPT = 0, SECTORCRYPT_DECRYPT = 1 };
@@ -85,7 +86,8 @@ struct sectorcrypt_config {
   int backend;                  /* enum sectorcrypt_backend */
   unsigned threads;             /* engine threads; 0: hardware concurrency */
   size_t slot_count;            /* batch slots (>= 1) */
-  size_t slot_bytes;            /* bytes per slot: a multiple of 4096 */
+  size_t slot_bytes;            /* bytes per slot: a multiple of 4096; 0 (default): the
+                                   backend's, 1 MiB on the CPU, 64 MiB on the GPU */
   size_t request_capacity;      /* accepted, unfinished requests; 0: 8 * slot_count */
   size_t key_capacity;          /* key table entries (>= 1) */
   uint32_t flush_deadline_us;   /* a partly filled batch waits at most this long */
@@ -99,7 +101,12 @@ struct sectorcrypt_config {
                                    filled batch is sent at once instead of at its deadline */
   /* appended after the first layout (a caller without them gets their defaults): */
   int gpu_aes;                  /* enum sectorcrypt_gpu_aes */
-  size_t max_parts_per_batch;   /* requests coalesced into one slot; 0: min(B/512, 256) */
+  size_t max_parts_per_batch;   /* requests coalesced into one slot; 0: min(B/512, 256)
+                                   on the CPU, min(B/512, 4096) on the GPU */
+  size_t registration_capacity; /* sectorcrypt_register_memory ranges at once (1..255) */
+  int hybrid_gpu_percent;       /* hybrid: -1 (default) the split adapts to what each
+                                   side delivers; 0..100 the GPU's share of the bytes */
+  size_t hybrid_min_gpu_bytes;  /* hybrid: smaller batches stay on the CPU */
 };
 
 /* Fills the first `size` bytes of *cfg with the defaults (auto backend, 8 slots of 1 MiB,
@@ -184,6 +191,9 @@ typedef void (*sectorcrypt_callback)(int status, const char *message, void *user
 
 #define SECTORCRYPT_REQ_POLL 1u  /* report the completion through sectorcrypt_poll() */
 #define SECTORCRYPT_REQ_FLUSH 2u /* send its batch now instead of waiting to coalesce */
+#define SECTORCRYPT_REQ_DEVICE 4u /* src/dst are device memory of the engine's GPU
+                                     (16-byte aligned, segments of whole sectors): only
+                                     the kernel runs; the CPU backend refuses it */
 
 #define SECTORCRYPT_MAX_SEGMENTS 16
 
@@ -375,6 +385,34 @@ int sectorcrypt_crypt_fd(sectorcrypt_engine *engine, sectorcrypt_key key, int di
  */
 int sectorcrypt_drain(sectorcrypt_engine *engine);
 
+/* ---- registered memory ---- */
+
+/*
+ * Registers [ptr, ptr + len) of host memory for DMA (like io_uring's fixed buffers). A
+ * request whose every source and destination segment lies inside registered ranges is
+ * copied by the GPU's copy engines straight from and to that memory, with no CPU copy.
+ * On the cuda backend this pins the pages (cudaHostRegister, about 1-2 GB/s: register
+ * once, not per request); on the CPU backend it is bookkeeping only. Destroying the
+ * engine unregisters what is left.
+ *
+ * RETURN VALUE: 0; SECTORCRYPT_EINVAL_BUFFER (ptr NULL, or the range overlaps a
+ * registered one); SECTORCRYPT_EINVAL_LENGTH (len 0); SECTORCRYPT_ENOMEM (all
+ * registration_capacity ranges in use); SECTORCRYPT_EBACKEND (the driver refused to pin).
+ * THREAD SAFETY: any thread except a completion callback.
+ */
+int sectorcrypt_register_memory(sectorcrypt_engine *engine, void *ptr, size_t len);
+
+/*
+ * Unregisters the range sectorcrypt_register_memory() started at ptr. A request holds the
+ * ranges it lies in from acceptance until its callback has returned (or its completion
+ * is posted), so after 0 no request uses the memory.
+ *
+ * RETURN VALUE: 0; SECTORCRYPT_EINVAL_BUFFER (no range starts at ptr);
+ * SECTORCRYPT_EWOULDBLOCK (unfinished requests use it; it stays registered: retry).
+ * THREAD SAFETY: any thread except a completion callback.
+ */
+int sectorcrypt_unregister_memory(sectorcrypt_engine *engine, void *ptr);
+
 /*
  * Stops admitting requests (later submits: SECTORCRYPT_ESHUTDOWN); requests in flight
  * complete. Idempotent.
@@ -398,6 +436,9 @@ struct sectorcrypt_stats {
   uint64_t cpu_fallbacks;    /* of those, batches re-run on the CPU */
   uint64_t callback_exceptions; /* C++ callbacks that threw (caught) */
   uint64_t memory_locked;    /* 1: slot memory is pinned or mlock'ed */
+  uint64_t registered_requests; /* accepted requests wholly in registered memory */
+  uint64_t device_requests;  /* accepted SECTORCRYPT_REQ_DEVICE requests */
+  uint64_t gpu_bytes;        /* bytes the GPU crypted (cuda; hybrid's GPU side) */
 };
 
 /* Fills the first `size` bytes of *out. Call it through sectorcrypt_get_stats().
