@@ -82,9 +82,9 @@ class CudaBackend final : public Backend {
 
   Status init(const CudaBackendConfig& cfg) {
     cfg_ = cfg;
-    variant_ = cfg.aes == GpuAes::table         ? cuda::AesVariant::table
-               : cfg.aes == GpuAes::bitsliced32 ? cuda::AesVariant::bitsliced32
-                                                : cuda::AesVariant::constant_time;
+    variant_ = cfg.aes == GpuAes::table       ? cuda::AesVariant::table
+               : cfg.aes == GpuAes::fixsliced ? cuda::AesVariant::constant_time
+                                              : cuda::AesVariant::bitsliced32;
     std::snprintf(detail_, sizeof(detail_), "cuda (GPU %d: %s, %s AES)", cfg.ordinal,
                   cfg.gpu_name, cuda::aes_variant_name(variant_));
     if (cudaError_t e = cudaSetDevice(cfg.ordinal); e != cudaSuccess) return cuda_error("cudaSetDevice", e);

@@ -66,11 +66,13 @@ enum class BackendKind {
 };
 const char* backend_kind_name(BackendKind kind);  // "auto", "cpu", "cuda", "hybrid"
 
-// Which AES the CUDA kernels run. constant_time (the default) has no data-dependent
-// memory access; table (shared-memory T-tables) is faster but only for trusted
-// co-tenancy; bitsliced32 is constant-time too, 32 blocks per thread (see
-// kernels/cuda/xts_cuda.h).
-enum class GpuAes { constant_time, table, bitsliced32 };
+// Which AES the CUDA kernels run (kernels/cuda/xts_cuda.h). constant_time (the default)
+// has no data-dependent memory access: the bitsliced kernel with 32 blocks per thread,
+// 186.8 GB/s AES-256 at 4 KiB sectors on an H100 (bench/results/xts_gpu_ct.md). table
+// (shared-memory T-tables, 424 GB/s) is faster but only for trusted co-tenancy.
+// fixsliced is the earlier constant-time kernel (two blocks per lane, 161.6 GB/s), kept
+// to compare against.
+enum class GpuAes { constant_time, table, fixsliced };
 
 struct EngineConfig {
   BackendKind backend = BackendKind::automatic;
