@@ -513,8 +513,10 @@ void Engine::Impl::deliver(RequestRecord* r) {
   counters.record_latency(engine::ns_since(r->accepted));
   const bool zero_copy = r->zero_copy_slot != UINT32_MAX;
   // Read once: after the completion is pushed, poll() may free the record and a new
-  // request may reuse it before this function returns.
+  // request may reuse it before this function returns (a zero-copy slot's record as
+  // soon as the slot is lent again, below, before the callback).
   const bool posted = r->post_completion;
+  const bool registered = r->registered;
   if (zero_copy) {
     // Lent again before the callback runs, so the callback may release it.
     std::lock_guard lock(mu);
@@ -539,7 +541,7 @@ void Engine::Impl::deliver(RequestRecord* r) {
   // After the callback, so a range unregistered successfully has no request left that
   // is still being told about its bytes; before the post, after which the record may
   // be reused.
-  if (r->registered) {
+  if (registered) {  // a copy request: its record is not reused before the post
     registry.release(r->src_entry, r->src_count);
     registry.release(r->dst_entry, r->dst_count);
   }
