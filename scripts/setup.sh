@@ -14,6 +14,7 @@ PACKAGES=(
   libtbb-dev libssl-dev libgcrypt20-dev
   clang libclang-rt-dev
   libcli11-dev nlohmann-json3-dev libfmt-dev
+  libxxhash-dev
 )
 HWY_PACKAGES=(libhwy-dev libhwy1t64)
 HWY_MIN=1.2

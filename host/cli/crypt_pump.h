@@ -27,6 +27,8 @@ struct PumpJob {
   SectorFormat format;
   uint64_t iv_sector = 0;          // 512-byte sector number of the first sector (--skip)
   std::optional<uint64_t> bytes;   // exact length; unset: until end of input
+  uint64_t progress_base = 0;      // bytes done before this part (a run in several parts)
+  bool last_part = true;           // finish the progress line at the end
 };
 
 struct PumpResult {

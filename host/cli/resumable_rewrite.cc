@@ -1,0 +1,214 @@
+// Zone loop and crash recovery of the resumable in-place rewrite.
+#include "host/cli/resumable_rewrite.h"
+
+#include <unistd.h>
+#include <xxhash.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <vector>
+
+#include "host/cli/cli_common.h"
+#include "host/cli/progress.h"
+
+namespace sectorcrypt::cli {
+namespace {
+
+constexpr std::size_t kReadChunk = 1 << 20;
+
+bool interrupted() { return interrupt_signal().load(std::memory_order_relaxed) != 0; }
+
+void read_exact(const RewriteJob& job, uint8_t* p, std::size_t n, uint64_t area_pos) {
+  std::size_t got = 0;
+  while (got < n) {
+    const ssize_t r = ::pread(job.fd, p + got, n - got,
+                              static_cast<off_t>(job.area_offset + area_pos + got));
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) fail("read failed at byte {} of the area: {}", area_pos + got, std::strerror(errno));
+    if (r == 0) fail("'{}' ended at byte {} of the area", job.name, area_pos + got);
+    got += static_cast<std::size_t>(r);
+  }
+}
+
+void write_exact(const RewriteJob& job, const uint8_t* p, std::size_t n, uint64_t area_pos) {
+  std::size_t put = 0;
+  while (put < n) {
+    const ssize_t w = ::pwrite(job.fd, p + put, n - put,
+                               static_cast<off_t>(job.area_offset + area_pos + put));
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) fail("write failed at byte {} of the area: {}", area_pos + put, std::strerror(errno));
+    put += static_cast<std::size_t>(w);
+  }
+}
+
+void sync_target(const RewriteJob& job) {
+  if (::fdatasync(job.fd) != 0) fail("cannot flush '{}': {}", job.name, std::strerror(errno));
+}
+
+void hash_sector(const uint8_t* p, std::size_t n, uint8_t* out) {
+  XXH128_canonical_t c;
+  XXH128_canonicalFromHash(&c, XXH3_128bits(p, n));
+  std::memcpy(out, c.digest, kSectorHashBytes);
+}
+
+// Crypts `n` bytes at area position `pos` in place in `buf` (a run of whole sectors).
+void crypt_run(const RewriteJob& job, uint8_t* buf, std::size_t n, uint64_t pos) {
+  const PumpJob& pj = job.pump;
+  check(pj.engine->crypt_sync(pj.key, pj.dir, pj.format, pj.iv_sector + pos / 512, buf, buf, n),
+        fmt::format("engine, recovering byte {} of the area", pos));
+}
+
+// What the zone's record needs before the zone may be overwritten: a hash of each old
+// sector, or the zone itself.
+void record_zone(const RewriteJob& job, ZoneRecord* rec) {
+  const uint32_t ss = job.pump.format.sector_size;
+  if (job.mode == Resilience::journal) {
+    rec->payload.resize(rec->zone_len);
+    read_exact(job, rec->payload.data(), rec->zone_len, rec->zone_start);
+    return;
+  }
+  rec->payload.resize(rec->zone_len / ss * kSectorHashBytes);
+  std::vector<uint8_t> buf(kReadChunk);
+  for (uint64_t off = 0; off < rec->zone_len; off += kReadChunk) {
+    const std::size_t n = static_cast<std::size_t>(std::min<uint64_t>(kReadChunk, rec->zone_len - off));
+    read_exact(job, buf.data(), n, rec->zone_start + off);
+    for (std::size_t s = 0; s < n; s += ss) {
+      hash_sector(buf.data() + s, ss, rec->payload.data() + (off + s) / ss * kSectorHashBytes);
+    }
+  }
+}
+
+// Brings the recorded zone to all-new after a crash at any instant of its rewrite.
+void recover_zone(const RewriteJob& job, ZoneRecord& rec) {
+  const uint32_t ss = job.pump.format.sector_size;
+  if (job.mode == Resilience::journal) {
+    // The journal holds the zone's old contents: crypt them again and write all of it.
+    crypt_run(job, rec.payload.data(), rec.zone_len, rec.zone_start);
+    write_exact(job, rec.payload.data(), rec.zone_len, rec.zone_start);
+    sync_target(job);
+    return;
+  }
+  // Checksum: a sector whose contents still hash to its old hash is old; crypt those only.
+  std::vector<uint8_t> buf(kReadChunk);
+  for (uint64_t off = 0; off < rec.zone_len; off += kReadChunk) {
+    const std::size_t n = static_cast<std::size_t>(std::min<uint64_t>(kReadChunk, rec.zone_len - off));
+    read_exact(job, buf.data(), n, rec.zone_start + off);
+    std::size_t s = 0;
+    while (s < n) {
+      auto is_old = [&](std::size_t at) {
+        uint8_t h[kSectorHashBytes];
+        hash_sector(buf.data() + at, ss, h);
+        return std::memcmp(h, rec.payload.data() + (off + at) / ss * kSectorHashBytes, sizeof h) == 0;
+      };
+      if (!is_old(s)) {
+        s += ss;
+        continue;
+      }
+      std::size_t end = s + ss;
+      while (end < n && is_old(end)) end += ss;
+      crypt_run(job, buf.data() + s, end - s, rec.zone_start + off + s);
+      write_exact(job, buf.data() + s, end - s, rec.zone_start + off + s);
+      s = end;
+    }
+  }
+  sync_target(job);
+}
+
+}  // namespace
+
+std::string default_resume_path(const std::string& target) {
+  const auto slash = target.rfind('/');
+  const std::string dir = slash == std::string::npos ? "" : target.substr(0, slash + 1);
+  const std::string base = slash == std::string::npos ? target : target.substr(slash + 1);
+  return dir + "." + base + ".sectorcrypt-resume";
+}
+
+void key_check_value(Engine& engine, KeyHandle key, uint8_t out[16]) {
+  std::vector<uint8_t> block(512, 0);
+  SectorFormat format;
+  // A sector number no real volume reaches, so the value is no ciphertext of the volume.
+  check(engine.crypt_sync(key, Direction::encrypt, format, 0xffffffffffff0000ull, block.data(),
+                          block.data(), block.size()),
+        "key check");
+  std::memcpy(out, block.data(), 16);
+}
+
+RewriteResult run_resumable_rewrite(const RewriteJob& job, Progress* progress) {
+  RewriteParams params;
+  params.mode = static_cast<uint32_t>(job.mode);
+  params.direction = job.pump.dir == Direction::encrypt ? 0 : 1;
+  params.iv_mode = static_cast<uint32_t>(job.pump.format.iv_mode);
+  params.sector_size = job.pump.format.sector_size;
+  params.iv_large_sectors = job.pump.format.iv_large_sectors ? 1 : 0;
+  params.area_offset = job.area_offset;
+  params.area_bytes = job.area_bytes;
+  params.iv_sector = job.pump.iv_sector;
+  params.zone_bytes = job.zone_bytes;
+  key_check_value(*job.pump.engine, job.pump.key, params.key_check);
+
+  RewriteResult result;
+  ResumeFile state;
+  ZoneRecord rec;
+  uint64_t pos = 0, seq = 0;
+  auto resumable = [&](const std::string& what) {
+    return Error(fmt::format(
+        "{}; bytes [0, {}) of the area of '{}' are rewritten and the zone after them is "
+        "recorded in '{}': run the same command again to resume",
+        what, pos, job.name, state.path()));
+  };
+  if (state.open(job.resume_path, params, &rec)) {
+    result.resumed = true;
+    result.resumed_from = rec.zone_start;
+    pos = rec.zone_start;
+    std::fprintf(stderr, "sectorcrypt: resuming at byte %llu of the area from '%s'\n",
+                 static_cast<unsigned long long>(rec.zone_start), job.resume_path.c_str());
+    try {
+      recover_zone(job, rec);
+    } catch (const Error& e) {
+      throw resumable(e.what());
+    }
+    pos = rec.zone_start + rec.zone_len;
+    seq = rec.seq + 1;
+  }
+  try {
+    while (pos < job.area_bytes) {
+      if (interrupted()) {
+        result.interrupted = true;
+        break;
+      }
+      ZoneRecord zone;
+      zone.seq = seq;
+      zone.zone_start = pos;
+      zone.zone_len = std::min(job.zone_bytes, job.area_bytes - pos);
+      record_zone(job, &zone);
+      state.write(zone);
+
+      PumpJob pj = job.pump;
+      pj.iv_sector = job.pump.iv_sector + pos / 512;
+      pj.bytes = zone.zone_len;
+      pj.progress_base = pos;
+      pj.last_part = pos + zone.zone_len == job.area_bytes;
+      const PumpEnd src{job.fd, true, job.area_offset + pos};
+      const PumpEnd dst{job.fd, true, job.area_offset + pos};
+      const PumpResult r = run_pump(pj, src, dst, progress);
+      if (r.interrupted) {
+        (void)::fdatasync(job.fd);
+        result.interrupted = true;
+        result.bytes_done = pos + r.bytes_done;
+        return result;
+      }
+      sync_target(job);
+      pos += zone.zone_len;
+      ++seq;
+    }
+  } catch (const Error& e) {
+    throw resumable(e.what());
+  }
+  result.bytes_done = pos;
+  if (!result.interrupted) state.remove();
+  return result;
+}
+
+}  // namespace sectorcrypt::cli

@@ -1,0 +1,206 @@
+// The resume file's on-disk form: two slots, each a 4 KiB header followed by its payload.
+#include "host/cli/resume_file.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "host/cli/cli_common.h"
+
+namespace sectorcrypt::cli {
+namespace {
+
+constexpr char kMagic[16] = {'s', 'e', 'c', 't', 'o', 'r', 'c', 'r',
+                             'y', 'p', 't', '-', 'r', 's', 'm', '1'};
+constexpr uint64_t kHeaderBytes = 4096;
+
+struct SlotHeader {
+  char magic[16];
+  RewriteParams params;
+  uint64_t seq;
+  uint64_t zone_start;
+  uint64_t zone_len;
+  uint64_t payload_len;
+  uint8_t digest[16];  // XXH3-128 over this header (digest zeroed) and the payload
+};
+static_assert(sizeof(SlotHeader) <= kHeaderBytes);
+
+void digest_of(const SlotHeader& h, const uint8_t* payload, std::size_t len, uint8_t out[16]) {
+  SlotHeader copy = h;
+  std::memset(copy.digest, 0, sizeof copy.digest);
+  XXH3_state_t* st = XXH3_createState();
+  if (st == nullptr) fail("out of memory hashing the resume file");
+  XXH3_128bits_reset(st);
+  XXH3_128bits_update(st, &copy, sizeof copy);
+  XXH3_128bits_update(st, payload, len);
+  XXH128_canonical_t c;
+  XXH128_canonicalFromHash(&c, XXH3_128bits_digest(st));
+  XXH3_freeState(st);
+  std::memcpy(out, c.digest, 16);
+}
+
+std::string dir_of(const std::string& path) {
+  const auto slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+// A new or removed directory entry survives a power cut only once its directory is synced.
+void sync_dir_of(const std::string& path) {
+  const int d = ::open(dir_of(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (d < 0) return;
+  (void)::fsync(d);
+  ::close(d);
+}
+
+bool pread_all(int fd, void* buf, std::size_t n, uint64_t off) {
+  auto* p = static_cast<uint8_t*>(buf);
+  std::size_t got = 0;
+  while (got < n) {
+    const ssize_t r = ::pread(fd, p + got, n - got, static_cast<off_t>(off + got));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return false;
+    got += static_cast<std::size_t>(r);
+  }
+  return true;
+}
+
+// Names the first field in which a resume file's run differs from this command's.
+void check_same_run(const RewriteParams& have, const RewriteParams& want, const std::string& path) {
+  auto differ = [&](const char* what, uint64_t a, uint64_t b) {
+    if (a != b) {
+      fail("resume file '{}' belongs to another run: its {} is {}, this command's is {} "
+           "(rerun the original command to finish it, or remove the file if that run is "
+           "abandoned)", path, what, a, b);
+    }
+  };
+  differ("--resilience mode", have.mode, want.mode);
+  differ("direction (0 encrypt, 1 decrypt)", have.direction, want.direction);
+  differ("IV mode", have.iv_mode, want.iv_mode);
+  differ("sector size", have.sector_size, want.sector_size);
+  differ("--iv-large-sectors", have.iv_large_sectors, want.iv_large_sectors);
+  differ("area offset (bytes)", have.area_offset, want.area_offset);
+  differ("area length (bytes)", have.area_bytes, want.area_bytes);
+  differ("IV offset (--skip)", have.iv_sector, want.iv_sector);
+  differ("zone size (bytes)", have.zone_bytes, want.zone_bytes);
+  if (std::memcmp(have.key_check, want.key_check, sizeof have.key_check) != 0) {
+    fail("resume file '{}' was written with another key (its key check value differs)", path);
+  }
+}
+
+}  // namespace
+
+Resilience parse_resilience(const std::string& name) {
+  if (name == "none") return Resilience::none;
+  if (name == "checksum") return Resilience::checksum;
+  if (name == "journal") return Resilience::journal;
+  fail("--resilience '{}': choose checksum, journal or none", name);
+}
+
+const char* resilience_name(Resilience r) {
+  switch (r) {
+    case Resilience::none: return "none";
+    case Resilience::checksum: return "checksum";
+    case Resilience::journal: return "journal";
+  }
+  return "?";
+}
+
+ResumeFile::~ResumeFile() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+uint64_t ResumeFile::payload_capacity() const {
+  if (params_.mode == static_cast<uint32_t>(Resilience::journal)) return params_.zone_bytes;
+  return params_.zone_bytes / params_.sector_size * kSectorHashBytes;
+}
+
+bool ResumeFile::read_slot(int index, ZoneRecord* rec) const {
+  const uint64_t stride = kHeaderBytes + (payload_capacity() + 4095) / 4096 * 4096;
+  const uint64_t base = stride * static_cast<uint64_t>(index);
+  SlotHeader h{};
+  if (!pread_all(fd_, &h, sizeof h, base)) return false;
+  if (std::memcmp(h.magic, kMagic, sizeof kMagic) != 0) return false;
+  if (h.payload_len > payload_capacity() || h.zone_len > params_.zone_bytes) return false;
+  std::vector<uint8_t> payload(h.payload_len);
+  if (!pread_all(fd_, payload.data(), payload.size(), base + kHeaderBytes)) return false;
+  uint8_t want[16];
+  digest_of(h, payload.data(), payload.size(), want);
+  if (std::memcmp(want, h.digest, sizeof want) != 0) return false;  // torn or damaged
+  check_same_run(h.params, params_, path_);
+  rec->seq = h.seq;
+  rec->zone_start = h.zone_start;
+  rec->zone_len = h.zone_len;
+  rec->payload = std::move(payload);
+  return true;
+}
+
+bool ResumeFile::open(const std::string& path, const RewriteParams& params, ZoneRecord* latest) {
+  path_ = path;
+  params_ = params;
+  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd_ < 0) fail("cannot open the resume file '{}': {}", path, std::strerror(errno));
+  struct stat st {};
+  if (::fstat(fd_, &st) != 0) fail("cannot stat the resume file '{}': {}", path, std::strerror(errno));
+  if (!S_ISREG(st.st_mode)) fail("the resume file '{}' is not a regular file", path);
+  if (st.st_size == 0) {
+    sync_dir_of(path);
+    return false;
+  }
+  char head[16] = {};
+  const bool readable = pread_all(fd_, head, sizeof head, 0);
+  const char zeros[16] = {};
+  if (readable && std::memcmp(head, kMagic, 16) != 0 && std::memcmp(head, zeros, 16) != 0) {
+    fail("'{}' exists and is not a sectorcrypt resume file; not overwriting it (name another "
+         "--journal file)", path);
+  }
+  ZoneRecord slots[2];
+  const bool ok0 = read_slot(0, &slots[0]);
+  const bool ok1 = read_slot(1, &slots[1]);
+  if (!ok0 && !ok1) return false;
+  *latest = std::move(!ok1 || (ok0 && slots[0].seq > slots[1].seq) ? slots[0] : slots[1]);
+  return true;
+}
+
+void ResumeFile::write(const ZoneRecord& rec) {
+  const uint64_t stride = kHeaderBytes + (payload_capacity() + 4095) / 4096 * 4096;
+  std::vector<uint8_t> buf(kHeaderBytes + rec.payload.size());
+  SlotHeader h{};
+  std::memcpy(h.magic, kMagic, sizeof kMagic);
+  h.params = params_;
+  h.seq = rec.seq;
+  h.zone_start = rec.zone_start;
+  h.zone_len = rec.zone_len;
+  h.payload_len = rec.payload.size();
+  digest_of(h, rec.payload.data(), rec.payload.size(), h.digest);
+  std::memcpy(buf.data(), &h, sizeof h);
+  if (!rec.payload.empty()) std::memcpy(buf.data() + kHeaderBytes, rec.payload.data(), rec.payload.size());
+  const uint64_t base = stride * (rec.seq % 2);
+  std::size_t put = 0;
+  while (put < buf.size()) {
+    const ssize_t w = ::pwrite(fd_, buf.data() + put, buf.size() - put, static_cast<off_t>(base + put));
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) {
+      fail("cannot write the resume file '{}': {}", path_, std::strerror(errno));
+    }
+    put += static_cast<std::size_t>(w);
+  }
+  if (::fdatasync(fd_) != 0) fail("cannot flush the resume file '{}': {}", path_, std::strerror(errno));
+}
+
+void ResumeFile::remove() {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+  if (::unlink(path_.c_str()) != 0 && errno != ENOENT) {
+    fail("the rewrite is complete, but the resume file '{}' cannot be removed: {}", path_,
+         std::strerror(errno));
+  }
+  sync_dir_of(path_);
+}
+
+}  // namespace sectorcrypt::cli
