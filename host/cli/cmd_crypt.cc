@@ -82,18 +82,16 @@ void check_crypt_options(const CryptOptions& o) {
   (void)zone_bytes(o, in_place_resilience(o));
 }
 
-// The messages of a resumable rewrite that stopped or finished.
-int finish_rewrite(const CryptOptions& o, const RewriteJob& job, const RewriteResult& r) {
-  if (r.interrupted) {
-    std::fprintf(stderr,
-                 "sectorcrypt: interrupted after %llu of %llu bytes; '%s' is PARTLY %s, and "
-                 "'%s' records where: run the same command again to resume\n",
-                 static_cast<unsigned long long>(r.bytes_done),
-                 static_cast<unsigned long long>(job.area_bytes), job.name.c_str(), verb(o.dir),
-                 job.resume_path.c_str());
-    return kExitInterrupted;
-  }
-  return kExitOk;
+// The message of a resumable rewrite stopped by SIGINT/SIGTERM.
+int report_interrupted_rewrite(const CryptOptions& o, const RewriteJob& job,
+                               const RewriteResult& r) {
+  std::fprintf(stderr,
+               "sectorcrypt: interrupted after %llu of %llu bytes; '%s' is PARTLY %s, and "
+               "'%s' records where: run the same command again to resume\n",
+               static_cast<unsigned long long>(r.bytes_done),
+               static_cast<unsigned long long>(job.area_bytes), job.name.c_str(), verb(o.dir),
+               job.resume_path.c_str());
+  return kExitInterrupted;
 }
 
 int run_crypt(const CryptOptions& o) {
@@ -177,7 +175,11 @@ int run_crypt(const CryptOptions& o) {
     job.zone_bytes = zone_bytes(o, resilience);
     job.resume_path = o.journal.empty() ? default_resume_path(o.input) : o.journal;
     Progress progress(o.progress.value_or(::isatty(STDERR_FILENO) == 1), total);
-    return finish_rewrite(o, job, run_resumable_rewrite(job, &progress));
+    const RewriteResult r = run_resumable_rewrite(job, &progress);
+    if (r.interrupted) return report_interrupted_rewrite(o, job, r);
+    engine.reset();
+    remove_resume_file(job.resume_path);
+    return kExitOk;
   }
 
   OutputFile out;

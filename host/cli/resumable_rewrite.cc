@@ -125,6 +125,8 @@ std::string default_resume_path(const std::string& target) {
   return dir + "." + base + ".sectorcrypt-resume";
 }
 
+void remove_resume_file(const std::string& path) { ResumeFile::remove(path); }
+
 void key_check_value(Engine& engine, KeyHandle key, uint8_t out[16]) {
   std::vector<uint8_t> block(512, 0);
   SectorFormat format;
@@ -207,7 +209,6 @@ RewriteResult run_resumable_rewrite(const RewriteJob& job, Progress* progress) {
     throw resumable(e.what());
   }
   result.bytes_done = pos;
-  if (!result.interrupted) state.remove();
   return result;
 }
 

@@ -42,8 +42,15 @@ std::string default_resume_path(const std::string& target);
 // A 16-byte value that tells keys apart without revealing them (an encryption of zeros).
 void key_check_value(Engine& engine, KeyHandle key, uint8_t out[16]);
 
+// The rewrite's resume file stays until the caller removes it with remove_resume_file(),
+// last of all (after the engine stopped), so that a kill after the removal finds nothing
+// left to do but exit: a rerun then would rewrite the area a second time.
+//
 // Throws Error naming the byte range reached and the resume file on a read, write, sync
 // or engine failure; the resume file then allows the same command to finish the job.
 RewriteResult run_resumable_rewrite(const RewriteJob& job, Progress* progress);
+
+// Deletes a completed rewrite's resume file, durably. Throws Error when it cannot.
+void remove_resume_file(const std::string& path);
 
 }  // namespace sectorcrypt::cli

@@ -25,13 +25,15 @@ struct SlotHeader {
   uint64_t zone_start;
   uint64_t zone_len;
   uint64_t payload_len;
-  uint8_t digest[16];  // XXH3-128 over this header (digest zeroed) and the payload
+  uint8_t header_digest[16];  // XXH3-128 over this header (both digests zeroed)
+  uint8_t digest[16];         // XXH3-128 over this header (both digests zeroed), payload
 };
 static_assert(sizeof(SlotHeader) <= kHeaderBytes);
 
 void digest_of(const SlotHeader& h, const uint8_t* payload, std::size_t len, uint8_t out[16]) {
   SlotHeader copy = h;
   std::memset(copy.digest, 0, sizeof copy.digest);
+  std::memset(copy.header_digest, 0, sizeof copy.header_digest);
   XXH3_state_t* st = XXH3_createState();
   if (st == nullptr) fail("out of memory hashing the resume file");
   XXH3_128bits_reset(st);
@@ -120,19 +122,25 @@ uint64_t ResumeFile::payload_capacity() const {
   return params_.zone_bytes / params_.sector_size * kSectorHashBytes;
 }
 
+// Both headers sit at fixed places, whatever the run's zone size, so that a rerun with
+// other options finds them and is refused rather than taken for a fresh start.
+uint64_t ResumeFile::payload_offset(int index) const {
+  return 2 * kHeaderBytes + static_cast<uint64_t>(index) * ((payload_capacity() + 4095) / 4096 * 4096);
+}
+
 bool ResumeFile::read_slot(int index, ZoneRecord* rec) const {
-  const uint64_t stride = kHeaderBytes + (payload_capacity() + 4095) / 4096 * 4096;
-  const uint64_t base = stride * static_cast<uint64_t>(index);
   SlotHeader h{};
-  if (!pread_all(fd_, &h, sizeof h, base)) return false;
+  if (!pread_all(fd_, &h, sizeof h, kHeaderBytes * static_cast<uint64_t>(index))) return false;
   if (std::memcmp(h.magic, kMagic, sizeof kMagic) != 0) return false;
+  uint8_t want[16];
+  digest_of(h, nullptr, 0, want);
+  if (std::memcmp(want, h.header_digest, sizeof want) != 0) return false;  // torn header
+  check_same_run(h.params, params_, path_);
   if (h.payload_len > payload_capacity() || h.zone_len > params_.zone_bytes) return false;
   std::vector<uint8_t> payload(h.payload_len);
-  if (!pread_all(fd_, payload.data(), payload.size(), base + kHeaderBytes)) return false;
-  uint8_t want[16];
+  if (!pread_all(fd_, payload.data(), payload.size(), payload_offset(index))) return false;
   digest_of(h, payload.data(), payload.size(), want);
-  if (std::memcmp(want, h.digest, sizeof want) != 0) return false;  // torn or damaged
-  check_same_run(h.params, params_, path_);
+  if (std::memcmp(want, h.digest, sizeof want) != 0) return false;  // torn payload
   rec->seq = h.seq;
   rec->zone_start = h.zone_start;
   rec->zone_len = h.zone_len;
@@ -149,13 +157,16 @@ bool ResumeFile::open(const std::string& path, const RewriteParams& params, Zone
   if (::fstat(fd_, &st) != 0) fail("cannot stat the resume file '{}': {}", path, std::strerror(errno));
   if (!S_ISREG(st.st_mode)) fail("the resume file '{}' is not a regular file", path);
   if (st.st_size == 0) {
+    // Marked as ours before anything else, so a later run can tell it from a user's file.
+    write_at(kMagic, sizeof kMagic, 0);
+    if (::fdatasync(fd_) != 0) fail("cannot flush the resume file '{}': {}", path, std::strerror(errno));
     sync_dir_of(path);
     return false;
   }
+  // Ours starts with the magic: a crash can only have cut its first write short.
   char head[16] = {};
-  const bool readable = pread_all(fd_, head, sizeof head, 0);
-  const char zeros[16] = {};
-  if (readable && std::memcmp(head, kMagic, 16) != 0 && std::memcmp(head, zeros, 16) != 0) {
+  const ssize_t got = ::pread(fd_, head, sizeof head, 0);
+  if (got <= 0 || std::memcmp(head, kMagic, static_cast<std::size_t>(got)) != 0) {
     fail("'{}' exists and is not a sectorcrypt resume file; not overwriting it (name another "
          "--journal file)", path);
   }
@@ -168,8 +179,6 @@ bool ResumeFile::open(const std::string& path, const RewriteParams& params, Zone
 }
 
 void ResumeFile::write(const ZoneRecord& rec) {
-  const uint64_t stride = kHeaderBytes + (payload_capacity() + 4095) / 4096 * 4096;
-  std::vector<uint8_t> buf(kHeaderBytes + rec.payload.size());
   SlotHeader h{};
   std::memcpy(h.magic, kMagic, sizeof kMagic);
   h.params = params_;
@@ -177,30 +186,32 @@ void ResumeFile::write(const ZoneRecord& rec) {
   h.zone_start = rec.zone_start;
   h.zone_len = rec.zone_len;
   h.payload_len = rec.payload.size();
+  digest_of(h, nullptr, 0, h.header_digest);
   digest_of(h, rec.payload.data(), rec.payload.size(), h.digest);
-  std::memcpy(buf.data(), &h, sizeof h);
-  if (!rec.payload.empty()) std::memcpy(buf.data() + kHeaderBytes, rec.payload.data(), rec.payload.size());
-  const uint64_t base = stride * (rec.seq % 2);
-  std::size_t put = 0;
-  while (put < buf.size()) {
-    const ssize_t w = ::pwrite(fd_, buf.data() + put, buf.size() - put, static_cast<off_t>(base + put));
-    if (w < 0 && errno == EINTR) continue;
-    if (w < 0) {
-      fail("cannot write the resume file '{}': {}", path_, std::strerror(errno));
-    }
-    put += static_cast<std::size_t>(w);
-  }
+  // Payload first, header last: the header is one page, and the digests catch a tear.
+  const int index = static_cast<int>(rec.seq % 2);
+  write_at(rec.payload.data(), rec.payload.size(), payload_offset(index));
+  write_at(&h, sizeof h, kHeaderBytes * static_cast<uint64_t>(index));
   if (::fdatasync(fd_) != 0) fail("cannot flush the resume file '{}': {}", path_, std::strerror(errno));
 }
 
-void ResumeFile::remove() {
-  if (fd_ >= 0) ::close(fd_);
-  fd_ = -1;
-  if (::unlink(path_.c_str()) != 0 && errno != ENOENT) {
-    fail("the rewrite is complete, but the resume file '{}' cannot be removed: {}", path_,
+void ResumeFile::write_at(const void* data, std::size_t n, uint64_t off) {
+  const auto* p = static_cast<const uint8_t*>(data);
+  std::size_t put = 0;
+  while (put < n) {
+    const ssize_t w = ::pwrite(fd_, p + put, n - put, static_cast<off_t>(off + put));
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) fail("cannot write the resume file '{}': {}", path_, std::strerror(errno));
+    put += static_cast<std::size_t>(w);
+  }
+}
+
+void ResumeFile::remove(const std::string& path) {
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+    fail("the rewrite is complete, but the resume file '{}' cannot be removed: {}", path,
          std::strerror(errno));
   }
-  sync_dir_of(path_);
+  sync_dir_of(path);
 }
 
 }  // namespace sectorcrypt::cli

@@ -59,14 +59,15 @@ class ResumeFile {
   // Writes `rec` into the slot after the last one and makes it durable (fdatasync).
   void write(const ZoneRecord& rec);
 
-  // Deletes the file (the rewrite completed and is durable).
-  void remove();
-
   const std::string& path() const { return path_; }
+  // Deletes the file at `path` (a completed rewrite's, durable) and syncs its directory.
+  static void remove(const std::string& path);
   uint64_t payload_capacity() const;
 
  private:
   bool read_slot(int index, ZoneRecord* rec) const;
+  uint64_t payload_offset(int index) const;
+  void write_at(const void* data, std::size_t n, uint64_t off);
   std::string path_;
   int fd_ = -1;
   RewriteParams params_;
