@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <future>
 #include <vector>
 
 #include "host/cli/cli_common.h"
@@ -58,6 +59,17 @@ void crypt_run(const RewriteJob& job, uint8_t* buf, std::size_t n, uint64_t pos)
   const PumpJob& pj = job.pump;
   check(pj.engine->crypt_sync(pj.key, pj.dir, pj.format, pj.iv_sector + pos / 512, buf, buf, n),
         fmt::format("engine, recovering byte {} of the area", pos));
+}
+
+// A hash of the sector just before area position `pos` (zeros at the start): tells on a
+// rerun whether the target still holds what the interrupted run made durable there.
+void done_check(const RewriteJob& job, uint64_t pos, uint8_t out[16]) {
+  std::memset(out, 0, 16);
+  const uint32_t ss = job.pump.format.sector_size;
+  if (pos < ss) return;
+  std::vector<uint8_t> sector(ss);
+  read_exact(job, sector.data(), ss, pos - ss);
+  hash_sector(sector.data(), ss, out);
 }
 
 // What the zone's record needs before the zone may be overwritten: a hash of each old
@@ -167,6 +179,13 @@ RewriteResult run_resumable_rewrite(const RewriteJob& job, Progress* progress) {
     std::fprintf(stderr, "sectorcrypt: resuming at byte %llu of the area from '%s'\n",
                  static_cast<unsigned long long>(rec.zone_start), job.resume_path.c_str());
     try {
+      uint8_t check_now[16];
+      done_check(job, rec.zone_start, check_now);
+      if (std::memcmp(check_now, rec.done_check, sizeof check_now) != 0) {
+        fail("'{}' does not hold what the interrupted run wrote before byte {} of the area "
+             "(was it replaced or changed since?); not resuming from '{}'",
+             job.name, rec.zone_start, job.resume_path);
+      }
       recover_zone(job, rec);
     } catch (const Error& e) {
       throw resumable(e.what());
@@ -174,37 +193,61 @@ RewriteResult run_resumable_rewrite(const RewriteJob& job, Progress* progress) {
     pos = rec.zone_start + rec.zone_len;
     seq = rec.seq + 1;
   }
+  // Zone k is rewritten while zone k-1 is flushed on a helper thread, and zone k+1's
+  // record (a read of it and, for checksum, its hashes) is made on another. So the slot
+  // written before zone k covers zones k-1 and k, and is written once everything before
+  // zone k-1 is durable.
+  auto make_record = [&job](uint64_t start) {
+    ZoneRecord zone;
+    zone.zone_start = start;
+    zone.zone_len = std::min(job.zone_bytes, job.area_bytes - start);
+    record_zone(job, &zone);
+    return zone;
+  };
+  ZoneRecord prev;               // zone k-1's part of the slot; empty at the start
+  std::future<void> flushing;    // the fdatasync after zone k-1
+  std::future<ZoneRecord> next;  // zone k+1's part
   try {
+    if (pos < job.area_bytes) next = std::async(std::launch::async, make_record, pos);
     while (pos < job.area_bytes) {
+      ZoneRecord zone = next.get();
       if (interrupted()) {
         result.interrupted = true;
         break;
       }
-      ZoneRecord zone;
-      zone.seq = seq;
-      zone.zone_start = pos;
-      zone.zone_len = std::min(job.zone_bytes, job.area_bytes - pos);
-      record_zone(job, &zone);
-      state.write(zone);
+      ZoneRecord slot;
+      slot.seq = seq;
+      slot.zone_start = prev.zone_len > 0 ? prev.zone_start : zone.zone_start;
+      slot.zone_len = prev.zone_len + zone.zone_len;
+      slot.payload = std::move(prev.payload);
+      slot.payload.insert(slot.payload.end(), zone.payload.begin(), zone.payload.end());
+      done_check(job, slot.zone_start, slot.done_check);
+      state.write(slot);
+      slot.payload.clear();
+      const uint64_t after = pos + zone.zone_len;
+      if (after < job.area_bytes) next = std::async(std::launch::async, make_record, after);
 
       PumpJob pj = job.pump;
       pj.iv_sector = job.pump.iv_sector + pos / 512;
       pj.bytes = zone.zone_len;
       pj.progress_base = pos;
-      pj.last_part = pos + zone.zone_len == job.area_bytes;
+      pj.last_part = after == job.area_bytes;
       const PumpEnd src{job.fd, true, job.area_offset + pos};
       const PumpEnd dst{job.fd, true, job.area_offset + pos};
       const PumpResult r = run_pump(pj, src, dst, progress);
+      if (flushing.valid()) flushing.get();
       if (r.interrupted) {
         (void)::fdatasync(job.fd);
         result.interrupted = true;
         result.bytes_done = pos + r.bytes_done;
         return result;
       }
-      sync_target(job);
-      pos += zone.zone_len;
+      flushing = std::async(std::launch::async, [&job] { sync_target(job); });
+      prev = std::move(zone);
+      pos = after;
       ++seq;
     }
+    if (flushing.valid()) flushing.get();
   } catch (const Error& e) {
     throw resumable(e.what());
   }

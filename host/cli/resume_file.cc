@@ -25,6 +25,7 @@ struct SlotHeader {
   uint64_t zone_start;
   uint64_t zone_len;
   uint64_t payload_len;
+  uint8_t done_check[16];
   uint8_t header_digest[16];  // XXH3-128 over this header (both digests zeroed)
   uint8_t digest[16];         // XXH3-128 over this header (both digests zeroed), payload
 };
@@ -117,9 +118,10 @@ ResumeFile::~ResumeFile() {
   if (fd_ >= 0) ::close(fd_);
 }
 
+// A slot covers up to two zones.
 uint64_t ResumeFile::payload_capacity() const {
-  if (params_.mode == static_cast<uint32_t>(Resilience::journal)) return params_.zone_bytes;
-  return params_.zone_bytes / params_.sector_size * kSectorHashBytes;
+  if (params_.mode == static_cast<uint32_t>(Resilience::journal)) return 2 * params_.zone_bytes;
+  return 2 * params_.zone_bytes / params_.sector_size * kSectorHashBytes;
 }
 
 // Both headers sit at fixed places, whatever the run's zone size, so that a rerun with
@@ -136,7 +138,7 @@ bool ResumeFile::read_slot(int index, ZoneRecord* rec) const {
   digest_of(h, nullptr, 0, want);
   if (std::memcmp(want, h.header_digest, sizeof want) != 0) return false;  // torn header
   check_same_run(h.params, params_, path_);
-  if (h.payload_len > payload_capacity() || h.zone_len > params_.zone_bytes) return false;
+  if (h.payload_len > payload_capacity() || h.zone_len > 2 * params_.zone_bytes) return false;
   std::vector<uint8_t> payload(h.payload_len);
   if (!pread_all(fd_, payload.data(), payload.size(), payload_offset(index))) return false;
   digest_of(h, payload.data(), payload.size(), want);
@@ -144,6 +146,7 @@ bool ResumeFile::read_slot(int index, ZoneRecord* rec) const {
   rec->seq = h.seq;
   rec->zone_start = h.zone_start;
   rec->zone_len = h.zone_len;
+  std::memcpy(rec->done_check, h.done_check, sizeof h.done_check);
   rec->payload = std::move(payload);
   return true;
 }
@@ -186,6 +189,7 @@ void ResumeFile::write(const ZoneRecord& rec) {
   h.zone_start = rec.zone_start;
   h.zone_len = rec.zone_len;
   h.payload_len = rec.payload.size();
+  std::memcpy(h.done_check, rec.done_check, sizeof h.done_check);
   digest_of(h, nullptr, 0, h.header_digest);
   digest_of(h, rec.payload.data(), rec.payload.size(), h.digest);
   // Payload first, header last: the header is one page, and the digests catch a tear.

@@ -39,7 +39,8 @@ struct RewriteParams {
 struct ZoneRecord {
   uint64_t seq = 0;
   uint64_t zone_start = 0;  // bytes from the start of the area
-  uint64_t zone_len = 0;
+  uint64_t zone_len = 0;      // up to two zones: the one being flushed and the next
+  uint8_t done_check[16] = {};  // hash of the sector before zone_start as written
   std::vector<uint8_t> payload;  // checksum: kSectorHashBytes per sector; journal: the data
 };
 

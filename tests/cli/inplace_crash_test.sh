@@ -97,7 +97,7 @@ done
 # The resume file itself torn by a kill in the middle of writing a record (any byte, not
 # only pages: a journal slot is checksummed as a whole), and a resume file write that fails.
 for mode in checksum journal; do
-  if [[ $mode == journal ]]; then slot=$((32 << 20)); else slot=$((2 << 20)); fi
+  if [[ $mode == journal ]]; then slot=$((64 << 20)); else slot=$((4 << 20)); fi  # payload per slot
   for i in 1 2 3; do
     cp plain.img w.img
     after=$(( (RANDOM * 32768 + RANDOM) % (slot * 3) ))
@@ -136,6 +136,12 @@ grep -q "belongs to another run: its direction" err || die "wrong direction: $(c
 "$SC" encrypt --resilience journal -d key --no-progress w.img w.img 2>err && die "another mode was accepted"
 grep -q "belongs to another run: its --resilience mode" err || die "wrong mode: $(cat err)"
 same w.img before.img "a refused rerun wrote to the target"
+# The target replaced (say, restored from a backup) while its resume file stayed.
+cp plain.img w.img
+"$SC" encrypt -d key --no-progress w.img w.img 2>err && die "resumed onto a replaced target"
+grep -q "does not hold what the interrupted run wrote" err || die "replaced target: $(cat err)"
+same w.img plain.img "a refused resume wrote to a replaced target"
+cp before.img w.img
 "$SC" encrypt -d key --no-progress w.img w.img 2>/dev/null
 same w.img cipher.img "resume after refused reruns"
 echo "mismatched reruns refused"
