@@ -15,6 +15,8 @@ PACKAGES=(
   clang libclang-rt-dev
   libcli11-dev nlohmann-json3-dev libfmt-dev
   libxxhash-dev
+  libcryptsetup-dev cryptsetup-bin
+  nbdkit nbdkit-plugin-dev libnbd-bin python3-libnbd fio
 )
 HWY_PACKAGES=(libhwy-dev libhwy1t64)
 HWY_MIN=1.2
