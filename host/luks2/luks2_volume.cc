@@ -35,13 +35,19 @@ class CryptDevice {
 
   // crypt_init(_data_device) + crypt_load of any LUKS version; LUKS1 is refused by name.
   Status open(const HeaderLocation& where) {
-    if (Status s = check_readable(where.image, "image"); !s) return s;
+    if (where.image_bytes && where.header.empty()) {
+      return Status::error(Errc::invalid_buffer, "an image given by size needs a header file");
+    }
+    if (!where.image_bytes) {
+      if (Status s = check_readable(where.image, "image"); !s) return s;
+    }
     if (!where.header.empty()) {
       if (Status s = check_readable(where.header, "header"); !s) return s;
     }
     const char* header = where.header.empty() ? where.image.c_str() : where.header.c_str();
-    int r = where.header.empty() ? crypt_init(&cd_, header)
-                                 : crypt_init_data_device(&cd_, header, where.image.c_str());
+    int r = where.header.empty() || where.image_bytes
+                ? crypt_init(&cd_, header)
+                : crypt_init_data_device(&cd_, header, where.image.c_str());
     if (r < 0) {
       return Status::error(Errc::unavailable, "cannot open '%s': %s", header, std::strerror(-r));
     }
@@ -173,11 +179,14 @@ Status read_layout(const CryptDevice& dev, const HeaderLocation& where, SegmentL
                            seg.at("type").get<std::string>().c_str());
     }
     uint64_t total = 0;
-    if (Status s = image_size(where.image, &total); !s) return s;
+    if (where.image_bytes) {
+      total = *where.image_bytes;
+    } else if (Status s = image_size(where.image, &total); !s) {
+      return s;
+    }
     if (total < layout.data_offset_bytes) {
       return Status::error(Errc::invalid_format,
-                           "image '%s' is %llu bytes, shorter than the LUKS2 data offset %llu",
-                           where.image.c_str(), static_cast<unsigned long long>(total),
+                           "the image is %llu bytes, shorter than the LUKS2 data offset %llu", static_cast<unsigned long long>(total),
                            static_cast<unsigned long long>(layout.data_offset_bytes));
     }
     const auto& size = seg.at("size");
@@ -188,10 +197,9 @@ Status read_layout(const CryptDevice& dev, const HeaderLocation& where, SegmentL
       layout.data_bytes = json_number(size);
       if (layout.data_bytes > total - layout.data_offset_bytes) {
         return Status::error(Errc::invalid_format,
-                             "the LUKS2 data segment is %llu bytes but image '%s' holds only "
+                             "the LUKS2 data segment is %llu bytes but the image holds only "
                              "%llu after the data offset",
                              static_cast<unsigned long long>(layout.data_bytes),
-                             where.image.c_str(),
                              static_cast<unsigned long long>(total - layout.data_offset_bytes));
       }
     }

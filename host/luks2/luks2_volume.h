@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,11 @@ namespace sectorcrypt::luks2 {
 struct HeaderLocation {
   std::string image;   // the data device or file
   std::string header;  // detached header file; empty: the header is at the start of image
+  // For a reader that cannot open the image itself (an nbdkit filter sees its data only
+  // through the plugin): the image's size in bytes. The image is then not opened, and
+  // `header` must name a file holding the header (a copy of the image's first bytes up to
+  // the data offset will do).
+  std::optional<uint64_t> image_bytes;
 };
 
 // What the header says about the data segment (no key material).

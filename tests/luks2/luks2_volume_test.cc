@@ -25,6 +25,15 @@ const std::string kFastKdf = " --pbkdf pbkdf2 --pbkdf-force-iterations 1000 -q -
 
 std::string cryptsetup() { return CRYPTSETUP_PROGRAM; }
 
+HeaderLocation loc(const std::string& image, const std::string& header,
+                   std::optional<uint64_t> image_bytes = std::nullopt) {
+  HeaderLocation where;
+  where.image = image;
+  where.header = header;
+  where.image_bytes = image_bytes;
+  return where;
+}
+
 class TempDir {
  public:
   TempDir() {
@@ -115,7 +124,7 @@ TEST_P(DetachedHeader, SegmentDecryptsToTheDataCryptsetupEncrypted) {
   ASSERT_NE(read_range(image, 0, plain.size()), plain) << "cryptsetup left the data as it was";
 
   Volume v;
-  Status s = open_volume({image, header}, kPass.data(), kPass.size(), -1, &v);
+  Status s = open_volume(loc(image, header), kPass.data(), kPass.size(), -1, &v);
   ASSERT_TRUE(s.ok()) << s.message();
   EXPECT_EQ(v.layout.cipher, "aes-xts-plain64");
   EXPECT_EQ(v.layout.format.sector_size, c.sector_size);
@@ -148,12 +157,29 @@ TEST_F(Luks2Images, HeaderInTheImageGivesTheDataOffset) {
      pass_file() + " --key-size 512 --sector-size 4096" + kFastKdf + " " + image);
 
   Volume v;
-  Status s = open_volume({image, ""}, kPass.data(), kPass.size(), -1, &v);
+  Status s = open_volume(loc(image, ""), kPass.data(), kPass.size(), -1, &v);
   ASSERT_TRUE(s.ok()) << s.message();
   EXPECT_GT(v.layout.data_offset_bytes, 0u);
   EXPECT_EQ(v.layout.data_offset_bytes % 4096, 0u);
   EXPECT_GE(v.layout.data_bytes, plain.size());
   EXPECT_EQ(decrypt_segment(v, image, plain.size()), plain);
+
+  // A reader that sees the image only through someone else (an nbdkit plugin): a copy of
+  // the bytes before the data offset as the header, the image known by its size.
+  const std::string prefix = dir_.file("prefix");
+  write_file(prefix, read_range(image, 0, v.layout.data_offset_bytes));
+  Volume by_size;
+  s = open_volume(loc("", prefix, padded.size()), kPass.data(), kPass.size(), -1, &by_size);
+  ASSERT_TRUE(s.ok()) << s.message();
+  EXPECT_EQ(by_size.layout.data_offset_bytes, v.layout.data_offset_bytes);
+  EXPECT_EQ(by_size.layout.data_bytes, v.layout.data_bytes);
+  EXPECT_EQ(std::vector<uint8_t>(by_size.key.data(), by_size.key.data() + by_size.key.size()),
+            std::vector<uint8_t>(v.key.data(), v.key.data() + v.key.size()));
+  s = open_volume(loc("", prefix, v.layout.data_offset_bytes - 512), kPass.data(), kPass.size(), -1,
+                  &by_size);
+  EXPECT_EQ(s.code(), Errc::invalid_format);
+  EXPECT_NE(std::string(s.message()).find("shorter than the LUKS2 data offset"), std::string::npos)
+      << s.message();
 }
 
 TEST_F(Luks2Images, NamedKeyslotOpensAndAnUnusedOneIsRefused) {
@@ -166,18 +192,18 @@ TEST_F(Luks2Images, NamedKeyslotOpensAndAnUnusedOneIsRefused) {
 
   Volume v;
   const std::string pass2 = "second passphrase";
-  Status s = open_volume({image, ""}, pass2.data(), pass2.size(), 3, &v);
+  Status s = open_volume(loc(image, ""), pass2.data(), pass2.size(), 3, &v);
   ASSERT_TRUE(s.ok()) << s.message();
   EXPECT_EQ(v.keyslot, 3);
   Volume v0;
-  ASSERT_TRUE(open_volume({image, ""}, kPass.data(), kPass.size(), 0, &v0).ok());
+  ASSERT_TRUE(open_volume(loc(image, ""), kPass.data(), kPass.size(), 0, &v0).ok());
   EXPECT_EQ(std::vector<uint8_t>(v.key.data(), v.key.data() + v.key.size()),
             std::vector<uint8_t>(v0.key.data(), v0.key.data() + v0.key.size()));
 
-  s = open_volume({image, ""}, kPass.data(), kPass.size(), 3, &v);
+  s = open_volume(loc(image, ""), kPass.data(), kPass.size(), 3, &v);
   EXPECT_EQ(s.code(), Errc::invalid_key);
   EXPECT_NE(std::string(s.message()).find("keyslot 3"), std::string::npos) << s.message();
-  s = open_volume({image, ""}, kPass.data(), kPass.size(), 5, &v);
+  s = open_volume(loc(image, ""), kPass.data(), kPass.size(), 5, &v);
   EXPECT_EQ(s.code(), Errc::invalid_key);
   EXPECT_NE(std::string(s.message()).find("keyslot 5 is not in use"), std::string::npos)
       << s.message();
@@ -189,7 +215,7 @@ TEST_F(Luks2Images, WrongPassphraseIsRefused) {
   sh(cryptsetup() + " luksFormat --type luks2 --key-file " + pass_file() + kFastKdf + " " + image);
   Volume v;
   const std::string wrong = kPass + "!";
-  Status s = open_volume({image, ""}, wrong.data(), wrong.size(), -1, &v);
+  Status s = open_volume(loc(image, ""), wrong.data(), wrong.size(), -1, &v);
   EXPECT_EQ(s.code(), Errc::invalid_key);
   EXPECT_NE(std::string(s.message()).find("wrong passphrase"), std::string::npos) << s.message();
   EXPECT_EQ(v.key.size(), 0u);
@@ -201,11 +227,11 @@ TEST_F(Luks2Images, Luks1IsRefusedByName) {
   write_file(image, random_bytes(4 << 20, 5));
   sh(cryptsetup() + " luksFormat --type luks1 --key-file " + pass_file() + kFastKdf + " " + image);
   Volume v;
-  Status s = open_volume({image, ""}, kPass.data(), kPass.size(), -1, &v);
+  Status s = open_volume(loc(image, ""), kPass.data(), kPass.size(), -1, &v);
   EXPECT_EQ(s.code(), Errc::invalid_format);
   EXPECT_NE(std::string(s.message()).find("LUKS1"), std::string::npos) << s.message();
   HeaderSummary h;
-  EXPECT_EQ(read_header({image, ""}, &h).code(), Errc::invalid_format);
+  EXPECT_EQ(read_header(loc(image, ""), &h).code(), Errc::invalid_format);
 }
 
 TEST_F(Luks2Images, UnsupportedCipherIsRefusedByName) {
@@ -214,7 +240,7 @@ TEST_F(Luks2Images, UnsupportedCipherIsRefusedByName) {
   sh(cryptsetup() + " luksFormat --type luks2 --cipher aes-cbc-essiv:sha256 --key-size 256"
      " --key-file " + pass_file() + kFastKdf + " " + image);
   Volume v;
-  Status s = open_volume({image, ""}, kPass.data(), kPass.size(), -1, &v);
+  Status s = open_volume(loc(image, ""), kPass.data(), kPass.size(), -1, &v);
   EXPECT_EQ(s.code(), Errc::invalid_format);
   EXPECT_NE(std::string(s.message()).find("aes-cbc-essiv:sha256"), std::string::npos)
       << s.message();
@@ -224,13 +250,13 @@ TEST_F(Luks2Images, MissingFilesAndNonLuksDataAreNamed) {
   const std::string image = dir_.file("image");
   write_file(image, random_bytes(1 << 20, 8));
   Volume v;
-  Status s = open_volume({image, dir_.file("no-such-header")}, kPass.data(), kPass.size(), -1, &v);
+  Status s = open_volume(loc(image, dir_.file("no-such-header")), kPass.data(), kPass.size(), -1, &v);
   EXPECT_EQ(s.code(), Errc::unavailable);
   EXPECT_NE(std::string(s.message()).find("no-such-header"), std::string::npos) << s.message();
-  s = open_volume({dir_.file("no-such-image"), ""}, kPass.data(), kPass.size(), -1, &v);
+  s = open_volume(loc(dir_.file("no-such-image"), ""), kPass.data(), kPass.size(), -1, &v);
   EXPECT_EQ(s.code(), Errc::unavailable);
   EXPECT_NE(std::string(s.message()).find("no-such-image"), std::string::npos) << s.message();
-  s = open_volume({image, ""}, kPass.data(), kPass.size(), -1, &v);
+  s = open_volume(loc(image, ""), kPass.data(), kPass.size(), -1, &v);
   EXPECT_EQ(s.code(), Errc::invalid_format);
   EXPECT_NE(std::string(s.message()).find("no LUKS header"), std::string::npos) << s.message();
 }
@@ -241,7 +267,7 @@ TEST_F(Luks2Images, SummaryNeedsNoPassphraseAndHoldsNoKey) {
   sh(cryptsetup() + " luksFormat --type luks2 --label backup --key-size 256 --sector-size 4096"
      " --key-file " + pass_file() + kFastKdf + " " + image);
   HeaderSummary h;
-  Status s = read_header({image, ""}, &h);
+  Status s = read_header(loc(image, ""), &h);
   ASSERT_TRUE(s.ok()) << s.message();
   EXPECT_EQ(h.label, "backup");
   EXPECT_EQ(h.uuid.size(), 36u);
@@ -263,7 +289,7 @@ TEST_F(Luks2Images, ReencryptionInProgressIsRefused) {
   sh(cryptsetup() + " reencrypt --encrypt --init-only --type luks2 --header " + header +
      " --key-file " + pass_file() + kFastKdf + " " + image);
   Volume v;
-  Status s = open_volume({image, header}, kPass.data(), kPass.size(), -1, &v);
+  Status s = open_volume(loc(image, header), kPass.data(), kPass.size(), -1, &v);
   EXPECT_EQ(s.code(), Errc::invalid_format);
   EXPECT_NE(std::string(s.message()).find("reencryption in progress"), std::string::npos)
       << s.message();
