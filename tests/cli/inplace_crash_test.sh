@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Kills in-place `sectorcrypt encrypt|decrypt` runs with SIGKILL at random instants, fails
 # their writes part-way, tears their resume file at a kill, reruns the same command until
-# it completes, and compares the result byte for byte with an uninterrupted run.
+# it completes, and compares the result byte for byte with an uninterrupted run; the same
+# for `reencrypt --encrypt` and `--decrypt` with a detached header.
 # Usage: inplace_crash_test.sh SECTORCRYPT FAULT_SHIM [KILLS_PER_MODE] [IMAGE_MIB] [SEED]
+# (absolute paths: it runs in a temporary directory)
 # Prints one "kills MODE DIR landed=N resumed=N differ=0" line per mode, for the bench.
 set -euo pipefail
 SC=$1 SHIM=$2 KILLS=${3:-4} MIB=${4:-256} SEED=${5:-$$}
@@ -71,6 +73,41 @@ for dir in encrypt decrypt; do
     (( midway > 0 )) || die "$dir/$mode: no kill landed in the middle of the rewrite"
     echo "kills $mode $dir landed=$landed with_resume_file=$resumed midway=$midway trials=$trials differ=0"
   done
+done
+
+# `reencrypt --encrypt` (a new detached LUKS2 header; the volume key given, so the result
+# must equal the plain-mode reference) and `--decrypt` of it, killed and rerun the same way.
+printf 'passphrase' > pass
+for dir in encrypt decrypt; do
+  if [[ $dir == encrypt ]]; then src=plain.img want=cipher.img; else src=cipher.img want=plain.img; fi
+  reenc=("$SC" reencrypt "--$dir" --header w.hdr -d pass --no-progress)
+  [[ $dir == encrypt ]] && reenc+=(--volume-key-file key --pbkdf pbkdf2 --pbkdf-force-iterations 1000)
+  landed=0 midway=0 trials=0
+  while (( landed < KILLS )); do
+    (( ++trials <= KILLS * 4 )) || die "reencrypt $dir: only $landed of $KILLS kills landed"
+    cp "$src" w.img
+    if [[ $dir == encrypt ]]; then rm -f w.hdr; else cp enc.hdr w.hdr; fi
+    while :; do
+      "${reenc[@]}" w.img 2>>log &
+      pid=$!
+      sleep "$(rand_delay "$ms")"
+      kill -9 "$pid" 2>/dev/null || true
+      rc=0; wait "$pid" || rc=$?
+      if (( rc == 0 )); then break; fi
+      (( rc == 137 )) || { cat log >&2; die "reencrypt $dir exited $rc"; }
+      landed=$((landed + 1))
+      if [[ $dir == encrypt && -e w.hdr && -e .w.img.sectorcrypt-resume ]] && ! cmp -s w.img "$want"; then
+        die "reencrypt --encrypt: the header is in place before the data is encrypted"
+      fi
+      if [[ ! -e .w.img.sectorcrypt-resume ]] && cmp -s w.img "$want" && [[ $dir == decrypt || -e w.hdr ]]; then break; fi
+      if ! cmp -s w.img "$src" && ! cmp -s w.img "$want"; then midway=$((midway + 1)); fi
+    done
+    same w.img "$want" "reencrypt $dir after kills (trial $trials)"
+    [[ ! -e .w.img.sectorcrypt-resume && ! -e w.hdr.sectorcrypt-new ]] || die "reencrypt $dir left files"
+    [[ $dir == decrypt ]] || cp w.hdr enc.hdr
+  done
+  (( midway > 0 )) || die "reencrypt $dir: no kill landed in the middle of the rewrite"
+  echo "kills reencrypt-checksum $dir landed=$landed midway=$midway trials=$trials differ=0"
 done
 
 # Writes to the target fail part-way (a failing disk, a full disk): the run stops with an
