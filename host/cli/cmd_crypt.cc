@@ -86,10 +86,13 @@ void check_crypt_options(const CryptOptions& o) {
 int report_interrupted_rewrite(const CryptOptions& o, const RewriteJob& job,
                                const RewriteResult& r) {
   std::fprintf(stderr,
-               "sectorcrypt: interrupted after %llu of %llu bytes; '%s' is PARTLY %s, and "
-               "'%s' records where: run the same command again to resume\n",
+               "sectorcrypt: interrupted after %llu of %llu bytes; '%s' is PARTLY %s: bytes "
+               "[%llu, %llu) of the area are %s, the rest is unchanged; '%s' records where: "
+               "run the same command again to resume\n",
                static_cast<unsigned long long>(r.bytes_done),
                static_cast<unsigned long long>(job.area_bytes), job.name.c_str(), verb(o.dir),
+               static_cast<unsigned long long>(job.area_offset),
+               static_cast<unsigned long long>(job.area_offset + r.bytes_done), verb(o.dir),
                job.resume_path.c_str());
   return kExitInterrupted;
 }
