@@ -45,8 +45,8 @@ for dir in encrypt decrypt; do
     [[ ! -e .w.img.sectorcrypt-resume ]] || die "$dir/$mode: a completed run left its resume file"
 
     landed=0 resumed=0 midway=0 trials=0
-    while (( landed < KILLS )); do
-      (( ++trials <= KILLS * 4 )) || die "$dir/$mode: only $landed of $KILLS kills landed mid-run"
+    while (( landed < KILLS || midway == 0 )); do
+      (( ++trials <= KILLS * 4 + 10 )) || die "$dir/$mode: $landed of $KILLS kills landed, $midway mid-rewrite"
       cp "$src" w.img
       : > log
       # A kill at a random instant, then the rerun killed again at a random instant while it
@@ -83,8 +83,8 @@ for dir in encrypt decrypt; do
   reenc=("$SC" reencrypt "--$dir" --header w.hdr -d pass --no-progress)
   [[ $dir == encrypt ]] && reenc+=(--volume-key-file key --pbkdf pbkdf2 --pbkdf-force-iterations 1000)
   landed=0 midway=0 trials=0
-  while (( landed < KILLS )); do
-    (( ++trials <= KILLS * 4 )) || die "reencrypt $dir: only $landed of $KILLS kills landed"
+  while (( landed < KILLS || midway == 0 )); do
+    (( ++trials <= KILLS * 4 + 10 )) || die "reencrypt $dir: $landed of $KILLS kills landed, $midway mid-rewrite"
     cp "$src" w.img
     if [[ $dir == encrypt ]]; then rm -f w.hdr; else cp enc.hdr w.hdr; fi
     while :; do
