@@ -1,10 +1,13 @@
-// `sectorcrypt reencrypt --encrypt|--decrypt`: LUKS2 conversion in place with cryptsetup's
-// option names. The header and keyslot are made and read with libcryptsetup; the data
-// goes through the engine as a resumable in-place rewrite (resumable_rewrite.h).
+// `sectorcrypt reencrypt [--encrypt|--decrypt]`: LUKS2 conversion in place with
+// cryptsetup's option names; neither flag changes the volume key (decrypt with the old,
+// encrypt with the new, in one pass). Headers and keyslots are made and read with
+// libcryptsetup; the data goes through the engine as a resumable in-place rewrite
+// (resumable_rewrite.h).
 //
-// --encrypt writes the new header to HEADER.sectorcrypt-new and renames it onto HEADER
-// only when all data is encrypted and durable, so nothing opens a half-encrypted volume;
-// until then that file keeps the volume key (in its keyslot) for a rerun to resume with.
+// --encrypt and a key change write the new header to HEADER.sectorcrypt-new and rename it
+// onto HEADER only when all data is rewritten and durable, so nothing opens a half-done
+// volume with the new header; until then that file keeps the new volume key (in its
+// keyslot) for a rerun to resume with.
 #include <fcntl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -58,12 +61,12 @@ struct Passphrase {
 };
 
 void check_reencrypt_options(const ReencryptOptions& o) {
-  if (o.encrypt == o.decrypt) fail("choose one of --encrypt and --decrypt");
+  if (o.encrypt && o.decrypt) fail("--encrypt and --decrypt exclude each other");
   if (o.header.empty()) {
     fail("--header FILE is needed: sectorcrypt converts volumes with a detached LUKS2 header "
          "(a header inside the image needs the data shifted, which it does not do)");
   }
-  if (o.decrypt && !o.volume_key_file.empty()) fail("--volume-key-file is for --encrypt");
+  if (o.decrypt && !o.volume_key_file.empty()) fail("--volume-key-file is for --encrypt and a key change");
   const IvMode iv = parse_cipher(o.cipher);
   (void)iv;
   if (o.key_size != 256 && o.key_size != 512) fail("--key-size {}: choose 256 or 512", o.key_size);
@@ -119,6 +122,48 @@ void sync_dir_of(const std::string& path) {
   }
 }
 
+// Writes the staged header for a new volume key (given or random), durably.
+void stage_new_header(const ReencryptOptions& o, const Passphrase& pass, const std::string& staged,
+                      uint32_t sector_size, const std::string& cipher) {
+  KeyBytes vk;
+  if (!o.volume_key_file.empty()) {
+    read_key_file(o.volume_key_file, o.key_size, &vk);
+  } else {
+    vk.bytes().resize(o.key_size / 8);
+    if (::getrandom(vk.bytes().data(), vk.size(), 0) != static_cast<ssize_t>(vk.size())) {
+      fail("cannot get random bytes for the volume key: {}", std::strerror(errno));
+    }
+  }
+  NewHeader h;
+  h.path = staged;
+  h.data_device = o.image;
+  h.cipher_mode = cipher.substr(4);  // "aes-xts-plain64" -> "xts-plain64"
+  h.sector_size = sector_size;
+  h.volume_key = vk.data();
+  h.volume_key_bytes = vk.size();
+  h.passphrase = pass.text;
+  h.pbkdf = o.pbkdf;
+  h.pbkdf_iterations = o.pbkdf_iterations;
+  try {
+    create_detached_header(h);
+  } catch (const Error&) {
+    explicit_bzero(h.passphrase.data(), h.passphrase.size());
+    ::unlink(staged.c_str());
+    throw;
+  }
+  explicit_bzero(h.passphrase.data(), h.passphrase.size());
+  sync_dir_of(staged);
+}
+
+void unlock(const std::string& image, const std::string& header, const Passphrase& pass,
+            luks2::Volume* vol) {
+  luks2::HeaderLocation where;
+  where.image = image;
+  where.header = header;
+  check(luks2::open_volume(where, pass.text.data(), pass.text.size(), -1, vol),
+        fmt::format("LUKS2 header '{}'", header));
+}
+
 int run_reencrypt(const ReencryptOptions& o) {
   check_reencrypt_options(o);
   install_interrupt_handlers();
@@ -127,6 +172,7 @@ int run_reencrypt(const ReencryptOptions& o) {
   const std::string staged = o.header + ".sectorcrypt-new";
   const std::string resume_path = o.journal.empty() ? default_resume_path(o.image) : o.journal;
   const Resilience resilience = parse_resilience(o.resilience);
+  const bool change_key = !o.encrypt && !o.decrypt;
 
   InputFile image;
   open_input(o.image, true, &image);
@@ -136,13 +182,9 @@ int run_reencrypt(const ReencryptOptions& o) {
          "state (or --resilience none)", image.name);
   }
 
-  // Where the key comes from: the staged header of this run, or (a run that had renamed
-  // it and was killed before removing its resume file) the final one.
-  std::string key_header = o.header;
-  if (o.encrypt) {
-    key_header = staged;
-    // A staged header without a resume file is from a run killed before it wrote any
-    // data (perhaps while libcryptsetup was writing it): start over.
+  // --encrypt and a key change stage a new header. One left without a resume file is from
+  // a run killed before it wrote any data (perhaps inside libcryptsetup): start over.
+  if (!o.decrypt) {
     if (exists(staged) && resilience == Resilience::none) {
       fail("'{}' is left from a run with --resilience none that did not finish; it holds the "
            "volume key of whatever that run encrypted, so it is not replaced", staged);
@@ -150,51 +192,36 @@ int run_reencrypt(const ReencryptOptions& o) {
     if (exists(staged) && !exists(resume_path) && ::unlink(staged.c_str()) != 0) {
       fail("cannot remove the unfinished header '{}': {}", staged, std::strerror(errno));
     }
-    if (!exists(staged)) {
-      if (exists(o.header)) {
-        if (!exists(resume_path)) {
-          fail("the header '{}' exists; not overwriting it (is '{}' already encrypted?)", o.header, image.name);
-        }
-        key_header = o.header;
-      } else {
-        KeyBytes vk;
-        if (!o.volume_key_file.empty()) {
-          read_key_file(o.volume_key_file, o.key_size, &vk);
-        } else {
-          vk.bytes().resize(o.key_size / 8);
-          if (::getrandom(vk.bytes().data(), vk.size(), 0) != static_cast<ssize_t>(vk.size())) {
-            fail("cannot get random bytes for the volume key: {}", std::strerror(errno));
-          }
-        }
-        NewHeader h;
-        h.path = staged;
-        h.data_device = o.image;
-        h.cipher_mode = o.cipher.substr(4);  // "xts-plain64"
-        h.sector_size = o.sector_size;
-        h.volume_key = vk.data();
-        h.volume_key_bytes = vk.size();
-        h.passphrase = pass.text;
-        h.pbkdf = o.pbkdf;
-        h.pbkdf_iterations = o.pbkdf_iterations;
-        try {
-          create_detached_header(h);
-        } catch (const Error&) {
-          explicit_bzero(h.passphrase.data(), h.passphrase.size());
-          ::unlink(staged.c_str());
-          throw;
-        }
-        explicit_bzero(h.passphrase.data(), h.passphrase.size());
-        sync_dir_of(staged);
-      }
-    }
+  }
+  // The staged header is renamed onto --header only when all data is durable, just before
+  // the resume file goes: a run killed in between is finished.
+  if (!o.decrypt && !exists(staged) && exists(resume_path) && exists(o.header)) {
+    remove_resume_file(resume_path);
+    std::fprintf(stderr, "sectorcrypt: '%s' was already %s; removed the resume file '%s'\n",
+                 image.name.c_str(), o.encrypt ? "encrypted" : "re-encrypted", resume_path.c_str());
+    return kExitOk;
   }
 
-  luks2::Volume vol;
-  luks2::HeaderLocation where;
-  where.image = o.image;
-  where.header = key_header;
-  check(luks2::open_volume(where, pass.text.data(), pass.text.size(), -1, &vol),
-        fmt::format("LUKS2 header '{}'", key_header));
+  luks2::Volume vol;      // the key the data is crypted with first
+  luks2::Volume new_vol;  // a key change: the key it is encrypted with then
+  if (o.encrypt) {
+    if (exists(o.header) && !exists(staged)) {
+      fail("the header '{}' exists; not overwriting it (is '{}' already encrypted?)", o.header,
+           image.name);
+    }
+    if (!exists(staged)) stage_new_header(o, pass, staged, o.sector_size, o.cipher);
+    unlock(o.image, staged, pass, &vol);
+  } else {
+    unlock(o.image, o.header, pass, &vol);
+    if (change_key) {
+      if (vol.layout.data_offset_bytes != 0) {
+        fail("a change of key works on volumes with a detached header and data at offset 0; "
+             "'{}' puts the data at byte {}", o.header, vol.layout.data_offset_bytes);
+      }
+      if (!exists(staged)) stage_new_header(o, pass, staged, vol.layout.format.sector_size, vol.layout.cipher);
+      unlock(o.image, staged, pass, &new_vol);
+    }
+  }
   const luks2::SegmentLayout& layout = vol.layout;
   if (!image.size || *image.size <= layout.data_offset_bytes) {
     fail("'{}' has no data after the header's data offset", image.name);
@@ -215,9 +242,14 @@ int run_reencrypt(const ReencryptOptions& o) {
   const Status created = Engine::create(cfg, &engine);
   unblock_interrupts();
   check(created, "cannot start the engine");
-  KeyHandle handle;
+  KeyHandle handle, new_handle;
   check(engine->add_key(vol.key.data(), vol.key.size(), KeyOptions{}, &handle), "volume key");
   vol.key.reset();
+  if (change_key) {
+    check(engine->add_key(new_vol.key.data(), new_vol.key.size(), KeyOptions{}, &new_handle),
+          "new volume key");
+    new_vol.key.reset();
+  }
 
   Progress progress(o.progress.value_or(::isatty(STDERR_FILENO) == 1), area_bytes);
   if (o.progress_json) progress.set_json(o.image);
@@ -227,6 +259,10 @@ int run_reencrypt(const ReencryptOptions& o) {
   pump.dir = o.encrypt ? Direction::encrypt : Direction::decrypt;
   pump.format = layout.format;
   pump.iv_sector = layout.iv_offset;
+  if (change_key) {
+    pump.dir = Direction::decrypt;
+    pump.then = SecondCrypt{new_handle, Direction::encrypt, new_vol.layout.iv_offset};
+  }
 
   if (resilience == Resilience::none) {
     pump.bytes = area_bytes;
@@ -238,7 +274,7 @@ int run_reencrypt(const ReencryptOptions& o) {
                    "%s with no record to resume from (--resilience none)\n",
                    static_cast<unsigned long long>(r.bytes_done),
                    static_cast<unsigned long long>(area_bytes), image.name.c_str(),
-                   o.encrypt ? "encrypted" : "decrypted");
+                   o.encrypt ? "encrypted" : o.decrypt ? "decrypted" : "re-encrypted");
       return kExitInterrupted;
     }
     if (::fdatasync(image.fd) != 0) fail("cannot flush '{}': {}", image.name, std::strerror(errno));
@@ -262,9 +298,9 @@ int run_reencrypt(const ReencryptOptions& o) {
     }
   }
   engine.reset();
-  if (o.encrypt && key_header == staged) {
+  if (!o.decrypt) {
     if (::rename(staged.c_str(), o.header.c_str()) != 0) {
-      fail("'{}' is encrypted, but its header cannot be renamed from '{}' to '{}': {}",
+      fail("'{}' is rewritten, but its header cannot be renamed from '{}' to '{}': {}",
            image.name, staged, o.header, std::strerror(errno));
     }
     sync_dir_of(o.header);
@@ -282,15 +318,16 @@ int run_reencrypt(const ReencryptOptions& o) {
 void add_reencrypt_command(CLI::App& app, int* exit_code, RunMode mode) {
   auto o = std::make_shared<ReencryptOptions>();
   CLI::App* c = app.add_subcommand(
-      "reencrypt", "Convert IMAGE in place: plain to LUKS2 (--encrypt) or LUKS2 to plain "
-                   "(--decrypt), with a detached --header (cryptsetup reencrypt compatible)");
+      "reencrypt", "Convert IMAGE in place: plain to LUKS2 (--encrypt), LUKS2 to plain "
+                   "(--decrypt), or to a new volume key (neither), with a detached --header "
+                   "(cryptsetup reencrypt compatible)");
   c->add_option("IMAGE", o->image, "The data: a file or block device")->required();
   c->add_flag("--encrypt", o->encrypt, "Encrypt a plain IMAGE into a new LUKS2 volume");
   c->add_flag("--decrypt", o->decrypt, "Decrypt a LUKS2 volume back to plain");
   c->add_option("--header", o->header, "Detached LUKS2 header file (--encrypt creates it)");
   c->add_option("-d,--key-file", o->key_file, "Passphrase file (whole file) of the keyslot")->required();
   c->add_option("--volume-key-file", o->volume_key_file,
-                "--encrypt: the new volume key, raw (default: random)");
+                "--encrypt or a key change: the new volume key, raw (default: random)");
   c->add_option("-c,--cipher", o->cipher, "aes-xts-plain64, aes-xts-plain or aes-xts-plain64be")
       ->capture_default_str();
   c->add_option("-s,--key-size", o->key_size, "Volume key bits: 256 or 512")->capture_default_str();

@@ -129,6 +129,12 @@ PumpResult run_pump(const PumpJob& job, const PumpEnd& in, const PumpEnd& out,
         failure = fmt::format("engine failed at byte {}: {}", f.pos, f.status.message());
       } else {
         try {
+          if (job.then) {
+            const Status s2 = engine.crypt_sync(job.then->key, job.then->dir, job.format,
+                                                job.then->iv_sector + f.pos / 512, f.slot.data,
+                                                f.slot.data, f.len);
+            if (!s2.ok()) fail("engine failed at byte {}: {}", f.pos, s2.message());
+          }
           write_all(out, f.slot.data, f.len, f.pos);
           result.bytes_done += f.len;
           if (progress) progress->update(job.progress_base + result.bytes_done);

@@ -62,6 +62,11 @@ void crypt_run(const RewriteJob& job, uint8_t* buf, std::size_t n, uint64_t pos)
   const PumpJob& pj = job.pump;
   check(pj.engine->crypt_sync(pj.key, pj.dir, pj.format, pj.iv_sector + pos / 512, buf, buf, n),
         fmt::format("engine, recovering byte {} of the area", pos));
+  if (pj.then) {
+    check(pj.engine->crypt_sync(pj.then->key, pj.then->dir, pj.format,
+                                pj.then->iv_sector + pos / 512, buf, buf, n),
+          fmt::format("engine, recovering byte {} of the area", pos));
+  }
 }
 
 // A hash of the sector just before area position `pos` (zeros at the start): tells on a
@@ -210,6 +215,14 @@ RewriteResult run_resumable_rewrite(const RewriteJob& job, Progress* progress) {
   params.iv_sector = job.pump.iv_sector;
   params.zone_bytes = job.zone_bytes;
   key_check_value(*job.pump.engine, job.pump.key, params.key_check);
+  if (job.pump.then) {
+    // A change of key: a run of its own, told apart by both keys and the second IV offset.
+    uint8_t second[16];
+    key_check_value(*job.pump.engine, job.pump.then->key, second);
+    for (int i = 0; i < 16; ++i) params.key_check[i] ^= static_cast<uint8_t>(second[i] + 1);
+    params.direction += 2;
+    params.second_iv_low = static_cast<uint32_t>(job.pump.then->iv_sector);
+  }
 
   RewriteResult result;
   ResumeFile state;
@@ -278,6 +291,7 @@ RewriteResult run_resumable_rewrite(const RewriteJob& job, Progress* progress) {
 
       PumpJob pj = job.pump;
       pj.iv_sector = job.pump.iv_sector + pos / 512;
+      if (pj.then) pj.then->iv_sector = job.pump.then->iv_sector + pos / 512;
       pj.bytes = zone.zone_len;
       pj.progress_base = pos;
       pj.last_part = after == job.area_bytes;

@@ -83,7 +83,9 @@ void check_same_run(const RewriteParams& have, const RewriteParams& want, const 
     }
   };
   differ("--resilience mode", have.mode, want.mode);
-  differ("direction (0 encrypt, 1 decrypt)", have.direction, want.direction);
+  differ("direction (0 encrypt, 1 decrypt, 2 and 3 the same then a new key)", have.direction,
+         want.direction);
+  differ("new key's IV offset", have.second_iv_low, want.second_iv_low);
   differ("IV mode", have.iv_mode, want.iv_mode);
   differ("sector size", have.sector_size, want.sector_size);
   differ("--iv-large-sectors", have.iv_large_sectors, want.iv_large_sectors);

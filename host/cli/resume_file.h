@@ -22,11 +22,11 @@ inline constexpr std::size_t kSectorHashBytes = 16;
 // What must match for a rerun to resume the state; compared field by field.
 struct RewriteParams {
   uint32_t mode = 0;          // Resilience
-  uint32_t direction = 0;     // 0 encrypt, 1 decrypt
+  uint32_t direction = 0;     // 0 encrypt, 1 decrypt; + 2: then a second crypt (key change)
   uint32_t iv_mode = 0;
   uint32_t sector_size = 0;
   uint32_t iv_large_sectors = 0;
-  uint32_t reserved = 0;
+  uint32_t second_iv_low = 0;  // key change: the second crypt's IV offset (low 32 bits)
   uint64_t area_offset = 0;   // bytes into the target
   uint64_t area_bytes = 0;
   uint64_t iv_sector = 0;     // 512-byte IV sector of the area's first byte

@@ -77,16 +77,23 @@ done
 
 # `reencrypt --encrypt` (a new detached LUKS2 header; the volume key given, so the result
 # must equal the plain-mode reference) and `--decrypt` of it, killed and rerun the same way.
+# A change of key (decrypt with the old, encrypt with `other.key`) too.
 printf 'passphrase' > pass
-for dir in encrypt decrypt; do
-  if [[ $dir == encrypt ]]; then src=plain.img want=cipher.img; else src=cipher.img want=plain.img; fi
-  reenc=("$SC" reencrypt "--$dir" --header w.hdr -d pass --no-progress)
-  [[ $dir == encrypt ]] && reenc+=(--volume-key-file key --pbkdf pbkdf2 --pbkdf-force-iterations 1000)
+"$SC" encrypt -d other.key --no-progress plain.img cipher2.img
+for dir in encrypt change decrypt; do
+  case $dir in
+    encrypt) src=plain.img want=cipher.img reenc=("$SC" reencrypt --encrypt --volume-key-file key) ;;
+    change) src=cipher.img want=cipher2.img reenc=("$SC" reencrypt --volume-key-file other.key) ;;
+    decrypt) src=cipher2.img want=plain.img reenc=("$SC" reencrypt --decrypt) ;;
+  esac
+  reenc+=(--header w.hdr -d pass --no-progress)
+  [[ $dir == decrypt ]] || reenc+=(--pbkdf pbkdf2 --pbkdf-force-iterations 1000)
   landed=0 midway=0 trials=0
   while (( landed < KILLS || midway == 0 )); do
     (( ++trials <= KILLS * 4 + 10 )) || die "reencrypt $dir: $landed of $KILLS kills landed, $midway mid-rewrite"
     cp "$src" w.img
     if [[ $dir == encrypt ]]; then rm -f w.hdr; else cp enc.hdr w.hdr; fi
+    rm -f w.hdr.sectorcrypt-new
     while :; do
       "${reenc[@]}" w.img 2>>log &
       pid=$!
@@ -96,16 +103,17 @@ for dir in encrypt decrypt; do
       if (( rc == 0 )); then break; fi
       (( rc == 137 )) || { cat log >&2; die "reencrypt $dir exited $rc"; }
       landed=$((landed + 1))
-      if [[ $dir == encrypt && -e w.hdr && -e .w.img.sectorcrypt-resume ]] && ! cmp -s w.img "$want"; then
-        die "reencrypt --encrypt: the header is in place before the data is encrypted"
+      if [[ $dir != decrypt && -e w.hdr && ! -e w.hdr.sectorcrypt-new && -e .w.img.sectorcrypt-resume ]] &&
+         ! cmp -s w.img "$want"; then
+        die "reencrypt $dir: the new header is in place before the data is rewritten"
       fi
-      if [[ ! -e .w.img.sectorcrypt-resume ]] && cmp -s w.img "$want" && [[ $dir == decrypt || -e w.hdr ]]; then break; fi
+      if [[ ! -e .w.img.sectorcrypt-resume ]] && cmp -s w.img "$want" && [[ ! -e w.hdr.sectorcrypt-new ]]; then break; fi
       if ! cmp -s w.img "$src" && ! cmp -s w.img "$want"; then midway=$((midway + 1)); fi
     done
     same w.img "$want" "reencrypt $dir after kills (trial $trials)"
     [[ ! -e .w.img.sectorcrypt-resume && ! -e w.hdr.sectorcrypt-new ]] || die "reencrypt $dir left files"
-    [[ $dir == decrypt ]] || cp w.hdr enc.hdr
   done
+  cp w.hdr enc.hdr  # the next direction starts from this header
   (( midway > 0 )) || die "reencrypt $dir: no kill landed in the middle of the rewrite"
   echo "kills reencrypt-checksum $dir landed=$landed midway=$midway trials=$trials differ=0"
 done
