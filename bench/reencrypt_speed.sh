@@ -4,7 +4,7 @@
 #     journal, alternating, REPS times each;
 #  2. `sectorcrypt reencrypt --encrypt --header` (checksum resilience) against
 #     `cryptsetup reencrypt --encrypt --header` (its default resilience) on the same file,
-#     alternating. Both keyslots use pbkdf2 with 1000 iterations, so the PBKDF is not timed.
+#     alternating; then a change of volume key the same way (cryptsetup offline). Both keyslots use pbkdf2 with 1000 iterations, so the PBKDF is not timed.
 # Every run starts from a fresh copy with dirty pages synced; times include the final
 # flush. Prints medians and ratios as markdown; raw times to bench/results/reencrypt_speed.log.
 # Usage: bench/reencrypt_speed.sh [BUILD_DIR] [IMAGE_MIB] [REPS] [WORKDIR]
@@ -35,6 +35,28 @@ for ((i = 0; i < REPS; i++)); do
     timed "inplace_$mode" "$SC" encrypt --resilience "$mode" -d "$W/key" --no-progress "$W/w.img" "$W/w.img"
   done
 done
+# A volume to re-key: encrypted with a known key and header, copied for every run.
+"$SC" encrypt -d "$W/key" --no-progress "$W/src.img" "$W/enc.img"
+cp "$W/src.img" "$W/w.img"
+"$SC" reencrypt --encrypt --header "$W/enc.hdr" -d "$W/pass" --volume-key-file "$W/key" \
+  --pbkdf pbkdf2 --pbkdf-force-iterations 1000 --no-progress "$W/w.img"
+timed_rekey() {  # label, command...
+  local label=$1; shift
+  cp "$W/enc.img" "$W/w.img"; cp "$W/enc.hdr" "$W/w.hdr"; rm -f "$W/w.hdr.sectorcrypt-new"; sync
+  local s e
+  s=$(date +%s%N)
+  "$@" >/dev/null 2>&1 || { echo "FAILED: $label: $*" >&2; exit 1; }
+  sync "$W/w.img"
+  e=$(date +%s%N)
+  echo "$label $(( (e - s) / 1000000 ))" | tee -a "$LOG" >&2
+}
+for ((i = 0; i < (REPS + 1) / 2; i++)); do
+  timed_rekey rekey_sectorcrypt "$SC" reencrypt --header "$W/w.hdr" -d "$W/pass" \
+    --pbkdf pbkdf2 --pbkdf-force-iterations 1000 --no-progress "$W/w.img"
+  timed_rekey rekey_cryptsetup cryptsetup reencrypt --header "$W/w.hdr" --key-file "$W/pass" \
+    --pbkdf pbkdf2 --pbkdf-force-iterations 1000 --force-offline-reencrypt -q "$W/w.img"
+done
+
 for ((i = 0; i < (REPS + 1) / 2; i++)); do
   timed reencrypt_sectorcrypt "$SC" reencrypt --encrypt --header "$W/w.hdr" -d "$W/pass" \
     --pbkdf pbkdf2 --pbkdf-force-iterations 1000 --no-progress "$W/w.img"
@@ -56,6 +78,8 @@ for k, v in times.items():
 print()
 print(f"- checksum / none throughput: {med['inplace_none'] / med['inplace_checksum']:.2f}x")
 print(f"- journal / none throughput: {med['inplace_none'] / med['inplace_journal']:.2f}x")
-print(f"- sectorcrypt reencrypt / cryptsetup reencrypt throughput: "
+print(f"- sectorcrypt reencrypt --encrypt / cryptsetup reencrypt --encrypt throughput: "
       f"{med['reencrypt_cryptsetup'] / med['reencrypt_sectorcrypt']:.1f}x")
+print(f"- sectorcrypt key change / cryptsetup key change throughput: "
+      f"{med['rekey_cryptsetup'] / med['rekey_sectorcrypt']:.1f}x")
 PY
