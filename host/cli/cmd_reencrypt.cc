@@ -17,6 +17,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <algorithm>
 #include <memory>
 #include <optional>
 #include <string>
@@ -28,6 +29,7 @@
 #include "host/cli/luks2_create.h"
 #include "host/cli/progress.h"
 #include "host/cli/resumable_rewrite.h"
+#include "host/cli/resume_file.h"
 #include "host/luks2/luks2_volume.h"
 
 namespace sectorcrypt::cli {
@@ -193,13 +195,26 @@ int run_reencrypt(const ReencryptOptions& o) {
       fail("cannot remove the unfinished header '{}': {}", staged, std::strerror(errno));
     }
   }
-  // The staged header is renamed onto --header only when all data is durable, just before
-  // the resume file goes: a run killed in between is finished.
-  if (!o.decrypt && !exists(staged) && exists(resume_path) && exists(o.header)) {
+  // The staged header is renamed onto --header only after the resume file records that the
+  // rewrite is complete, and before the file goes: a run killed in between is finished.
+  if (!o.decrypt && !exists(staged) && exists(o.header) && ResumeFile::finished(resume_path)) {
     remove_resume_file(resume_path);
     std::fprintf(stderr, "sectorcrypt: '%s' was already %s; removed the resume file '%s'\n",
                  image.name.c_str(), o.encrypt ? "encrypted" : "re-encrypted", resume_path.c_str());
     return kExitOk;
+  }
+
+  // A resume file of another kind of run (an interrupted --decrypt, say) is that run's to
+  // finish: refused before a header is staged or anything is written.
+  if (const auto run = ResumeFile::recorded_run(resume_path)) {
+    const uint32_t want = o.encrypt ? 0 : o.decrypt ? 1 : 3;  // 3: decrypt, then encrypt
+    if (run->direction != want) {
+      static const char* const kinds[] = {"encryption", "decryption", "key change",
+                                          "key change"};
+      fail("the resume file '{}' belongs to an interrupted {} of '{}': rerun that command to "
+           "finish it first", resume_path, kinds[std::min<uint32_t>(run->direction, 3)],
+           image.name);
+    }
   }
 
   luks2::Volume vol;      // the key the data is crypted with first

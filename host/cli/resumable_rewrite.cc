@@ -149,6 +149,7 @@ void record_zone(const RewriteJob& job, ZoneRecord* rec) {
 // Brings the recorded zone to all-new after a crash at any instant of its rewrite.
 void recover_zone(const RewriteJob& job, ZoneRecord& rec) {
   const uint32_t ss = job.pump.format.sector_size;
+  if (rec.zone_len == 0) return;  // the completion record
   if (job.mode == Resilience::journal) {
     // The journal holds the zone's old contents: crypt them again and write all of it.
     crypt_run(job, rec.payload.data(), rec.zone_len, rec.zone_start);
@@ -311,6 +312,15 @@ RewriteResult run_resumable_rewrite(const RewriteJob& job, Progress* progress) {
       ++seq;
     }
     if (flushing.valid()) flushing.get();
+    if (!result.interrupted) {
+      // The completion record: a rerun (say, after a kill before the caller removed the
+      // file) then knows there is nothing left, and reencrypt that its header may be final.
+      ZoneRecord done;
+      done.seq = seq;
+      done.zone_start = job.area_bytes;
+      done_check(job, job.area_bytes, done.done_check);
+      state.write(done);
+    }
   } catch (const Error& e) {
     throw resumable(e.what());
   }

@@ -153,6 +153,40 @@ bool ResumeFile::read_slot(int index, ZoneRecord* rec) const {
   return true;
 }
 
+namespace {
+
+// The last slot whose header is intact (payloads unchecked).
+std::optional<SlotHeader> latest_header(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  std::optional<SlotHeader> best;
+  for (int i = 0; i < 2; ++i) {
+    SlotHeader h{};
+    if (!pread_all(fd, &h, sizeof h, kHeaderBytes * static_cast<uint64_t>(i))) continue;
+    if (std::memcmp(h.magic, kMagic, sizeof kMagic) != 0) continue;
+    uint8_t want[16];
+    digest_of(h, nullptr, 0, want);
+    if (std::memcmp(want, h.header_digest, sizeof want) != 0) continue;
+    if (!best || h.seq > best->seq) best = h;
+  }
+  ::close(fd);
+  return best;
+}
+
+}  // namespace
+
+bool ResumeFile::finished(const std::string& path) {
+  const std::optional<SlotHeader> h = latest_header(path);
+  // A completion record has no payload, so its header digest covers all of it.
+  return h && h->zone_len == 0 && h->payload_len == 0 && h->zone_start == h->params.area_bytes;
+}
+
+std::optional<RewriteParams> ResumeFile::recorded_run(const std::string& path) {
+  const std::optional<SlotHeader> h = latest_header(path);
+  if (!h) return std::nullopt;
+  return h->params;
+}
+
 bool ResumeFile::open(const std::string& path, const RewriteParams& params, ZoneRecord* latest) {
   path_ = path;
   params_ = params;

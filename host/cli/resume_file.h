@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -35,7 +36,8 @@ struct RewriteParams {
 };
 
 // One slot: the zone [zone_start, zone_start + zone_len) of the area is about to be (or
-// is being) overwritten; everything before zone_start is durably rewritten.
+// is being) overwritten; everything before zone_start is durably rewritten. A zone of
+// length 0 at the end of the area records that the whole area is.
 struct ZoneRecord {
   uint64_t seq = 0;
   uint64_t zone_start = 0;  // bytes from the start of the area
@@ -63,6 +65,12 @@ class ResumeFile {
   const std::string& path() const { return path_; }
   // Deletes the file at `path` (a completed rewrite's, durable) and syncs its directory.
   static void remove(const std::string& path);
+  // True when the file at `path` is a resume file whose last intact slot is the
+  // completion record (a zone of length 0 at the end of the area): its run finished and
+  // only the file's removal is left. Reads nothing but the slot headers.
+  static bool finished(const std::string& path);
+  // The run recorded in the file at `path` (its last intact slot header), if any.
+  static std::optional<RewriteParams> recorded_run(const std::string& path);
   uint64_t payload_capacity() const;
 
  private:
