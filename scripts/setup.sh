@@ -15,6 +15,7 @@ PACKAGES=(
   clang libclang-rt-dev
   libcli11-dev nlohmann-json3-dev libfmt-dev
   groff-base
+  libxxhash-dev
   libcryptsetup-dev cryptsetup-bin
   nbdkit nbdkit-plugin-dev libnbd-bin python3-libnbd fio
 )

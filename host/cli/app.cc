@@ -29,6 +29,7 @@ void build_app(CLI::App& app, int* exit_code, RunMode mode) {
   app.set_version_flag("-V,--version", std::string("sectorcrypt ") + version());
   app.require_subcommand(1);
   add_crypt_commands(app, exit_code, mode);
+  add_reencrypt_command(app, exit_code, mode);
   add_bench_command(app, exit_code, mode);
   add_compare_command(app, exit_code, mode);
   add_info_command(app, exit_code, mode);

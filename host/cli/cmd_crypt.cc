@@ -18,6 +18,7 @@
 #include "host/cli/crypt_files.h"
 #include "host/cli/crypt_pump.h"
 #include "host/cli/progress.h"
+#include "host/cli/resumable_rewrite.h"
 #include "host/luks2/luks2_volume.h"
 #include "kernels/secure_zero.h"
 
@@ -42,6 +43,9 @@ struct CryptOptions {
   std::string type = "plain";     // plain, or luks2: key file = passphrase, rest from header
   std::string header;             // LUKS2 detached header
   std::string plain_option_given; // the first plain-mode option on the command line
+  std::optional<std::string> resilience;  // in place only; unset: checksum
+  std::string journal;            // resume file; empty: next to the target
+  std::optional<std::string> zone_size;
 };
 
 // The plain-mode options that a LUKS2 header decides instead.
@@ -56,6 +60,20 @@ struct CryptArea {
   std::optional<uint64_t> size;   // 512-byte sectors
   uint64_t skip = 0;              // IV sector number of the first sector
 };
+
+Resilience in_place_resilience(const CryptOptions& o) {
+  return o.resilience ? parse_resilience(*o.resilience) : Resilience::checksum;
+}
+
+uint64_t zone_bytes(const CryptOptions& o, Resilience mode) {
+  if (!o.zone_size) return mode == Resilience::journal ? kJournalZoneBytes : kChecksumZoneBytes;
+  const uint64_t z = parse_size(*o.zone_size);
+  if (z == 0 || z % o.sector_size != 0 || z > (1ull << 30)) {
+    fail("--zone-size {} must be a whole number of {}-byte sectors, at most 1 GiB", *o.zone_size,
+         o.sector_size);
+  }
+  return z;
+}
 
 const char* verb(Direction d) { return d == Direction::encrypt ? "encrypted" : "decrypted"; }
 
@@ -93,6 +111,22 @@ void check_crypt_options(const CryptOptions& o) {
   }
   check_key_bits(o.key_size);
   check_idle_spin(o.idle_spin_us);
+  (void)zone_bytes(o, in_place_resilience(o));
+}
+
+// The message of a resumable rewrite stopped by SIGINT/SIGTERM.
+int report_interrupted_rewrite(const CryptOptions& o, const RewriteJob& job,
+                               const RewriteResult& r) {
+  std::fprintf(stderr,
+               "sectorcrypt: interrupted after %llu of %llu bytes; '%s' is PARTLY %s: bytes "
+               "[%llu, %llu) of the area are %s, the rest is unchanged; '%s' records where: "
+               "run the same command again to resume\n",
+               static_cast<unsigned long long>(r.bytes_done),
+               static_cast<unsigned long long>(job.area_bytes), job.name.c_str(), verb(o.dir),
+               static_cast<unsigned long long>(job.area_offset),
+               static_cast<unsigned long long>(job.area_offset + r.bytes_done), verb(o.dir),
+               job.resume_path.c_str());
+  return kExitInterrupted;
 }
 
 // LUKS2: the key file holds the passphrase (cryptsetup's --key-file); the volume key,
@@ -147,8 +181,23 @@ int run_crypt(const CryptOptions& o) {
   const SectorFormat format = area.format;
 
   const bool in_place = same_file(o.input, o.output);
+  const Resilience resilience = in_place_resilience(o);
+  if (!in_place && ((o.resilience && resilience != Resilience::none) || !o.journal.empty())) {
+    fail("--resilience and --journal apply to in-place rewrites (INPUT and OUTPUT the same "
+         "file); '{}' and '{}' are different files", o.input, o.output);
+  }
+  if (in_place && resilience != Resilience::none && !o.journal.empty() && same_file(o.journal, o.input)) {
+    fail("--journal '{}' is the target itself", o.journal);
+  }
   InputFile in;
   open_input(o.input, in_place, &in);
+  if (in_place && resilience != Resilience::none) {
+    if (!in.positional()) fail("'{}' cannot be rewritten in place: not a file or block device", in.name);
+    if (in.kind == FileKind::block && o.journal.empty()) {
+      fail("in place on block device '{}': name a --journal FILE on persistent storage for "
+           "the resume state (or --resilience none to run without one)", in.name);
+    }
+  }
 
   // The area: --offset and --size in 512-byte sectors, by default to the end of INPUT.
   const uint64_t offset_bytes = area.offset * 512;
@@ -189,6 +238,28 @@ int run_crypt(const CryptOptions& o) {
   }
   KeyHandle handle;
   check(engine->add_key(key.data(), key.size(), KeyOptions{}, &handle), "key file '" + o.key_file + "'");
+
+  if (in_place && resilience != Resilience::none) {
+    RewriteJob job;
+    job.pump.engine = engine.get();
+    job.pump.key = handle;
+    job.pump.dir = o.dir;
+    job.pump.format = format;
+    job.pump.iv_sector = o.skip;
+    job.fd = in.fd;
+    job.name = in.name;
+    job.area_offset = offset_bytes;
+    job.area_bytes = *total;
+    job.mode = resilience;
+    job.zone_bytes = zone_bytes(o, resilience);
+    job.resume_path = o.journal.empty() ? default_resume_path(o.input) : o.journal;
+    Progress progress(o.progress.value_or(::isatty(STDERR_FILENO) == 1), total);
+    const RewriteResult r = run_resumable_rewrite(job, &progress);
+    if (r.interrupted) return report_interrupted_rewrite(o, job, r);
+    engine.reset();
+    remove_resume_file(job.resume_path);
+    return kExitOk;
+  }
 
   OutputFile out;
   if (in_place) {
@@ -278,6 +349,13 @@ void add_crypt_command(CLI::App& app, Direction dir, int* exit_code, RunMode mod
   c->add_option("--idle-spin-us", o->idle_spin_us, kIdleSpinHelp)->capture_default_str();
   c->add_option("--slots", o->slots, "Engine batch slots of 1 MiB (bounds memory)")
       ->capture_default_str();
+  c->add_option("--resilience", o->resilience,
+                 "In place: checksum (default: a hash of each old sector), journal (a copy of "
+                 "each zone) or none; with checksum or journal a killed run resumes when rerun");
+  c->add_option("--journal", o->journal,
+                "In place: the resume file (default: .INPUT.sectorcrypt-resume next to INPUT)");
+  c->add_option("--zone-size", o->zone_size,
+                "In place: bytes made resumable per sync (default 64M checksum, 32M journal)");
   c->add_flag_callback("--progress", [o] { o->progress = true; },
                        "Show progress on stderr even when it is not a terminal");
   c->add_flag_callback("--no-progress", [o] { o->progress = false; }, "Never show progress");

@@ -21,6 +21,7 @@ void set_command_callback(CLI::App* c, int* exit_code, RunMode mode,
                           std::function<void()> check, std::function<int()> run);
 
 void add_crypt_commands(CLI::App& app, int* exit_code, RunMode mode);  // encrypt, decrypt
+void add_reencrypt_command(CLI::App& app, int* exit_code, RunMode mode);
 void add_bench_command(CLI::App& app, int* exit_code, RunMode mode);
 void add_compare_command(CLI::App& app, int* exit_code, RunMode mode);
 void add_info_command(CLI::App& app, int* exit_code, RunMode mode);

@@ -129,9 +129,15 @@ PumpResult run_pump(const PumpJob& job, const PumpEnd& in, const PumpEnd& out,
         failure = fmt::format("engine failed at byte {}: {}", f.pos, f.status.message());
       } else {
         try {
+          if (job.then) {
+            const Status s2 = engine.crypt_sync(job.then->key, job.then->dir, job.format,
+                                                job.then->iv_sector + f.pos / 512, f.slot.data,
+                                                f.slot.data, f.len);
+            if (!s2.ok()) fail("engine failed at byte {}: {}", f.pos, s2.message());
+          }
           write_all(out, f.slot.data, f.len, f.pos);
           result.bytes_done += f.len;
-          if (progress) progress->update(result.bytes_done);
+          if (progress) progress->update(job.progress_base + result.bytes_done);
         } catch (const Error& e) {
           failure = e.what();
         }
@@ -209,7 +215,9 @@ PumpResult run_pump(const PumpJob& job, const PumpEnd& in, const PumpEnd& out,
   // Whatever happened, let every slot in flight finish and write what completed, so the
   // output holds exactly bytes_done processed bytes from the start of the area.
   while (count > 0) retire_oldest();
-  if (progress) progress->finish(result.bytes_done);
+  if (progress && (job.last_part || !failure.empty() || result.interrupted)) {
+    progress->finish(job.progress_base + result.bytes_done);
+  }
   if (!failure.empty()) {
     throw Error(fmt::format("{} ({} bytes written)", failure, result.bytes_done));
   }

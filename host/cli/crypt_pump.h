@@ -20,6 +20,14 @@ struct PumpEnd {
   uint64_t offset = 0;      // byte offset of the area (positional only)
 };
 
+// A second crypt of each chunk after the first, with another key (a change of volume key:
+// decrypt with the old, encrypt with the new, in one pass). Same sector format.
+struct SecondCrypt {
+  KeyHandle key;
+  Direction dir = Direction::encrypt;
+  uint64_t iv_sector = 0;          // 512-byte IV sector of the area's first byte
+};
+
 struct PumpJob {
   Engine* engine = nullptr;
   KeyHandle key;
@@ -27,6 +35,9 @@ struct PumpJob {
   SectorFormat format;
   uint64_t iv_sector = 0;          // 512-byte sector number of the first sector (--skip)
   std::optional<uint64_t> bytes;   // exact length; unset: until end of input
+  uint64_t progress_base = 0;      // bytes done before this part (a run in several parts)
+  bool last_part = true;           // finish the progress line at the end
+  std::optional<SecondCrypt> then; // applied on this thread after the engine's crypt
 };
 
 struct PumpResult {

@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "host/cli/cli_common.h"
 
 namespace sectorcrypt::cli {
@@ -13,10 +15,16 @@ namespace sectorcrypt::cli {
 Progress::Progress(bool enabled, std::optional<uint64_t> total)
     : enabled_(enabled), tty_(::isatty(STDERR_FILENO) == 1), total_(total), start_(std::chrono::steady_clock::now()), last_(start_) {}
 
+void Progress::set_json(const std::string& device) {
+  enabled_ = true;
+  json_ = true;
+  device_ = device;
+}
+
 void Progress::update(uint64_t done) {
   if (!enabled_) return;
   const auto now = std::chrono::steady_clock::now();
-  if (drawn_ && now - last_ < std::chrono::milliseconds(100)) return;
+  if (drawn_ && now - last_ < std::chrono::milliseconds(json_ ? 1000 : 100)) return;
   last_ = now;
   draw(done, std::chrono::duration<double>(now - start_).count());
 }
@@ -24,6 +32,7 @@ void Progress::update(uint64_t done) {
 void Progress::finish(uint64_t done) {
   if (!enabled_) return;
   draw(done, std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count());
+  if (json_) return;
   std::fputc('\n', stderr);
   std::fflush(stderr);
 }
@@ -31,6 +40,21 @@ void Progress::finish(uint64_t done) {
 void Progress::draw(uint64_t done, double seconds) {
   drawn_ = true;
   const double rate = seconds > 0 ? static_cast<double>(done) / seconds : 0.0;
+  if (json_) {
+    // cryptsetup's names; the numbers as strings, as it prints them.
+    const uint64_t total = total_.value_or(done);
+    const uint64_t eta_ms = rate > 0 && total > done
+        ? static_cast<uint64_t>(static_cast<double>(total - done) / rate * 1000.0) : 0;
+    nlohmann::ordered_json j = {{"device", device_},
+                        {"device_bytes", std::to_string(done)},
+                        {"device_size", std::to_string(total)},
+                        {"speed", std::to_string(static_cast<uint64_t>(rate))},
+                        {"eta_ms", std::to_string(eta_ms)},
+                        {"time_ms", std::to_string(static_cast<uint64_t>(seconds * 1000.0))}};
+    std::printf("%s\n", j.dump().c_str());
+    std::fflush(stdout);
+    return;
+  }
   const std::string rate_text = format_bytes(static_cast<uint64_t>(rate)) + "/s";
   std::string line;
   if (total_ && *total_ > 0) {

@@ -261,6 +261,12 @@ TEST(CliCrypt, SigintInPlaceSaysWhichPartIsProcessed) {
   ASSERT_EQ(::pread(rfd, last.data(), 512, static_cast<off_t>(to - 512)), 512);
   ASSERT_EQ(::pread(rfd, next.data(), 512, static_cast<off_t>(to)), 512);
   ::close(rfd);
+  // In place is resumable: the interrupted run leaves its resume file next to the disk.
+  const std::string resume = "/dev/shm/." + disk.substr(disk.rfind('/') + 1) + ".sectorcrypt-resume";
+  EXPECT_EQ(::access(resume.c_str(), F_OK), 0) << r.err;
+  EXPECT_NE(r.err.find(resume + "' records where: run the same command again to resume"),
+            std::string::npos) << r.err;
+  ::unlink(resume.c_str());
   ::unlink(disk.c_str());
   EXPECT_EQ(head, zero);
   EXPECT_EQ(last, dmcrypt(fx.key, Direction::encrypt, IvMode::plain64, 512, false,

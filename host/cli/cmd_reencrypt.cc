@@ -1,0 +1,370 @@
+// `sectorcrypt reencrypt [--encrypt|--decrypt]`: LUKS2 conversion in place with
+// cryptsetup's option names; neither flag changes the volume key (decrypt with the old,
+// encrypt with the new, in one pass). Headers and keyslots are made and read with
+// libcryptsetup; the data goes through the engine as a resumable in-place rewrite
+// (resumable_rewrite.h).
+//
+// --encrypt and a key change write the new header to HEADER.sectorcrypt-new and rename it
+// onto HEADER only when all data is rewritten and durable, so nothing opens a half-done
+// volume with the new header; until then that file keeps the new volume key (in its
+// keyslot) for a rerun to resume with.
+#include <fcntl.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <algorithm>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "engine/engine.h"
+#include "host/cli/cli_common.h"
+#include "host/cli/commands.h"
+#include "host/cli/crypt_files.h"
+#include "host/cli/luks2_create.h"
+#include "host/cli/progress.h"
+#include "host/cli/resumable_rewrite.h"
+#include "host/cli/resume_file.h"
+#include "host/luks2/luks2_volume.h"
+
+namespace sectorcrypt::cli {
+namespace {
+
+struct ReencryptOptions {
+  std::string image;
+  bool encrypt = false, decrypt = false;
+  std::string header;
+  std::string key_file;            // passphrase
+  std::string volume_key_file;     // --encrypt: the new volume key (default: random)
+  std::string cipher = "aes-xts-plain64";
+  unsigned key_size = 512;
+  uint32_t sector_size = 512;
+  std::string pbkdf = "argon2id";
+  uint32_t pbkdf_iterations = 0;
+  std::string resilience = "checksum";
+  std::string journal;
+  std::string backend = "auto";
+  unsigned threads = 0;
+  uint32_t idle_spin_us = EngineConfig{}.idle_spin_us;
+  std::size_t slots = 8;
+  bool progress_json = false;
+  std::optional<bool> progress;
+};
+
+// A passphrase, zeroed when it goes away.
+struct Passphrase {
+  std::string text;
+  ~Passphrase() { explicit_bzero(text.data(), text.size()); }
+};
+
+void check_reencrypt_options(const ReencryptOptions& o) {
+  if (o.encrypt && o.decrypt) fail("--encrypt and --decrypt exclude each other");
+  if (o.header.empty()) {
+    fail("--header FILE is needed: sectorcrypt converts volumes with a detached LUKS2 header "
+         "(a header inside the image needs the data shifted, which it does not do)");
+  }
+  if (o.decrypt && !o.volume_key_file.empty()) fail("--volume-key-file is for --encrypt and a key change");
+  const IvMode iv = parse_cipher(o.cipher);
+  (void)iv;
+  if (o.key_size != 256 && o.key_size != 512) fail("--key-size {}: choose 256 or 512", o.key_size);
+  SectorFormat f;
+  f.sector_size = o.sector_size;
+  check(validate_format(f), "--sector-size");
+  if (o.pbkdf != "pbkdf2" && o.pbkdf != "argon2i" && o.pbkdf != "argon2id") {
+    fail("--pbkdf '{}': choose pbkdf2, argon2i or argon2id", o.pbkdf);
+  }
+  (void)parse_resilience(o.resilience);
+  (void)parse_backend(o.backend);
+  if (o.slots == 0) fail("--slots must be at least 1");
+  check_idle_spin(o.idle_spin_us);
+}
+
+void read_passphrase(const std::string& path, Passphrase* out) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) fail("cannot open the key file '{}': {}", path, std::strerror(errno));
+  char buf[4096];
+  for (;;) {
+    const ssize_t r = ::read(fd, buf, sizeof buf);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) {
+      const int e = errno;
+      ::close(fd);
+      explicit_bzero(buf, sizeof buf);
+      fail("cannot read the key file '{}': {}", path, std::strerror(e));
+    }
+    if (r == 0) break;
+    out->text.append(buf, static_cast<std::size_t>(r));
+    if (out->text.size() > (8u << 20)) {
+      ::close(fd);
+      fail("the key file '{}' is larger than 8 MiB", path);
+    }
+  }
+  ::close(fd);
+  explicit_bzero(buf, sizeof buf);
+  if (out->text.empty()) fail("the key file '{}' is empty", path);
+}
+
+bool exists(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+void sync_dir_of(const std::string& path) {
+  const auto slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  const int d = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (d >= 0) {
+    (void)::fsync(d);
+    ::close(d);
+  }
+}
+
+// Writes the staged header for a new volume key (given or random), durably.
+void stage_new_header(const ReencryptOptions& o, const Passphrase& pass, const std::string& staged,
+                      uint32_t sector_size, const std::string& cipher) {
+  KeyBytes vk;
+  if (!o.volume_key_file.empty()) {
+    read_key_file(o.volume_key_file, o.key_size, &vk);
+  } else {
+    vk.bytes().resize(o.key_size / 8);
+    if (::getrandom(vk.bytes().data(), vk.size(), 0) != static_cast<ssize_t>(vk.size())) {
+      fail("cannot get random bytes for the volume key: {}", std::strerror(errno));
+    }
+  }
+  NewHeader h;
+  h.path = staged;
+  h.data_device = o.image;
+  h.cipher_mode = cipher.substr(4);  // "aes-xts-plain64" -> "xts-plain64"
+  h.sector_size = sector_size;
+  h.volume_key = vk.data();
+  h.volume_key_bytes = vk.size();
+  h.passphrase = pass.text;
+  h.pbkdf = o.pbkdf;
+  h.pbkdf_iterations = o.pbkdf_iterations;
+  try {
+    create_detached_header(h);
+  } catch (const Error&) {
+    explicit_bzero(h.passphrase.data(), h.passphrase.size());
+    ::unlink(staged.c_str());
+    throw;
+  }
+  explicit_bzero(h.passphrase.data(), h.passphrase.size());
+  sync_dir_of(staged);
+}
+
+void unlock(const std::string& image, const std::string& header, const Passphrase& pass,
+            luks2::Volume* vol) {
+  luks2::HeaderLocation where;
+  where.image = image;
+  where.header = header;
+  check(luks2::open_volume(where, pass.text.data(), pass.text.size(), -1, vol),
+        fmt::format("LUKS2 header '{}'", header));
+}
+
+int run_reencrypt(const ReencryptOptions& o) {
+  check_reencrypt_options(o);
+  install_interrupt_handlers();
+  Passphrase pass;
+  read_passphrase(o.key_file, &pass);
+  const std::string staged = o.header + ".sectorcrypt-new";
+  const std::string resume_path = o.journal.empty() ? default_resume_path(o.image) : o.journal;
+  const Resilience resilience = parse_resilience(o.resilience);
+  const bool change_key = !o.encrypt && !o.decrypt;
+
+  InputFile image;
+  open_input(o.image, true, &image);
+  if (!image.positional()) fail("'{}' is not a file or block device", image.name);
+  if (resilience != Resilience::none && image.kind == FileKind::block && o.journal.empty()) {
+    fail("on block device '{}': name a --journal FILE on persistent storage for the resume "
+         "state (or --resilience none)", image.name);
+  }
+
+  // --encrypt and a key change stage a new header. One left without a resume file is from
+  // a run killed before it wrote any data (perhaps inside libcryptsetup): start over.
+  if (!o.decrypt) {
+    if (exists(staged) && resilience == Resilience::none) {
+      fail("'{}' is left from a run with --resilience none that did not finish; it holds the "
+           "volume key of whatever that run encrypted, so it is not replaced", staged);
+    }
+    if (exists(staged) && !exists(resume_path) && ::unlink(staged.c_str()) != 0) {
+      fail("cannot remove the unfinished header '{}': {}", staged, std::strerror(errno));
+    }
+  }
+  // The staged header is renamed onto --header only after the resume file records that the
+  // rewrite is complete, and before the file goes: a run killed in between is finished.
+  if (!o.decrypt && !exists(staged) && exists(o.header) && ResumeFile::finished(resume_path)) {
+    remove_resume_file(resume_path);
+    std::fprintf(stderr, "sectorcrypt: '%s' was already %s; removed the resume file '%s'\n",
+                 image.name.c_str(), o.encrypt ? "encrypted" : "re-encrypted", resume_path.c_str());
+    return kExitOk;
+  }
+
+  // A resume file of another kind of run (an interrupted --decrypt, say) is that run's to
+  // finish: refused before a header is staged or anything is written.
+  if (const auto run = ResumeFile::recorded_run(resume_path)) {
+    const uint32_t want = o.encrypt ? 0 : o.decrypt ? 1 : 3;  // 3: decrypt, then encrypt
+    if (run->direction != want) {
+      static const char* const kinds[] = {"encryption", "decryption", "key change",
+                                          "key change"};
+      fail("the resume file '{}' belongs to an interrupted {} of '{}': rerun that command to "
+           "finish it first", resume_path, kinds[std::min<uint32_t>(run->direction, 3)],
+           image.name);
+    }
+  }
+
+  luks2::Volume vol;      // the key the data is crypted with first
+  luks2::Volume new_vol;  // a key change: the key it is encrypted with then
+  if (o.encrypt) {
+    if (exists(o.header) && !exists(staged)) {
+      fail("the header '{}' exists; not overwriting it (is '{}' already encrypted?)", o.header,
+           image.name);
+    }
+    if (!exists(staged)) stage_new_header(o, pass, staged, o.sector_size, o.cipher);
+    unlock(o.image, staged, pass, &vol);
+  } else {
+    unlock(o.image, o.header, pass, &vol);
+    if (change_key) {
+      if (vol.layout.data_offset_bytes != 0) {
+        fail("a change of key works on volumes with a detached header and data at offset 0; "
+             "'{}' puts the data at byte {}", o.header, vol.layout.data_offset_bytes);
+      }
+      if (!exists(staged)) stage_new_header(o, pass, staged, vol.layout.format.sector_size, vol.layout.cipher);
+      unlock(o.image, staged, pass, &new_vol);
+    }
+  }
+  const luks2::SegmentLayout& layout = vol.layout;
+  if (!image.size || *image.size <= layout.data_offset_bytes) {
+    fail("'{}' has no data after the header's data offset", image.name);
+  }
+  const uint64_t area_bytes = layout.data_bytes > 0 ? layout.data_bytes : *image.size - layout.data_offset_bytes;
+  if (area_bytes % layout.format.sector_size != 0) {
+    fail("the data of '{}' ({} bytes) is not a whole number of {}-byte sectors", image.name,
+         area_bytes, layout.format.sector_size);
+  }
+
+  EngineConfig cfg;
+  cfg.backend = parse_backend(o.backend);
+  cfg.threads = o.threads;
+  cfg.idle_spin_us = o.idle_spin_us;
+  cfg.slot_count = o.slots;
+  std::unique_ptr<Engine> engine;
+  block_interrupts();
+  const Status created = Engine::create(cfg, &engine);
+  unblock_interrupts();
+  check(created, "cannot start the engine");
+  KeyHandle handle, new_handle;
+  check(engine->add_key(vol.key.data(), vol.key.size(), KeyOptions{}, &handle), "volume key");
+  vol.key.reset();
+  if (change_key) {
+    check(engine->add_key(new_vol.key.data(), new_vol.key.size(), KeyOptions{}, &new_handle),
+          "new volume key");
+    new_vol.key.reset();
+  }
+
+  Progress progress(o.progress.value_or(::isatty(STDERR_FILENO) == 1), area_bytes);
+  if (o.progress_json) progress.set_json(o.image);
+  PumpJob pump;
+  pump.engine = engine.get();
+  pump.key = handle;
+  pump.dir = o.encrypt ? Direction::encrypt : Direction::decrypt;
+  pump.format = layout.format;
+  pump.iv_sector = layout.iv_offset;
+  if (change_key) {
+    pump.dir = Direction::decrypt;
+    pump.then = SecondCrypt{new_handle, Direction::encrypt, new_vol.layout.iv_offset};
+  }
+
+  if (resilience == Resilience::none) {
+    pump.bytes = area_bytes;
+    const PumpEnd end{image.fd, true, layout.data_offset_bytes};
+    const PumpResult r = run_pump(pump, end, end, &progress);
+    if (r.interrupted) {
+      (void)::fdatasync(image.fd);
+      std::fprintf(stderr, "sectorcrypt: interrupted after %llu of %llu bytes; '%s' is PARTLY "
+                   "%s with no record to resume from (--resilience none)\n",
+                   static_cast<unsigned long long>(r.bytes_done),
+                   static_cast<unsigned long long>(area_bytes), image.name.c_str(),
+                   o.encrypt ? "encrypted" : o.decrypt ? "decrypted" : "re-encrypted");
+      return kExitInterrupted;
+    }
+    if (::fdatasync(image.fd) != 0) fail("cannot flush '{}': {}", image.name, std::strerror(errno));
+  } else {
+    RewriteJob job;
+    job.pump = pump;
+    job.fd = image.fd;
+    job.name = image.name;
+    job.area_offset = layout.data_offset_bytes;
+    job.area_bytes = area_bytes;
+    job.mode = resilience;
+    job.zone_bytes = resilience == Resilience::journal ? kJournalZoneBytes : kChecksumZoneBytes;
+    job.resume_path = resume_path;
+    const RewriteResult r = run_resumable_rewrite(job, &progress);
+    if (r.interrupted) {
+      std::fprintf(stderr, "sectorcrypt: interrupted after %llu of %llu bytes; '%s' records "
+                   "where: run the same command again to resume\n",
+                   static_cast<unsigned long long>(r.bytes_done),
+                   static_cast<unsigned long long>(area_bytes), resume_path.c_str());
+      return kExitInterrupted;
+    }
+  }
+  engine.reset();
+  if (!o.decrypt) {
+    if (::rename(staged.c_str(), o.header.c_str()) != 0) {
+      fail("'{}' is rewritten, but its header cannot be renamed from '{}' to '{}': {}",
+           image.name, staged, o.header, std::strerror(errno));
+    }
+    sync_dir_of(o.header);
+  }
+  if (resilience != Resilience::none) remove_resume_file(resume_path);
+  if (o.decrypt) {
+    std::fprintf(stderr, "sectorcrypt: '%s' is decrypted; the header '%s' no longer describes it\n",
+                 image.name.c_str(), o.header.c_str());
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+void add_reencrypt_command(CLI::App& app, int* exit_code, RunMode mode) {
+  auto o = std::make_shared<ReencryptOptions>();
+  CLI::App* c = app.add_subcommand(
+      "reencrypt", "Convert IMAGE in place: plain to LUKS2 (--encrypt), LUKS2 to plain "
+                   "(--decrypt), or to a new volume key (neither), with a detached --header "
+                   "(cryptsetup reencrypt compatible)");
+  c->add_option("IMAGE", o->image, "The data: a file or block device")->required();
+  c->add_flag("--encrypt", o->encrypt, "Encrypt a plain IMAGE into a new LUKS2 volume");
+  c->add_flag("--decrypt", o->decrypt, "Decrypt a LUKS2 volume back to plain");
+  c->add_option("--header", o->header, "Detached LUKS2 header file (--encrypt creates it)");
+  c->add_option("-d,--key-file", o->key_file, "Passphrase file (whole file) of the keyslot")->required();
+  c->add_option("--volume-key-file", o->volume_key_file,
+                "--encrypt or a key change: the new volume key, raw (default: random)");
+  c->add_option("-c,--cipher", o->cipher, "aes-xts-plain64, aes-xts-plain or aes-xts-plain64be")
+      ->capture_default_str();
+  c->add_option("-s,--key-size", o->key_size, "Volume key bits: 256 or 512")->capture_default_str();
+  c->add_option("--sector-size", o->sector_size, "Encryption sector size: 512 to 4096")
+      ->capture_default_str();
+  c->add_option("--pbkdf", o->pbkdf, "Keyslot PBKDF: argon2id, argon2i or pbkdf2")->capture_default_str();
+  c->add_option("--pbkdf-force-iterations", o->pbkdf_iterations,
+                "PBKDF iterations (no benchmark); default: libcryptsetup benchmarks 2 s");
+  c->add_option("--resilience", o->resilience, "checksum (default), journal or none")
+      ->capture_default_str();
+  c->add_option("--journal", o->journal,
+                "The resume file (default: .IMAGE.sectorcrypt-resume next to IMAGE)");
+  c->add_option("--backend", o->backend, "cpu, cuda or auto")->capture_default_str();
+  c->add_option("--threads", o->threads, "Engine threads (default: all cores)");
+  c->add_option("--idle-spin-us", o->idle_spin_us, kIdleSpinHelp)->capture_default_str();
+  c->add_option("--slots", o->slots, "Engine batch slots of 1 MiB")->capture_default_str();
+  c->add_flag("--progress-json", o->progress_json,
+              "Progress as JSON lines on stdout (cryptsetup's field names)");
+  c->add_flag_callback("--progress", [o] { o->progress = true; }, "Show progress on stderr");
+  c->add_flag_callback("--no-progress", [o] { o->progress = false; }, "Never show progress");
+  set_command_callback(c, exit_code, mode, [o] { check_reencrypt_options(*o); },
+                       [o] { return run_reencrypt(*o); });
+}
+
+}  // namespace sectorcrypt::cli

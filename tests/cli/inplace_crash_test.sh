@@ -1,0 +1,201 @@
+#!/usr/bin/env bash
+# Kills in-place `sectorcrypt encrypt|decrypt` runs with SIGKILL at random instants, fails
+# their writes part-way, tears their resume file at a kill, reruns the same command until
+# it completes, and compares the result byte for byte with an uninterrupted run; the same
+# for `reencrypt --encrypt` and `--decrypt` with a detached header.
+# Usage: inplace_crash_test.sh SECTORCRYPT FAULT_SHIM [KILLS_PER_MODE] [IMAGE_MIB] [SEED]
+# (absolute paths: it runs in a temporary directory)
+# Prints one "kills MODE DIR landed=N resumed=N differ=0" line per mode, for the bench.
+set -euo pipefail
+SC=$1 SHIM=$2 KILLS=${3:-4} MIB=${4:-256} SEED=${5:-$$}
+RANDOM=$SEED
+echo "seed $SEED, $KILLS kills per mode, ${MIB} MiB image"
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+cd "$T"
+head -c 64 /dev/urandom > key
+head -c 64 /dev/urandom > other.key
+head -c $((MIB << 20)) /dev/urandom > plain.img
+"$SC" encrypt -d key --no-progress plain.img cipher.img   # out of place: the reference
+
+die() { echo "FAIL: $*" >&2; exit 1; }
+same() { cmp -s "$1" "$2" || die "$3: $(cmp -l "$1" "$2" | wc -l) bytes differ"; }
+
+run_to_end() {  # dir, mode, extra...: reruns until the command succeeds (at most 3 tries)
+  local dir=$1 mode=$2; shift 2
+  for _ in 1 2 3; do
+    "$SC" "$dir" --resilience "$mode" -d key --no-progress "$@" w.img w.img 2>>log && return 0
+  done
+  cat log >&2; die "$dir/$mode did not complete on rerun"
+}
+
+# Seconds as a decimal: uniform in [0, $1 ms).
+rand_delay() { printf '0.%03d' $(( (RANDOM * 32768 + RANDOM) % $1 )); }
+
+for dir in encrypt decrypt; do
+  if [[ $dir == encrypt ]]; then src=plain.img want=cipher.img; else src=cipher.img want=plain.img; fi
+  for mode in checksum journal; do
+    # How long an uninterrupted run takes here, so the kills spread over all of it.
+    cp "$src" w.img
+    start=$(date +%s%N)
+    "$SC" "$dir" --resilience "$mode" -d key --no-progress w.img w.img
+    ms=$(( ($(date +%s%N) - start) / 1000000 + 1 ))
+    (( ms < 999 )) || ms=999
+    same w.img "$want" "$dir/$mode uninterrupted"
+    [[ ! -e .w.img.sectorcrypt-resume ]] || die "$dir/$mode: a completed run left its resume file"
+
+    landed=0 resumed=0 midway=0 trials=0
+    while (( landed < KILLS || midway == 0 )); do
+      (( ++trials <= KILLS * 4 + 10 )) || die "$dir/$mode: $landed of $KILLS kills landed, $midway mid-rewrite"
+      cp "$src" w.img
+      : > log
+      # A kill at a random instant, then the rerun killed again at a random instant while it
+      # still runs, until a run completes.
+      while :; do
+        "$SC" "$dir" --resilience "$mode" -d key --no-progress w.img w.img 2>>log &
+        pid=$!
+        sleep "$(rand_delay "$ms")"
+        kill -9 "$pid" 2>/dev/null || true
+        rc=0; wait "$pid" || rc=$?
+        if (( rc == 0 )); then break; fi
+        (( rc == 137 )) || { cat log >&2; die "$dir/$mode exited $rc"; }
+        # Killed after it removed its resume file, on the way out: the work is done (a
+        # rerun now would rewrite the area twice, as any second run of the command would).
+        if [[ ! -e .w.img.sectorcrypt-resume ]] && cmp -s w.img "$want"; then break; fi
+        landed=$((landed + 1))
+        if [[ -s .w.img.sectorcrypt-resume ]]; then resumed=$((resumed + 1)); fi
+        # Killed with part of the area rewritten: it matches neither the source nor the result.
+        if ! cmp -s w.img "$src" && ! cmp -s w.img "$want"; then midway=$((midway + 1)); fi
+      done
+      same w.img "$want" "$dir/$mode after kills (trial $trials)"
+      [[ ! -e .w.img.sectorcrypt-resume ]] || die "$dir/$mode: the resume file stayed"
+    done
+    (( midway > 0 )) || die "$dir/$mode: no kill landed in the middle of the rewrite"
+    echo "kills $mode $dir landed=$landed with_resume_file=$resumed midway=$midway trials=$trials differ=0"
+  done
+done
+
+# `reencrypt --encrypt` (a new detached LUKS2 header; the volume key given, so the result
+# must equal the plain-mode reference) and `--decrypt` of it, killed and rerun the same way.
+# A change of key (decrypt with the old, encrypt with `other.key`) too.
+printf 'passphrase' > pass
+"$SC" encrypt -d other.key --no-progress plain.img cipher2.img
+for dir in encrypt change decrypt; do
+  case $dir in
+    encrypt) src=plain.img want=cipher.img reenc=("$SC" reencrypt --encrypt --volume-key-file key) ;;
+    change) src=cipher.img want=cipher2.img reenc=("$SC" reencrypt --volume-key-file other.key) ;;
+    decrypt) src=cipher2.img want=plain.img reenc=("$SC" reencrypt --decrypt) ;;
+  esac
+  reenc+=(--header w.hdr -d pass --no-progress)
+  [[ $dir == decrypt ]] || reenc+=(--pbkdf pbkdf2 --pbkdf-force-iterations 1000)
+  landed=0 midway=0 trials=0
+  while (( landed < KILLS || midway == 0 )); do
+    (( ++trials <= KILLS * 4 + 10 )) || die "reencrypt $dir: $landed of $KILLS kills landed, $midway mid-rewrite"
+    cp "$src" w.img
+    if [[ $dir == encrypt ]]; then rm -f w.hdr; else cp enc.hdr w.hdr; fi
+    rm -f w.hdr.sectorcrypt-new
+    while :; do
+      "${reenc[@]}" w.img 2>>log &
+      pid=$!
+      sleep "$(rand_delay "$ms")"
+      kill -9 "$pid" 2>/dev/null || true
+      rc=0; wait "$pid" || rc=$?
+      if (( rc == 0 )); then break; fi
+      (( rc == 137 )) || { cat log >&2; die "reencrypt $dir exited $rc"; }
+      landed=$((landed + 1))
+      if [[ $dir != decrypt && -e w.hdr && ! -e w.hdr.sectorcrypt-new && -e .w.img.sectorcrypt-resume ]] &&
+         ! cmp -s w.img "$want"; then
+        die "reencrypt $dir: the new header is in place before the data is rewritten"
+      fi
+      if [[ ! -e .w.img.sectorcrypt-resume ]] && cmp -s w.img "$want" && [[ ! -e w.hdr.sectorcrypt-new ]]; then break; fi
+      if ! cmp -s w.img "$src" && ! cmp -s w.img "$want"; then midway=$((midway + 1)); fi
+    done
+    same w.img "$want" "reencrypt $dir after kills (trial $trials)"
+    [[ ! -e .w.img.sectorcrypt-resume && ! -e w.hdr.sectorcrypt-new ]] || die "reencrypt $dir left files"
+  done
+  cp w.hdr enc.hdr  # the next direction starts from this header
+  (( midway > 0 )) || die "reencrypt $dir: no kill landed in the middle of the rewrite"
+  echo "kills reencrypt-checksum $dir landed=$landed midway=$midway trials=$trials differ=0"
+done
+
+# Writes to the target fail part-way (a failing disk, a full disk): the run stops with an
+# error naming the range and the resume file; the rerun finishes; nothing differs.
+for mode in checksum journal; do
+  for action in eio enospc; do
+    cp plain.img w.img
+    after=$(( ((RANDOM * 32768 + RANDOM) % (MIB << 20)) ))
+    rc=0
+    SECTORCRYPT_TEST_FAULT_PATH=/w.img SECTORCRYPT_TEST_FAULT_AFTER=$after \
+      SECTORCRYPT_TEST_FAULT_ACTION=$action LD_PRELOAD="$SHIM" \
+      "$SC" encrypt --resilience "$mode" -d key --no-progress w.img w.img 2>err || rc=$?
+    (( rc == 1 )) || die "$mode/$action: exit $rc after a failed write, not 1"
+    grep -q "write failed" err || die "$mode/$action: no 'write failed' in: $(cat err)"
+    grep -q "run the same command again to resume" err || die "$mode/$action: not told how to resume: $(cat err)"
+    [[ -s .w.img.sectorcrypt-resume ]] || die "$mode/$action: no resume file after the failure"
+    : > log
+    run_to_end encrypt "$mode"
+    same w.img cipher.img "$mode/$action after the write failure and a rerun"
+    echo "write fault $mode $action at byte $after: resumed, differ=0"
+  done
+done
+
+# The resume file itself torn by a kill in the middle of writing a record (any byte, not
+# only pages: a journal slot is checksummed as a whole), and a resume file write that fails.
+for mode in checksum journal; do
+  if [[ $mode == journal ]]; then slot=$((64 << 20)); else slot=$((4 << 20)); fi  # payload per slot
+  for i in 1 2 3; do
+    cp plain.img w.img
+    after=$(( (RANDOM * 32768 + RANDOM) % (slot * 3) ))
+    rc=0
+    SECTORCRYPT_TEST_FAULT_PATH=/.w.img.sectorcrypt-resume SECTORCRYPT_TEST_FAULT_AFTER=$after \
+      SECTORCRYPT_TEST_FAULT_ACTION=kill SECTORCRYPT_TEST_FAULT_GRAIN=1 LD_PRELOAD="$SHIM" \
+      "$SC" encrypt --resilience "$mode" -d key --no-progress w.img w.img 2>/dev/null || rc=$?
+    (( rc == 137 )) || die "$mode: torn-journal run exited $rc, not killed"
+    : > log
+    run_to_end encrypt "$mode"
+    same w.img cipher.img "$mode: resume file torn at byte $after"
+    echo "torn resume file $mode at byte $after: differ=0"
+  done
+  cp plain.img w.img
+  rc=0
+  SECTORCRYPT_TEST_FAULT_PATH=/.w.img.sectorcrypt-resume SECTORCRYPT_TEST_FAULT_AFTER=$((slot * 2)) \
+    SECTORCRYPT_TEST_FAULT_ACTION=enospc LD_PRELOAD="$SHIM" \
+    "$SC" encrypt --resilience "$mode" -d key --no-progress w.img w.img 2>err || rc=$?
+  (( rc == 1 )) && grep -q "cannot write the resume file" err || die "$mode: resume file ENOSPC: exit $rc: $(cat err)"
+  run_to_end encrypt "$mode"
+  same w.img cipher.img "$mode: resume file full"
+done
+
+# A rerun that is not the same command is refused before it writes anything.
+cp plain.img w.img
+rc=0
+SECTORCRYPT_TEST_FAULT_PATH=/w.img SECTORCRYPT_TEST_FAULT_AFTER=$(( (MIB << 20) / 2 + 12345 )) \
+  SECTORCRYPT_TEST_FAULT_ACTION=kill LD_PRELOAD="$SHIM" \
+  "$SC" encrypt -d key --no-progress w.img w.img 2>/dev/null || rc=$?
+(( rc == 137 )) && [[ -s .w.img.sectorcrypt-resume ]] || die "the half-way kill did not land ($rc)"
+cp w.img before.img
+"$SC" encrypt -d other.key --no-progress w.img w.img 2>err && die "another key was accepted"
+grep -q "another key" err || die "wrong key: $(cat err)"
+"$SC" decrypt -d key --no-progress w.img w.img 2>err && die "the other direction was accepted"
+grep -q "belongs to another run: its direction" err || die "wrong direction: $(cat err)"
+"$SC" encrypt --resilience journal -d key --no-progress w.img w.img 2>err && die "another mode was accepted"
+grep -q "belongs to another run: its --resilience mode" err || die "wrong mode: $(cat err)"
+same w.img before.img "a refused rerun wrote to the target"
+# The target replaced (say, restored from a backup) while its resume file stayed.
+cp plain.img w.img
+"$SC" encrypt -d key --no-progress w.img w.img 2>err && die "resumed onto a replaced target"
+grep -q "does not hold what the interrupted run wrote" err || die "replaced target: $(cat err)"
+same w.img plain.img "a refused resume wrote to a replaced target"
+cp before.img w.img
+"$SC" encrypt -d key --no-progress w.img w.img 2>/dev/null
+same w.img cipher.img "resume after refused reruns"
+echo "mismatched reruns refused"
+
+# Not a resume file: a --journal naming some other file is never overwritten.
+cp plain.img w.img
+echo "precious" > notes.txt
+"$SC" encrypt --journal notes.txt -d key --no-progress w.img w.img 2>err && die "overwrote notes.txt"
+grep -q "is not a sectorcrypt resume file" err || die "foreign journal: $(cat err)"
+[[ $(cat notes.txt) == precious ]] || die "notes.txt changed"
+same w.img plain.img "a refused foreign --journal touched the target"
+echo "PASS"
