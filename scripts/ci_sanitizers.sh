@@ -12,7 +12,8 @@
 #                            the same code path is streamed by the smaller CLI tests
 #   EngineBadConfig.RequireLockedMemoryNamesTheLimit: the sanitizer runtimes replace
 #                            mlock() with a no-op that succeeds, so the limit never bites
-#   cli.inplace_crash        LD_PRELOADs an uninstrumented write-fault shim, which ASan
+#   cli.inplace_crash, cli.reencrypt_cryptsetup
+#                            LD_PRELOAD an uninstrumented write-fault shim, which ASan
 #                            refuses to load ahead of its runtime, and kills 256 MiB runs at
 #                            instants sized for an optimized build
 #   install.*                builds a consumer program against the installed library
@@ -26,7 +27,7 @@ cd "$(dirname "$0")/.."
 MODE=${1:-all}
 PREFIX=${BUILD_PREFIX:-build-}
 JOBS=${JOBS:-$(nproc)}
-EXCLUDE='StreamsOneGibInBoundedMemory|RequireLockedMemoryNamesTheLimit|^install\.|^nbdkit\.|^cli\.inplace_crash$'
+EXCLUDE='StreamsOneGibInBoundedMemory|RequireLockedMemoryNamesTheLimit|^install\.|^nbdkit\.|^cli\.inplace_crash$|^cli\.reencrypt_cryptsetup$'
 
 run() {  # name, sanitizer flags, runtime options variable
   local name=$1 flags=$2
