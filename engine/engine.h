@@ -22,7 +22,9 @@
 // last part is done, with the worst status of its parts. A zero-copy slot submitted with
 // submit_slot() may be admitted ahead of copy requests that are still queued (it needs
 // no slot, so it never waits behind them); it is then ordered by that admission.
-// Callbacks are never run concurrently with each other.
+// Callbacks are never run concurrently with each other. Channels (class Channel) have
+// no engine-wide order: each channel's owner reaps its own completions, as they finish
+// or, when it chose ChannelOptions::ordered, in its own submission order.
 //
 // FAULTS: where the data path can fail, what the caller sees (engine/README.md, "Faults"):
 //   a CUDA copy or launch error, a kernel error, a crypt worker throwing: every request
@@ -107,6 +109,14 @@ struct EngineConfig {
   int hybrid_gpu_percent = -1;
   std::size_t hybrid_min_gpu_bytes = std::size_t{256} << 10;
   GpuAes gpu_aes = GpuAes::constant_time;
+  // Channels (open_channel): how many may be open at once, and each one's request
+  // records (requests accepted on it and not yet reaped by its poll). All made at create.
+  std::size_t channel_count = 8;        // 0..4096
+  std::size_t channel_depth = 64;       // 1..65536
+  // CPU backend: a channel request of at most this many bytes is crypted on the
+  // submitting thread when a crypt token is free (run to completion: handing it to a
+  // worker would cost more than the crypt). 0: never; requests always go to the workers.
+  std::size_t inline_max_bytes = std::size_t{64} << 10;
 };
 
 // slot_bytes = 0 resolves to these. 1 MiB keeps a CPU batch in L2-sized pieces that
@@ -239,7 +249,85 @@ struct EngineStats {
   uint64_t device_requests = 0;     // accepted device-resident requests
   uint64_t gpu_batches = 0;         // batches the GPU crypted (cuda, or hybrid's GPU side)
   uint64_t gpu_bytes = 0;           // their bytes; the rest went to the CPU
+  uint64_t channel_requests = 0;    // requests accepted on channels (Channel::submit)
+  uint64_t inline_requests = 0;     // of those, crypted on the submitting thread
   LatencyHistogram latency;         // accept -> completion delivered, per request
+};
+
+class Engine;
+
+// How a channel delivers its completions (Engine::open_channel).
+struct ChannelOptions {
+  // false (default): poll() returns each request's completion as soon as it is done.
+  // true: in submission order on this channel (a finished request waits for the ones
+  // submitted before it). Either way there is no order between channels.
+  bool ordered = false;
+  // Write the channel's eventfd (completion_fd()) whenever a completion is posted, so an
+  // epoll loop can wait on it. Off: the fd is written only while wait() sleeps.
+  bool completion_fd = false;
+};
+
+// A channel: one thread's private way into the engine, like an SPDK I/O channel or an
+// io_uring ring. It owns `channel_depth` request records, a completion ring and an
+// eventfd, all made at create; submitting takes no engine-wide lock. On the CPU backend a
+// request of at most inline_max_bytes is crypted on the submitting thread when one of
+// the `threads` crypt tokens is free; otherwise it goes to the workers (which coalesce
+// requests from every channel into batches: on the GPU, always).
+//
+// COMPLETIONS are reaped by the channel's owner: poll()/wait() return them, and run the
+// `callback` (or `forward.call`) of requests that set one instead of returning them;
+// engine threads never run a channel request's callback. post_completion is ignored (a
+// request without a callback always gets a Completion). A request's record is its
+// channel's until its completion has been reaped, so an owner that stops polling runs
+// out of records (would_block), never into unbounded queues.
+//
+// THREAD SAFETY: one thread at a time per channel (its owner), for every call but
+// completion_fd(); different channels from different threads at once. Callbacks run on
+// the owner thread, inside poll()/wait(); they may submit() on the channel (not poll it).
+class Channel {
+ public:
+  // Validates and accepts requests in order, reqs[0] first, and stops at the first it
+  // cannot accept: *accepted (required) says how many were. Each accepted request gets
+  // exactly one completion; one not accepted has none and nothing of it was written.
+  // Requests crypted inline complete before submit returns (poll() to reap them).
+  //
+  // RETURN VALUE: ok (all `count` accepted); else the status of reqs[*accepted]:
+  //   would_block     every record of the channel is taken: reap completions and retry
+  //   the validation errors of Engine::submit (invalid_key, invalid_format,
+  //   invalid_length, invalid_buffer), shut_down
+  //   invalid_buffer  reqs or accepted null, or the channel is closed
+  Status submit(const Request* reqs, std::size_t count, std::size_t* accepted);
+  Status submit(const Request& req) {
+    std::size_t n = 0;
+    return submit(&req, 1, &n);
+  }
+
+  // Moves up to `max` finished requests' completions into out[] (ordered channels: in
+  // submission order), running the callbacks of those that have one. Never waits.
+  // RETURN VALUE: how many Completions were written (callbacks run are not counted).
+  std::size_t poll(Completion* out, std::size_t max);
+
+  // As poll(), but first waits up to timeout_us until at least min(min_count, requests
+  // in flight) requests are reapable (polling for idle_spin_us, then sleeping on the
+  // channel's eventfd). RETURN VALUE: as poll().
+  std::size_t wait(Completion* out, std::size_t max, std::size_t min_count,
+                   uint64_t timeout_us);
+
+  // The channel's eventfd (EFD_NONBLOCK | EFD_CLOEXEC): readable when completions may
+  // be waiting (with ChannelOptions::completion_fd). Read it to re-arm, then poll():
+  // a wake-up may find nothing new. Owned by the engine; do not close it.
+  // THREAD SAFETY: any thread.
+  int completion_fd() const;
+
+  std::size_t in_flight() const;  // accepted and not yet reaped
+  std::size_t depth() const;      // EngineConfig::channel_depth
+
+ private:
+  friend class Engine;
+  friend struct ChannelAccess;
+  Channel() = default;
+  Engine* engine_ = nullptr;
+  uint32_t id_ = 0;
 };
 
 class Engine {
@@ -325,6 +413,24 @@ class Engine {
   // ("full"; a valid request is never answered with invalid_* and vice versa).
   // THREAD SAFETY: any thread, including callbacks.
   Status try_submit(const Request& req);
+
+  // ---- channels ----
+
+  // Gives the calling thread a channel of its own (see Channel).
+  //
+  // RETURN VALUE: ok and *out set; resource_exhausted (all channel_count channels are
+  // open: the message names EngineConfig::channel_count); invalid_buffer (out null);
+  // shut_down.
+  // THREAD SAFETY: any thread except a callback.
+  Status open_channel(const ChannelOptions& options, Channel** out);
+
+  // Returns the channel to the engine for a later open_channel().
+  //
+  // RETURN VALUE: ok; invalid_buffer (not an open channel of this engine); would_block
+  // (requests accepted on it have not been reaped yet: poll() or wait() for them, then
+  // close; it stays open).
+  // THREAD SAFETY: the channel's owner, not from a callback.
+  Status close_channel(Channel* channel);
 
   // ---- zero-copy ----
 
@@ -417,6 +523,7 @@ class Engine {
   struct Impl;
 
  private:
+  friend class Channel;
   explicit Engine(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
