@@ -15,6 +15,8 @@
 
 namespace sectorcrypt::engine {
 
+struct ChannelState;
+
 using Clock = std::chrono::steady_clock;
 
 struct RequestRecord {
@@ -47,6 +49,7 @@ struct RequestRecord {
   // end while that batch runs instead of being woken after it (engine/engine.cc).
   void (*last_part_admitted)(void* ctx) = nullptr;
   uint32_t zero_copy_slot = UINT32_MAX;  // the lent slot for submit_slot requests
+  ChannelState* channel = nullptr;       // the channel that owns the record, if any
   bool awaiting_poll = false;            // posted, not yet taken by poll() (guarded by mu)
   Clock::time_point accepted;
 

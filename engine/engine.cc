@@ -15,6 +15,7 @@
 #include "engine/cpu_backend.h"
 #include "engine/hybrid_backend.h"
 #include "engine/engine_impl.h"
+#include "engine/request_validation.h"
 #include "engine/spin_wait.h"
 #include "host/gpu_devices.h"
 #include "host/numa_node.h"
@@ -27,6 +28,9 @@ namespace sectorcrypt {
 using engine::Clock;
 using engine::RequestRecord;
 using engine::SlotState;
+using engine::validate_callback;
+using engine::validate_device_segments;
+using engine::validate_request;
 
 const char* backend_kind_name(BackendKind kind) {
   switch (kind) {
@@ -43,118 +47,6 @@ namespace {
 uint64_t ns_since(Clock::time_point t) {
   return static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t).count());
-}
-
-Status validate_segments(const iovec* v, std::size_t n, const char* side, uint64_t* total) {
-  if (n == 0) return Status::error(Errc::invalid_length, "%s has no segments", side);
-  if (n > kMaxSegments) {
-    return Status::error(Errc::invalid_length, "%s has %zu segments; at most %zu (kMaxSegments)",
-                         side, n, kMaxSegments);
-  }
-  if (v == nullptr) return Status::error(Errc::invalid_buffer, "%s segment list is null", side);
-  uint64_t sum = 0;
-  for (std::size_t i = 0; i < n; ++i) {
-    if (v[i].iov_base == nullptr) {
-      return Status::error(Errc::invalid_buffer, "%s segment %zu has a null base", side, i);
-    }
-    if (v[i].iov_len == 0) {
-      return Status::error(Errc::invalid_length, "%s segment %zu is empty", side, i);
-    }
-    sum += v[i].iov_len;
-  }
-  *total = sum;
-  return Status();
-}
-
-bool overlaps(const iovec& a, const iovec& b) {
-  const auto a0 = reinterpret_cast<std::uintptr_t>(a.iov_base);
-  const auto b0 = reinterpret_cast<std::uintptr_t>(b.iov_base);
-  return a0 < b0 + b.iov_len && b0 < a0 + a.iov_len;
-}
-
-Status validate_callback(CompletionCallback callback, const ForwardedCallback& forward) {
-  if (callback != nullptr && forward.call != nullptr) {
-    return Status::error(Errc::invalid_buffer,
-                         "a request sets both callback and forward.call; set one");
-  }
-  return Status();
-}
-
-// Everything about a copy request that can be checked without taking anything.
-Status validate_request(const Request& req) {
-  if (Status s = validate_callback(req.callback, req.forward); !s) return s;
-  if (Status s = validate_format(req.format); !s) return s;
-  uint64_t src_total = 0, dst_total = 0;
-  if (Status s = validate_segments(req.src, req.src_count, "source", &src_total); !s) return s;
-  if (src_total % req.format.sector_size != 0) {
-    return Status::error(Errc::invalid_length,
-                         "source holds %llu bytes: not a whole number of %u-byte sectors",
-                         static_cast<unsigned long long>(src_total), req.format.sector_size);
-  }
-  if (req.dst_count != 0 || req.dst != nullptr) {
-    if (Status s = validate_segments(req.dst, req.dst_count, "destination", &dst_total); !s) {
-      return s;
-    }
-    if (dst_total != src_total) {
-      return Status::error(Errc::invalid_length, "destination holds %llu bytes, source %llu",
-                           static_cast<unsigned long long>(dst_total),
-                           static_cast<unsigned long long>(src_total));
-    }
-    for (std::size_t i = 0; i < req.dst_count; ++i) {
-      for (std::size_t j = 0; j < req.src_count; ++j) {
-        if (overlaps(req.dst[i], req.src[j])) {
-          return Status::error(Errc::invalid_buffer,
-                               "destination segment %zu overlaps source segment %zu "
-                               "(for in place, pass no destination)", i, j);
-        }
-      }
-      for (std::size_t j = 0; j < i; ++j) {
-        if (overlaps(req.dst[i], req.dst[j])) {
-          return Status::error(Errc::invalid_buffer,
-                               "destination segments %zu and %zu overlap", j, i);
-        }
-      }
-    }
-  } else {
-    for (std::size_t i = 0; i < req.src_count; ++i) {
-      for (std::size_t j = 0; j < i; ++j) {
-        if (overlaps(req.src[i], req.src[j])) {
-          return Status::error(Errc::invalid_buffer,
-                               "in place: source segments %zu and %zu overlap", j, i);
-        }
-      }
-    }
-  }
-  IvSequence seq{};
-  return iv_sequence_for(req.format, req.start_sector, &seq);
-}
-
-// Device-resident requests, beyond validate_request: the backend must run kernels on
-// every segment, each 16-byte aligned (the kernels' loads) and of whole sectors (a
-// sector never spans two device allocations).
-Status validate_device_segments(const engine::Backend& backend, const Request& req) {
-  if (req.memory == MemoryKind::host) return Status();
-  if (req.memory != MemoryKind::device) {
-    return Status::error(Errc::invalid_buffer, "unknown memory kind %d",
-                         static_cast<int>(req.memory));
-  }
-  const auto check = [&](const iovec* v, std::size_t n, const char* side) {
-    for (std::size_t i = 0; i < n; ++i) {
-      if (reinterpret_cast<std::uintptr_t>(v[i].iov_base) % 16 != 0) {
-        return Status::error(Errc::invalid_buffer,
-                             "device-resident %s segment %zu is not 16-byte aligned", side, i);
-      }
-      if (v[i].iov_len % req.format.sector_size != 0) {
-        return Status::error(Errc::invalid_length,
-                             "device-resident %s segment %zu holds %zu bytes: not whole "
-                             "%u-byte sectors", side, i, v[i].iov_len, req.format.sector_size);
-      }
-      if (Status s = backend.check_device_buffer(v[i].iov_base, v[i].iov_len); !s) return s;
-    }
-    return Status();
-  };
-  if (Status s = check(req.src, req.src_count, "source"); !s) return s;
-  return check(req.dst, req.dst_count, "destination");
 }
 
 Status shut_down_status() {
@@ -204,6 +96,18 @@ Status Engine::create(const EngineConfig& config, std::unique_ptr<Engine>* out) 
   if (c.request_capacity > (std::size_t{1} << 24)) {
     return Status::error(Errc::invalid_length, "request_capacity = %zu; at most 16777216",
                          c.request_capacity);
+  }
+  if (c.channel_count > 4096) {
+    return Status::error(Errc::invalid_length, "channel_count = %zu; use 0..4096", c.channel_count);
+  }
+  if (c.channel_depth == 0 || c.channel_depth > 65536) {
+    return Status::error(Errc::invalid_length, "channel_depth = %zu; use 1..65536",
+                         c.channel_depth);
+  }
+  if (c.inline_max_bytes % 512 != 0 || c.inline_max_bytes > (std::size_t{16} << 20)) {
+    return Status::error(Errc::invalid_length,
+                         "inline_max_bytes = %zu; use a multiple of 512 up to 16 MiB (0: off)",
+                         c.inline_max_bytes);
   }
   // The backend.
   bool use_cuda = false;
@@ -259,18 +163,19 @@ Status Engine::create(const EngineConfig& config, std::unique_ptr<Engine>* out) 
     return s;
   }
   impl->copy_records = c.request_capacity;
-  const std::size_t all_records = c.request_capacity + c.slot_count;
+  impl->channel_records = c.request_capacity + c.slot_count;
+  const std::size_t all_records = impl->channel_records + c.channel_count * c.channel_depth;
   impl->records = std::make_unique<RequestRecord[]>(all_records);
   impl->free_records.init(c.request_capacity);
   for (std::size_t i = 0; i < all_records; ++i) {
     impl->records[i].index = static_cast<uint32_t>(i);
     if (i < c.request_capacity) {
       impl->free_records.push(static_cast<uint32_t>(c.request_capacity - 1 - i));
-    } else {
+    } else if (i < impl->channel_records) {
       impl->records[i].zero_copy_slot = static_cast<uint32_t>(i - c.request_capacity);
     }
   }
-  impl->queued.init(c.request_capacity);
+  impl->queued.init(all_records - c.slot_count);  // copy and channel records
   impl->ready_slots.init(c.slot_count);
   impl->cq.init(all_records);
   impl->keys.init(c.key_capacity);
@@ -298,10 +203,17 @@ Status Engine::create(const EngineConfig& config, std::unique_ptr<Engine>* out) 
   // Hybrid always has its CPU side to fall back on when the GPU side fails.
   if (c.cpu_fallback || hybrid) impl->fallback = engine::make_cpu_backend(1, true);
 
-  // Threads: `threads` workers (admit, crypt, complete), plus a completer for CUDA.
-  // create returns once admit runs.
+  if (Status s = impl->init_channels(); !s) return s;
+  impl->channel_handles.reset(new Channel[c.channel_count]);
+
+  // Threads: `threads` workers (admit, crypt, complete). create returns once admit runs.
   if (Status s = impl->start_threads(); !s) return s;
+  Impl* raw = impl.get();
   out->reset(new Engine(std::move(impl)));
+  for (std::size_t i = 0; i < c.channel_count; ++i) {
+    raw->channel_handles[i].engine_ = out->get();
+    raw->channel_handles[i].id_ = static_cast<uint32_t>(i);
+  }
   return Status();
 }
 
@@ -370,6 +282,48 @@ Status Engine::unregister_memory(void* ptr) {
 
 // ---- copy requests ----
 
+void Engine::Impl::fill_record(RequestRecord& r, const Request& req, uint32_t key_index) {
+  r.key_index = key_index;
+  r.key = &keys.key(key_index);
+  r.dir = req.dir;
+  r.format = req.format;
+  r.start_sector = req.start_sector;
+  r.src_count = static_cast<uint32_t>(req.src_count);
+  uint64_t total = 0;
+  for (std::size_t i = 0; i < req.src_count; ++i) {
+    r.src[i] = req.src[i];
+    total += req.src[i].iov_len;
+  }
+  r.in_place = req.dst_count == 0;
+  if (!r.in_place) {
+    r.dst_count = static_cast<uint32_t>(req.dst_count);
+    for (std::size_t i = 0; i < req.dst_count; ++i) r.dst[i] = req.dst[i];
+  } else {
+    r.dst_count = r.src_count;
+    for (std::size_t i = 0; i < req.src_count; ++i) r.dst[i] = req.src[i];
+  }
+  r.memory = req.memory;
+  r.registered = false;
+  if (r.memory == MemoryKind::device) counters.add(counters.device_requests, 1);
+  r.bytes = total;
+  r.callback = req.callback;
+  r.forward = req.forward;
+  r.user_context = req.user_context;
+  r.post_completion = req.post_completion;
+  r.flush = req.flush;
+  r.last_part_admitted = nullptr;
+  r.accepted = Clock::now();
+  r.pending.store(1, std::memory_order_relaxed);
+  r.status = Status();
+}
+
+void Engine::Impl::match_registered(RequestRecord& r) {
+  r.registered = r.memory == MemoryKind::host &&
+                 registry.acquire(r.src, r.src_count, r.dst, r.dst_count, r.src_entry,
+                                  r.dst_entry);
+  if (r.registered) counters.add(counters.registered_requests, 1);
+}
+
 Status Engine::Impl::validate_and_accept(const Request& req, bool blocking,
                                          engine::Batch** run_here,
                                          void (*last_part_admitted)(void*), bool* helping,
@@ -406,41 +360,9 @@ Status Engine::Impl::validate_and_accept(const Request& req, bool blocking,
   uint32_t ri = 0;
   free_records.pop(&ri);
   RequestRecord& r = records[ri];
-  r.key_index = key_index;
-  r.key = &keys.key(key_index);
-  r.dir = req.dir;
-  r.format = req.format;
-  r.start_sector = req.start_sector;
-  r.src_count = static_cast<uint32_t>(req.src_count);
-  uint64_t total = 0;
-  for (std::size_t i = 0; i < req.src_count; ++i) {
-    r.src[i] = req.src[i];
-    total += req.src[i].iov_len;
-  }
-  r.in_place = req.dst_count == 0;
-  if (!r.in_place) {
-    r.dst_count = static_cast<uint32_t>(req.dst_count);
-    for (std::size_t i = 0; i < req.dst_count; ++i) r.dst[i] = req.dst[i];
-  } else {
-    r.dst_count = r.src_count;
-    for (std::size_t i = 0; i < req.src_count; ++i) r.dst[i] = req.src[i];
-  }
-  r.memory = req.memory;
-  r.registered = req.memory == MemoryKind::host &&
-                 registry.acquire(r.src, r.src_count, r.dst, r.dst_count, r.src_entry,
-                                  r.dst_entry);
-  if (r.registered) counters.add(counters.registered_requests, 1);
-  if (r.memory == MemoryKind::device) counters.add(counters.device_requests, 1);
-  r.bytes = total;
-  r.callback = req.callback;
-  r.forward = req.forward;
-  r.user_context = req.user_context;
-  r.post_completion = req.post_completion;
-  r.flush = req.flush;
+  fill_record(r, req, key_index);
+  match_registered(r);
   r.last_part_admitted = last_part_admitted;
-  r.accepted = Clock::now();
-  r.pending.store(1);
-  r.status = Status();
   ++accepted;
   if (record != nullptr) *record = &r;
   if (run_here != nullptr && (*run_here = admit_on_caller(&r, helping)) != nullptr) {
@@ -859,6 +781,7 @@ void Engine::shutdown() {
   {
     std::lock_guard lk(m.mu);
     m.stopping = true;
+    m.stopping_now.store(true);
     m.work_epoch.fetch_add(1, std::memory_order_relaxed);
     m.wake_workers_to_stop();
     m.record_cv.notify_all();
@@ -876,6 +799,10 @@ const char* Engine::backend_detail() const { return impl_->backend->detail(); }
 bool Engine::memory_locked() const { return impl_->slots.memory().locked(); }
 const char* Engine::memory_detail() const { return impl_->slots.memory().detail(); }
 const EngineConfig& Engine::config() const { return impl_->cfg; }
-EngineStats Engine::stats() const { return impl_->counters.snapshot(); }
+EngineStats Engine::stats() const {
+  EngineStats s = impl_->counters.snapshot();
+  for (std::size_t i = 0; i < impl_->cfg.channel_count; ++i) impl_->channels[i].counters.add_to(&s);
+  return s;
+}
 
 }  // namespace sectorcrypt

@@ -10,6 +10,7 @@
 
 #include "engine/backend.h"
 #include "engine/batch.h"
+#include "engine/channel_state.h"
 #include "engine/completion_queue.h"
 #include "engine/engine.h"
 #include "engine/engine_stats.h"
@@ -31,9 +32,16 @@ struct Engine::Impl {
   engine::EngineCounters counters;
 
   // Records [0, request_capacity) serve copy requests; record request_capacity + i is
-  // slot i's zero-copy record.
+  // slot i's zero-copy record; from channel_records on, channel c owns channel_depth
+  // records each (engine/channel_state.h).
   std::unique_ptr<engine::RequestRecord[]> records;
   std::size_t copy_records = 0;
+  std::size_t channel_records = 0;
+  std::unique_ptr<engine::ChannelState[]> channels;
+  std::unique_ptr<Channel[]> channel_handles;
+  bool cpu_inline = false;  // CPU backend with inline_max_bytes > 0 (channel.cc)
+  // `stopping`, readable without mu: channel submits check it before taking anything.
+  std::atomic<bool> stopping_now{false};
 
   // ---- guarded by mu ----
   std::mutex mu;
@@ -45,6 +53,7 @@ struct Engine::Impl {
   engine::FixedStack<uint32_t> free_records;
   engine::FixedRing<uint32_t> queued;       // accepted copy requests, FIFO
   engine::FixedRing<uint32_t> ready_slots;  // submitted zero-copy slots
+  engine::FixedStack<uint32_t> free_channels;  // channels not open
   bool stopping = false;
   uint32_t admit_waiters = 0;      // workers asleep in admit()
   // Moves whenever admission may have something new (work, a slot, a flush, shutdown):
@@ -63,8 +72,27 @@ struct Engine::Impl {
   // with work but no token sleeps on token_cv, without polling: on a machine with as many
   // vCPUs as threads, a third thread polling beside the two crypting ones costs them more
   // than it saves (bench/results/engine_bench.md).
-  uint32_t free_tokens = 0;
-  uint32_t token_waiters = 0;
+  // free_tokens is atomic because a channel's submitter takes a token without mu
+  // (try_take_token) to crypt inline; workers take and return them under mu. A worker
+  // about to sleep for a token counts itself in token_waiters and looks at free_tokens
+  // again (both seq_cst), and a token returned without mu is followed by a look at
+  // token_waiters and, if any, a notify under mu: so no wake-up is lost.
+  std::atomic<int32_t> free_tokens{0};
+  std::atomic<uint32_t> token_waiters{0};
+  bool try_take_token() {
+    int32_t t = free_tokens.load();
+    while (t > 0) {
+      if (free_tokens.compare_exchange_weak(t, t - 1)) return true;
+    }
+    return false;
+  }
+  void release_token_unlocked() {  // without mu (channel.cc)
+    free_tokens.fetch_add(1);
+    if (token_waiters.load() != 0) {
+      std::lock_guard lk(mu);
+      token_cv.notify_one();
+    }
+  }
   uint32_t spinners = 0;  // workers polling for work (spin_for_work): one will take it
   uint32_t max_spinners = 2;  // max(2, threads / 4), set at start: more idle workers sleep
   std::condition_variable token_cv;
@@ -82,7 +110,7 @@ struct Engine::Impl {
     token_cv.notify_all();
   }
   void release_token() {  // under mu
-    ++free_tokens;
+    free_tokens.fetch_add(1);
     if (token_waiters != 0 && (admit_has_work() || stopping)) token_cv.notify_one();
   }
   uint32_t record_waiters = 0, slot_waiters = 0;
@@ -157,6 +185,16 @@ struct Engine::Impl {
   void complete(engine::Batch* b);
   void deliver(engine::RequestRecord* r);
   void cancel_leftovers();
+  // channel.cc: a channel request finished by a worker (or cancelled) goes to its
+  // channel's completion ring; the channel's owner reaps it.
+  void post_to_channel(engine::RequestRecord* r);
+  Status init_channels();               // at create
+  void queue_channel_records(const uint32_t* records, std::size_t n);
+  void crypt_inline(engine::ChannelState& c, engine::RequestRecord& r);
+  // engine.cc: copies a validated request into its record (not the registry lookup).
+  void fill_record(engine::RequestRecord& r, const Request& req, uint32_t key_index);
+  // Under mu: looks the record's segments up in the registry (registered memory).
+  void match_registered(engine::RequestRecord& r);
   // poll(): the records of polled completions, freed under one lock.
   void free_polled_records(const engine::CompletionQueue::Entry* e, std::size_t n);
 
@@ -174,6 +212,10 @@ struct Engine::Impl {
 namespace engine {
 // True on a thread that is running one of this engine's callbacks.
 bool in_callback_of(const Engine::Impl* impl);
+// pipeline.cc: backend.crypt with a throw turned into backend_failure of every part;
+// and whether every part of a batch failed in the backend (a cpu_fallback re-run).
+void crypt_guarded(Backend& backend, Batch& b);
+bool whole_batch_failed(const Batch& b);
 }  // namespace engine
 
 }  // namespace sectorcrypt

@@ -28,6 +28,7 @@ class FixedRing {
     return true;
   }
   const T& front() const { return buf_[head_]; }  // only when !empty()
+  const T& at(std::size_t i) const { return buf_[(head_ + i) % cap_]; }  // i < size()
   bool pop(T* out) {
     if (size_ == 0) return false;
     *out = buf_[head_];

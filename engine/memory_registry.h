@@ -49,6 +49,9 @@ class MemoryRegistry {
   // src_entry[i] / dst_entry[i]. False: nothing taken.
   bool acquire(const iovec* src, uint32_t src_count, const iovec* dst, uint32_t dst_count,
                uint8_t* src_entry, uint8_t* dst_entry);
+  // Any thread, without mu: some range is registered (or was a moment ago). A request
+  // accepted while this reads false predates every registration, so it needs no lookup.
+  bool any_active() const { return active_.load(std::memory_order_acquire) != 0; }
   // Drops the references acquire() took (any thread).
   void release(const uint8_t* entries, uint32_t count);
 
@@ -76,7 +79,9 @@ class MemoryRegistry {
 
   std::unique_ptr<Entry[]> entries_;
   std::size_t capacity_ = 0;
-  std::size_t active_ = 0;
+  // Changed under mu; read without it by any_active() (a channel's submit skips the
+  // lock while nothing is registered).
+  std::atomic<std::size_t> active_{0};
 };
 
 }  // namespace sectorcrypt::engine
