@@ -457,6 +457,188 @@ void steady_stream(BackendKind backend, bool faults = false, bool registered = f
 #endif
 }
 
+// Channels: `producers` threads, each on its own channel, submit batches of the jobs
+// (small ones crypted inline by the producer, large ones through the workers) and reap
+// them; then a shutdown with requests of every channel still queued. Counted on every
+// thread: the producers, the workers, the owner's callbacks.
+struct ChannelRun {
+  std::vector<Job>* jobs;
+  Channel* ch;
+  bool good = true;
+};
+
+void on_channel_done(const Status& s, void* ctx) { on_done(s, ctx); }
+
+// One round of one producer over its jobs. Allocation-free: requests are built in a
+// fixed array, completions reaped into one.
+void channel_round(ChannelRun& run) {
+  std::vector<Job>& jobs = *run.jobs;
+  Request reqs[64];
+  const std::size_t n = std::min<std::size_t>(jobs.size(), 64);
+  for (std::size_t i = 0; i < n; ++i) {
+    Job& j = jobs[i];
+    std::memcpy(j.work.data(), j.input.data(), j.input.size());
+    std::memset(j.out.data(), 0, j.out.size());
+    j.done.store(0);
+    Request& r = reqs[i];
+    r = Request{};
+    r.key = j.key->handle;
+    r.dir = j.dir;
+    r.format = j.format;
+    r.start_sector = j.start;
+    j.sv[0] = {j.work.data(), j.work.size()};
+    r.src = j.sv;
+    r.src_count = 1;
+    if (!j.in_place) {
+      j.dv[0] = {j.out.data(), j.out.size()};
+      r.dst = j.dv;
+      r.dst_count = 1;
+    }
+    r.user_context = &j;
+    if (i % 2 == 0) r.callback = &on_channel_done;  // else reaped as a Completion
+  }
+  std::size_t next = 0, reaped = 0;
+  Completion c[16];
+  while (next < n || run.ch->in_flight() != 0) {
+    if (next < n) {
+      std::size_t acc = 0;
+      const Status s = run.ch->submit(reqs + next, n - next, &acc);
+      if (!s.ok() && s.code() != Errc::would_block) run.good = false;
+      next += acc;
+    }
+    const std::size_t got = run.ch->wait(c, 16, 1, 1'000'000);
+    for (std::size_t k = 0; k < got; ++k) {
+      if (!c[k].status.ok()) run.good = false;
+      on_done(c[k].status, c[k].user_context);
+    }
+    reaped += got;
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    Job& j = jobs[i];
+    if (j.done.load() != 1 || j.failed.load() != 0) run.good = false;
+    const auto& got = j.in_place ? j.work : j.out;
+    if (std::memcmp(got.data(), j.want.data(), j.want.size()) != 0) run.good = false;
+  }
+}
+
+void channel_stream(bool faults) {
+  EngineConfig c;
+  c.backend = BackendKind::cpu;
+  c.cpu_fallback = faults;
+  c.threads = 2;
+  c.slot_count = 4;
+  c.slot_bytes = 32 * 1024;
+  c.channel_count = 4;
+  c.channel_depth = 16;
+  c.inline_max_bytes = 4096;
+  std::unique_ptr<Engine> e;
+  ASSERT_TRUE(Engine::create(c, &e).ok());
+  std::vector<TestKey> keys;
+  for (int i = 0; i < 3; ++i) keys.push_back(add_test_key(*e, i == 0 ? 32 : 64, 30 + i));
+  constexpr int kProducers = 4;
+  std::vector<std::vector<Job>> jobs(kProducers);
+  std::mt19937_64 g(7);
+  for (int p = 0; p < kProducers; ++p) {
+    jobs[p] = std::vector<Job>(24);
+    for (std::size_t i = 0; i < jobs[p].size(); ++i) {
+      Job& j = jobs[p][i];
+      j.key = &keys[g() % keys.size()];
+      j.dir = g() % 2 ? Direction::encrypt : Direction::decrypt;
+      j.format = SectorFormat{512, IvMode::plain64, false};
+      j.start = g() % 100000;
+      j.in_place = g() % 2 == 0;
+      const std::size_t sectors = i % 5 == 0 ? 16 + g() % 48 : 1 + g() % 8;  // >4 KiB: workers
+      j.input = bytes_of(sectors * 512, p * 100 + i);
+      j.work = j.input;
+      j.out.assign(j.input.size(), 0);
+      j.want = reference(j.key->ref, j.dir, j.format, j.start, j.input);
+    }
+  }
+#ifdef SECTORCRYPT_FAULT_INJECTION
+  if (faults) engine::fault::set_hook(&every_other_kernel, nullptr);
+#endif
+  std::vector<ChannelRun> runs(kProducers);
+  for (int p = 0; p < kProducers; ++p) {
+    runs[p].jobs = &jobs[p];
+    ASSERT_TRUE(e->open_channel({}, &runs[p].ch).ok());
+  }
+  // Producers wait at a barrier made of atomics (no allocation) between phases.
+  std::atomic<int> phase{0}, ready{0};
+  auto producer = [&](int p) {
+    for (int ph = 0; ph < 2; ++ph) {  // 0: warm-up, 1: counted
+      while (phase.load() != ph) std::this_thread::yield();
+      for (int round = 0; round < (ph == 0 ? 3 : 8); ++round) channel_round(runs[p]);
+      ready.fetch_add(1);
+    }
+    while (phase.load() != 2) std::this_thread::yield();  // exit (and free) disarmed
+  };
+  std::vector<std::thread> threads;
+  for (int p = 0; p < kProducers; ++p) threads.emplace_back(producer, p);
+  while (ready.load() != kProducers) std::this_thread::yield();
+  g_calls.store(0);
+  g_armed.store(true);
+  phase.store(1);
+  while (ready.load() != 2 * kProducers) std::this_thread::yield();
+  g_armed.store(false);
+  const uint64_t calls = g_calls.load();
+  print_traces("channel stream");
+  phase.store(2);
+  for (auto& t : threads) t.join();
+  bool good = true;
+  for (auto& r : runs) good = good && r.good;
+  EXPECT_TRUE(good) << "a result differed from the reference";
+  const EngineStats st = e->stats();
+  EXPECT_GT(st.inline_requests, 0u);
+  EXPECT_GT(st.batches, 0u) << "some requests must have gone through the workers";
+  EXPECT_EQ(calls, 0u) << "heap allocations during the channel stream";
+  std::printf("channel stream: %llu allocation calls while armed; %llu channel requests, "
+              "%llu inline\n", static_cast<unsigned long long>(calls),
+              static_cast<unsigned long long>(st.channel_requests),
+              static_cast<unsigned long long>(st.inline_requests));
+
+  // Shutdown with channel requests queued (every slot lent): cancelled without allocating.
+  SlotHandle held[4];
+  for (auto& h : held) ASSERT_TRUE(e->acquire_slot(&h).ok());
+  g_calls.store(0);
+  g_frees.store(0);
+  g_frees_apart.store(true);
+  g_armed.store(true);
+  for (auto& run : runs) {
+    // Job 0 is larger than inline_max_bytes: queued for the workers, which have no slot.
+    Job& big = (*run.jobs)[0];
+    big.sv[0] = {big.work.data(), big.work.size()};
+    Request r;
+    r.key = big.key->handle;
+    r.format = big.format;
+    r.src = big.sv;
+    r.src_count = 1;
+    if (!run.ch->submit(r).ok()) good = false;
+  }
+  e->shutdown();
+  std::size_t cancelled = 0;
+  for (auto& run : runs) {
+    Completion cs[4];
+    const std::size_t n = run.ch->poll(cs, 4);
+    for (std::size_t k = 0; k < n; ++k) cancelled += cs[k].status.code() == Errc::shut_down;
+  }
+  for (auto& h : held) (void)e->release_slot(h);
+  g_armed.store(false);
+  g_frees_apart.store(false);
+  print_traces("channel shutdown");
+  EXPECT_EQ(g_calls.load(), 0u) << "heap allocations while shutting down with channels";
+  EXPECT_EQ(cancelled, runs.size());
+  EXPECT_TRUE(good);
+#ifdef SECTORCRYPT_FAULT_INJECTION
+  engine::fault::set_hook(nullptr, nullptr);
+  if (faults) {
+    EXPECT_GT(e->stats().cpu_fallbacks, 0u);
+  }
+#endif
+}
+
+TEST(EngineNoAllocation, ChannelSteadyStream) { channel_stream(false); }
+TEST(EngineNoAllocation, ChannelSteadyStreamUnderFaults) { channel_stream(true); }
+
 TEST(EngineNoAllocation, CpuSteadyStream) { steady_stream(BackendKind::cpu); }
 #ifdef SECTORCRYPT_FAULT_INJECTION
 TEST(EngineNoAllocation, CpuFallbackUnderFaults) { steady_stream(BackendKind::cpu, true); }
