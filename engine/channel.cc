@@ -317,6 +317,10 @@ Status Channel::submit(const Request* reqs, std::size_t count, std::size_t* acce
   uint32_t to_queue[kQueueChunk];
   std::size_t queue_count = 0;
   bool crypted_inline = false;
+  // A token taken for one inline request is kept for the next ones of this call: two
+  // contended atomics per request fewer. Given back at the end, or as soon as a worker
+  // waits for one.
+  bool token = false;
   Status result;
   for (std::size_t i = 0; i < count; ++i) {
     const Request& req = reqs[i];
@@ -360,10 +364,14 @@ Status Channel::submit(const Request* reqs, std::size_t count, std::size_t* acce
     }
     ++*accepted;
     // Inline only while no worker waits for a token, so queued work is never starved.
-    if (m.cpu_inline && r.memory == MemoryKind::host && r.bytes <= m.cfg.inline_max_bytes &&
-        m.token_waiters.load(std::memory_order_relaxed) == 0 && m.try_take_token()) {
-      m.crypt_inline(c, r);
+    if (token && m.token_waiters.load(std::memory_order_relaxed) != 0) {
       m.release_token_unlocked();
+      token = false;
+    }
+    if (m.cpu_inline && r.memory == MemoryKind::host && r.bytes <= m.cfg.inline_max_bytes &&
+        (token || (m.token_waiters.load(std::memory_order_relaxed) == 0 && m.try_take_token()))) {
+      token = true;
+      m.crypt_inline(c, r);
       mark_finished(c, local);
       crypted_inline = true;
       continue;
@@ -374,6 +382,7 @@ Status Channel::submit(const Request* reqs, std::size_t count, std::size_t* acce
       queue_count = 0;
     }
   }
+  if (token) m.release_token_unlocked();
   if (queue_count != 0) m.queue_channel_records(to_queue, queue_count);
   if (crypted_inline && c.options.completion_fd) signal_fd(c.event_fd);
   return result;

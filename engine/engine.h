@@ -6,6 +6,10 @@
 // thread allocates heap memory; load is absorbed by backpressure (a full engine blocks
 // in submit() or answers would_block from try_submit()), never by allocation.
 //
+// Two ways in: submit()/try_submit() from any thread, and channels (class Channel: a
+// thread's own records and completion ring, batch submit, no engine-wide lock, small
+// requests crypted on the submitting thread on the CPU; engine/README.md, "Channels").
+//
 // Data flow: three stages run by the engine's `threads` workers, all started by create
 // and running until shutdown (see engine/pipeline.cc for how, and why not oneTBB):
 //   admit    (serial, in order) take accepted requests in FIFO order, coalesce small
