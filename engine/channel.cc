@@ -240,9 +240,10 @@ void Engine::Impl::queue_channel_records(const uint32_t* ids, std::size_t n) {
   }
 }
 
-// The submitting thread crypts the request in the channel's batch, holding a crypt token.
-void Engine::Impl::crypt_inline(ChannelState& c, RequestRecord& r) {
-  engine::Batch& b = c.inline_batch;
+// The calling thread crypts the request in `b` (one part), holding a crypt token: a
+// channel's submitter (its channel's batch) or a small crypt_sync (a batch on its stack).
+// The request's key and registered ranges are let go here; the caller counts it.
+void Engine::Impl::crypt_inline(engine::Batch& b, RequestRecord& r) {
   b.reset();
   append_part(b, &r, 0, r.bytes);
   engine::crypt_guarded(*backend, b);
@@ -260,15 +261,6 @@ void Engine::Impl::crypt_inline(ChannelState& c, RequestRecord& r) {
     registry.release(r.src_entry, r.src_count);
     registry.release(r.dst_entry, r.dst_count);
   }
-  engine::ChannelCounters& k = c.counters;
-  k.bump(k.inline_requests, 1);
-  k.bump(k.requests, 1);
-  if (st.ok()) {
-    k.bump(k.bytes, r.bytes);
-  } else {
-    k.bump(k.requests_failed, 1);
-  }
-  k.record_latency(ns_since(r.accepted));
 }
 
 // A worker (or the engine thread cancelling at shutdown) finished a channel request.
@@ -371,7 +363,16 @@ Status Channel::submit(const Request* reqs, std::size_t count, std::size_t* acce
     if (m.cpu_inline && r.memory == MemoryKind::host && r.bytes <= m.cfg.inline_max_bytes &&
         (token || (m.token_waiters.load(std::memory_order_relaxed) == 0 && m.try_take_token()))) {
       token = true;
-      m.crypt_inline(c, r);
+      m.crypt_inline(c.inline_batch, r);
+      engine::ChannelCounters& k = c.counters;
+      k.bump(k.inline_requests, 1);
+      k.bump(k.requests, 1);
+      if (r.status.ok()) {
+        k.bump(k.bytes, r.bytes);
+      } else {
+        k.bump(k.requests_failed, 1);
+      }
+      k.record_latency(ns_since(r.accepted));
       mark_finished(c, local);
       crypted_inline = true;
       continue;

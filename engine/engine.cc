@@ -589,6 +589,46 @@ struct SyncWait {
 
 }  // namespace
 
+bool Engine::Impl::crypt_sync_inline(const Request& req, Status* result) {
+  // Registered ranges keep their bookkeeping on the pipeline path; a shutting-down engine
+  // answers there too.
+  if (!cpu_inline || req.src[0].iov_len > cfg.inline_max_bytes || registry.any_active() ||
+      stopping_now.load(std::memory_order_acquire)) {
+    return false;
+  }
+  if (Status s = validate_request(req); !s) {
+    *result = s;
+    return true;
+  }
+  // Only while no worker waits for a token: queued work is not starved.
+  if (token_waiters.load(std::memory_order_relaxed) != 0 || !try_take_token()) return false;
+  uint32_t key_index = 0;
+  if (Status s = keys.acquire(req.key, &key_index); !s) {
+    release_token_unlocked();
+    *result = s;
+    return true;
+  }
+  RequestRecord r;
+  fill_record(r, req, key_index);
+  engine::Part part;
+  engine::Batch b;  // one contiguous part on both sides: direct, no per-sector arrays
+  b.slot = UINT32_MAX;
+  b.parts = &part;
+  b.capacity = r.bytes;
+  crypt_inline(b, r);
+  release_token_unlocked();
+  counters.add(counters.inline_requests, 1);
+  counters.add(counters.requests, 1);
+  if (r.status.ok()) {
+    counters.add(counters.bytes, r.bytes);
+  } else {
+    counters.add(counters.requests_failed, 1);
+  }
+  counters.record_latency(ns_since(r.accepted));
+  *result = r.status;
+  return true;
+}
+
 Status Engine::crypt_sync(KeyHandle key, Direction dir, const SectorFormat& format,
                           uint64_t start_sector, const void* in, void* out, std::size_t bytes) {
   if (engine::in_callback_of(impl_.get())) {
@@ -607,6 +647,7 @@ Status Engine::crypt_sync(KeyHandle key, Direction dir, const SectorFormat& form
     r.dst = &dst;
     r.dst_count = 1;
   }
+  if (Status done; impl_->crypt_sync_inline(r, &done)) return done;
   SyncWait w;
   r.callback = &SyncWait::on_done;
   r.user_context = &w;

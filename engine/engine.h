@@ -254,7 +254,8 @@ struct EngineStats {
   uint64_t gpu_batches = 0;         // batches the GPU crypted (cuda, or hybrid's GPU side)
   uint64_t gpu_bytes = 0;           // their bytes; the rest went to the CPU
   uint64_t channel_requests = 0;    // requests accepted on channels (Channel::submit)
-  uint64_t inline_requests = 0;     // of those, crypted on the submitting thread
+  uint64_t inline_requests = 0;     // crypted on the submitting thread: channel requests
+                                    // and crypt_sync calls (CPU, <= inline_max_bytes)
   LatencyHistogram latency;         // accept -> completion delivered, per request
 };
 
@@ -475,10 +476,13 @@ class Engine {
 
   // ---- synchronous bulk ----
 
-  // Encrypts/decrypts `bytes` from `in` to `out` (in == out: in place) through the
-  // pipeline and returns when done (split over slots; several in flight). The calling
-  // thread does not only wait: when its request is next in line it crypts the request's
-  // batches itself, as one of the `threads` crypting threads (engine/README.md).
+  // Encrypts/decrypts `bytes` from `in` to `out` (in == out: in place) and returns when
+  // done. On the CPU backend a call of at most inline_max_bytes is crypted on the calling
+  // thread when a crypt token is free (no hand-off, no queue: it does not wait behind
+  // queued requests, nor they behind it). Otherwise it goes through the pipeline (split
+  // over slots; several in flight), and the calling thread does not only wait: when its
+  // request is next in line it crypts the request's batches itself, as one of the
+  // `threads` crypting threads (engine/README.md).
   //
   // RETURN VALUE: the validation errors of submit(), or the request's final status.
   // THREAD SAFETY: any thread except a callback.

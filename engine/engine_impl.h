@@ -190,7 +190,10 @@ struct Engine::Impl {
   void post_to_channel(engine::RequestRecord* r);
   Status init_channels();               // at create
   void queue_channel_records(const uint32_t* records, std::size_t n);
-  void crypt_inline(engine::ChannelState& c, engine::RequestRecord& r);
+  void crypt_inline(engine::Batch& b, engine::RequestRecord& r);
+  // engine.cc: crypt_sync of at most inline_max_bytes on the CPU, run on the caller
+  // when a crypt token is free; false: take the pipeline (nothing was done).
+  bool crypt_sync_inline(const Request& req, Status* result);
   // engine.cc: copies a validated request into its record (not the registry lookup).
   void fill_record(engine::RequestRecord& r, const Request& req, uint32_t key_index);
   // Under mu: looks the record's segments up in the registry (registered memory).

@@ -58,6 +58,7 @@ EngineStats EngineCounters::snapshot() const {
   s.device_requests = ld(device_requests);
   s.gpu_batches = ld(gpu_batches);
   s.gpu_bytes = ld(gpu_bytes);
+  s.inline_requests = ld(inline_requests);
   for (std::size_t i = 0; i < LatencyHistogram::kBuckets; ++i) {
     s.latency.buckets[i] = ld(latency_[i]);
   }

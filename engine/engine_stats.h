@@ -22,6 +22,7 @@ class EngineCounters {
   std::atomic<uint64_t> backend_failures{0}, cpu_fallbacks{0}, callback_exceptions{0};
   std::atomic<uint64_t> registered_requests{0}, device_requests{0};
   std::atomic<uint64_t> gpu_batches{0}, gpu_bytes{0};
+  std::atomic<uint64_t> inline_requests{0};  // crypt_sync calls crypted on the caller
   bool memory_locked = false;  // set once at create
 
  private:

@@ -10,8 +10,16 @@ namespace {
 
 const SectorFormat k4K{4096, IvMode::plain64, false};
 
+// The caller-run batch is crypt_sync's pipeline path; small calls on the CPU are crypted
+// inline instead (EngineSyncInline below), so these tests turn that off.
+EngineConfig pipeline_config() {
+  EngineConfig c = small_config();
+  c.inline_max_bytes = 0;
+  return c;
+}
+
 TEST(EngineCallerRuns, IdleSyncCallWithinOneSlotRunsOnTheCaller) {
-  auto e = make_engine(small_config());  // 64 KiB slots
+  auto e = make_engine(pipeline_config());  // 64 KiB slots
   TestKey k = add_test_key(*e, 64, 21);
   // In place first. A caller-run call is idle again when it returns (it completed its
   // own batch); after a call the workers ran, the last worker may still be finishing its
@@ -53,7 +61,7 @@ TEST(EngineCallerRuns, IdleSyncCallWithinOneSlotRunsOnTheCaller) {
 // With one thread there is one crypt token: a sync caller that holds it crypts every
 // batch of its request, and the worker, which has no token, crypts none of them.
 TEST(EngineCallerRuns, OneThreadSyncCallerCryptsItsWholeRequest) {
-  EngineConfig c = small_config();
+  EngineConfig c = pipeline_config();
   c.threads = 1;
   auto e = make_engine(c);
   TestKey k = add_test_key(*e, 32, 24);
@@ -71,7 +79,7 @@ TEST(EngineCallerRuns, OneThreadSyncCallerCryptsItsWholeRequest) {
 // requests in flight, with one and two threads: every byte right, nothing stuck.
 TEST(EngineCallerRuns, HelpingCallersBesideAsynchronousSubmitters) {
   for (unsigned threads : {1u, 2u}) {
-    EngineConfig c = small_config();
+    EngineConfig c = pipeline_config();
     c.threads = threads;
     auto e = make_engine(c);
     TestKey k = add_test_key(*e, 64, 25);
@@ -149,7 +157,7 @@ TEST(EngineCallerRuns, HelpingCallersBesideAsynchronousSubmitters) {
 
 // A sync call made while an earlier request is still completing must not overtake it.
 TEST(EngineCallerRuns, SyncCallNeverOvertakesAnEarlierRequest) {
-  EngineConfig c = small_config();
+  EngineConfig c = pipeline_config();
   c.threads = 1;
   auto e = make_engine(c);
   TestKey k = add_test_key(*e, 32, 22);
@@ -204,7 +212,7 @@ TEST(EngineCallerRuns, SyncCallNeverOvertakesAnEarlierRequest) {
 // and shutdown returns only once every accepted request has completed.
 TEST(EngineCallerRuns, ShutdownWaitsForBatchesRunOnCallers) {
   for (int round = 0; round < 20; ++round) {
-    auto e = make_engine(small_config());
+    auto e = make_engine(pipeline_config());
     TestKey k = add_test_key(*e, 64, 23);
     Watchdog dog(std::chrono::seconds(60), "sync callers racing shutdown");
     std::atomic<uint64_t> ok{0}, refused{0};
@@ -241,6 +249,89 @@ TEST(EngineCallerRuns, ShutdownWaitsForBatchesRunOnCallers) {
     EXPECT_EQ(e->stats().requests, completed);
     EXPECT_EQ(completed, ok.load() + e->stats().requests_failed);
   }
+}
+
+// Small crypt_sync calls on the CPU are crypted on the caller when a token is free: no
+// batch, no queue, the same bytes, the same refusals.
+TEST(EngineSyncInline, SmallCallsAreCryptedOnTheCaller) {
+  auto e = make_engine(small_config());  // inline_max_bytes: 64 KiB
+  TestKey k = add_test_key(*e, 64, 31);
+  uint64_t seed = 1;
+  for (std::size_t bytes : {std::size_t{4096}, std::size_t{65536}}) {
+    for (Direction dir : {Direction::encrypt, Direction::decrypt}) {
+      const auto in = bytes_of(bytes, seed++);
+      std::vector<uint8_t> out(bytes, 0);
+      ASSERT_TRUE(e->crypt_sync(k.handle, dir, k4K, 8 * seed, in.data(), out.data(), bytes).ok());
+      EXPECT_EQ(out, reference(k.ref, dir, k4K, 8 * seed, in));
+      auto inplace = in;
+      ASSERT_TRUE(e->crypt_sync(k.handle, dir, k4K, 8 * seed, inplace.data(), inplace.data(), bytes).ok());
+      EXPECT_EQ(inplace, out);
+    }
+  }
+  EngineStats st = e->stats();
+  EXPECT_EQ(st.inline_requests, 8u);
+  EXPECT_EQ(st.requests, 8u);
+  EXPECT_EQ(st.batches, 0u) << "inline calls make no batch";
+  EXPECT_EQ(st.latency.count(), 8u);
+  // Larger than inline_max_bytes: the pipeline.
+  const auto big = bytes_of(128 * 1024, 7);
+  std::vector<uint8_t> out(big.size());
+  ASSERT_TRUE(e->crypt_sync(k.handle, Direction::encrypt, k4K, 0, big.data(), out.data(), big.size()).ok());
+  EXPECT_EQ(out, reference(k.ref, Direction::encrypt, k4K, 0, big));
+  st = e->stats();
+  EXPECT_EQ(st.inline_requests, 8u);
+  EXPECT_GE(st.batches, 2u);
+  // Refusals are the pipeline's: a bad length, a stale key; and after shutdown.
+  EXPECT_EQ(e->crypt_sync(k.handle, Direction::encrypt, k4K, 0, big.data(), out.data(), 1000).code(),
+            Errc::invalid_length);
+  EXPECT_EQ(e->crypt_sync(KeyHandle{77}, Direction::encrypt, k4K, 0, big.data(), out.data(), 4096).code(),
+            Errc::invalid_key);
+  e->shutdown();
+  EXPECT_EQ(e->crypt_sync(k.handle, Direction::encrypt, k4K, 0, big.data(), out.data(), 4096).code(),
+            Errc::shut_down);
+}
+
+// While memory is registered, small calls take the pipeline so that the ranges they lie
+// in are held (unregister refuses) for as long as they run.
+TEST(EngineSyncInline, RegisteredMemoryKeepsThePipelinePath) {
+  auto e = make_engine(small_config());
+  TestKey k = add_test_key(*e, 64, 32);
+  auto buf = bytes_of(8192, 3);
+  const auto want = reference(k.ref, Direction::encrypt, k4K, 0, buf);
+  ASSERT_TRUE(e->register_memory(buf.data(), buf.size()).ok());
+  ASSERT_TRUE(e->crypt_sync(k.handle, Direction::encrypt, k4K, 0, buf.data(), buf.data(), 8192).ok());
+  EXPECT_EQ(buf, want);
+  EXPECT_EQ(e->stats().inline_requests, 0u);
+  EXPECT_EQ(e->stats().registered_requests, 1u);
+  ASSERT_TRUE(e->unregister_memory(buf.data()).ok());
+}
+
+// Many threads of small calls on two tokens: each call is right, and at most `threads`
+// threads crypt at once (the rest take the pipeline, which is right too).
+TEST(EngineSyncInline, ManyCallersShareTheTokens) {
+  auto e = make_engine(small_config());
+  TestKey k = add_test_key(*e, 64, 33);
+  std::atomic<int> bad{0};
+  std::vector<std::thread> t;
+  for (int i = 0; i < 6; ++i) {
+    t.emplace_back([&, i] {
+      const auto in = bytes_of(4096 * (1 + i), 40 + i);
+      const auto want = reference(k.ref, Direction::encrypt, k4K, 8 * i, in);
+      std::vector<uint8_t> out(in.size());
+      for (int n = 0; n < 300; ++n) {
+        std::fill(out.begin(), out.end(), 0);
+        if (!e->crypt_sync(k.handle, Direction::encrypt, k4K, 8 * i, in.data(), out.data(), in.size()).ok() ||
+            out != want) {
+          ++bad;
+        }
+      }
+    });
+  }
+  for (auto& th : t) th.join();
+  EXPECT_EQ(bad.load(), 0);
+  const EngineStats st = e->stats();
+  EXPECT_EQ(st.requests, 1800u);
+  EXPECT_GT(st.inline_requests, 0u);
 }
 
 }  // namespace

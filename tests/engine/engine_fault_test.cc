@@ -186,6 +186,63 @@ TEST_F(EngineFaults, CpuFallbackRerunsAFailedBatch) {
   EXPECT_EQ(e->stats().requests_failed, 0u);
 }
 
+// The inline paths (a channel's submitter, a small crypt_sync) crypt through the same
+// guarded backend call: a fault fails the request, in place leaves the input as it was,
+// a throw does not escape into the caller, and cpu_fallback re-runs it.
+TEST_F(EngineFaults, InlineCryptsFailAndFallBackLikeBatches) {
+  Watchdog w(std::chrono::seconds(60), "inline faults");
+  for (bool fallback : {false, true}) {
+    EngineConfig c = small_config();
+    c.cpu_fallback = fallback;
+    c.inline_max_bytes = 8192;
+    auto e = make_engine(c);
+    const TestKey k = add_test_key(*e, 64, 8);
+    const SectorFormat f{};
+    Channel* ch = nullptr;
+    ASSERT_TRUE(e->open_channel({}, &ch).ok());
+    for (Point p : {Point::kernel_error, Point::crypt_throw}) {
+      // crypt_sync, in place.
+      plan.budget[static_cast<unsigned>(p)] = 1;
+      auto buf = bytes_of(4096, 11);
+      const auto input = buf;
+      const auto want = reference(k.ref, Direction::encrypt, f, 3, input);
+      const Status s = e->crypt_sync(k.handle, Direction::encrypt, f, 3, buf.data(), buf.data(), 4096);
+      if (fallback) {
+        EXPECT_TRUE(s.ok()) << s.message();
+        EXPECT_EQ(buf, want);
+      } else {
+        EXPECT_EQ(s.code(), Errc::backend_failure) << s.message();
+        EXPECT_EQ(buf, input) << "a failed in-place crypt must leave the input";
+      }
+      // A channel request, in place.
+      plan.budget[static_cast<unsigned>(p)] = 1;
+      buf = input;
+      iovec v{buf.data(), buf.size()};
+      Request r;
+      r.key = k.handle;
+      r.format = f;
+      r.start_sector = 3;
+      r.src = &v;
+      r.src_count = 1;
+      ASSERT_TRUE(ch->submit(r).ok());
+      Completion cpl;
+      ASSERT_EQ(ch->wait(&cpl, 1, 1, 10'000'000), 1u);
+      if (fallback) {
+        EXPECT_TRUE(cpl.status.ok()) << cpl.status.message();
+        EXPECT_EQ(buf, want);
+      } else {
+        EXPECT_EQ(cpl.status.code(), Errc::backend_failure);
+        EXPECT_EQ(buf, input);
+      }
+    }
+    const EngineStats st = e->stats();
+    EXPECT_EQ(st.inline_requests, 4u);
+    EXPECT_EQ(st.backend_failures, 4u);
+    EXPECT_EQ(st.cpu_fallbacks, fallback ? 4u : 0u);
+    EXPECT_EQ(st.requests_failed, fallback ? 0u : 4u);
+  }
+}
+
 TEST_F(EngineFaults, CpuFallbackThatFailsTooReportsFailure) {
   Watchdog w(std::chrono::seconds(60), "fallback fails");
   EngineConfig c = small_config();
@@ -298,7 +355,9 @@ TEST_F(EngineFaults, SlotReturnedOrSubmittedTwiceIsRefused) {
 // request has completed, including those no worker ran.
 TEST_F(EngineFaults, ShutdownWaitsForABatchRunningOnASyncCaller) {
   Watchdog w(std::chrono::seconds(60), "shutdown behind a caller-run batch");
-  auto e = make_engine(small_config());
+  EngineConfig c = small_config();
+  c.inline_max_bytes = 0;  // the caller-run batch (pipeline path), not the inline crypt
+  auto e = make_engine(c);
   const TestKey k = add_test_key(*e, 64, 9);
   HoldGate gate;
   engine::fault::set_hook(&HoldGate::hold, &gate);
