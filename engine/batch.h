@@ -19,6 +19,11 @@ struct ChannelState;
 
 using Clock = std::chrono::steady_clock;
 
+inline uint64_t ns_since(Clock::time_point t) {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t).count());
+}
+
 struct RequestRecord {
   // Set at submit, read-only until the completion.
   uint32_t index = 0;            // position in the record array
@@ -46,7 +51,7 @@ struct RequestRecord {
   bool flush = false;
   // crypt_sync only: called (with user_context, on a worker, before the crypt) once the
   // request's last part is in a batch, so a sleeping caller can wake and poll for the
-  // end while that batch runs instead of being woken after it (engine/engine.cc).
+  // end while that batch runs instead of being woken after it (engine/sync_calls.cc).
   void (*last_part_admitted)(void* ctx) = nullptr;
   uint32_t zero_copy_slot = UINT32_MAX;  // the lent slot for submit_slot requests
   ChannelState* channel = nullptr;       // the channel that owns the record, if any

@@ -34,6 +34,7 @@ namespace sectorcrypt {
 using engine::ChannelState;
 using engine::Clock;
 using engine::RequestRecord;
+using engine::ns_since;
 
 namespace engine {
 
@@ -63,11 +64,6 @@ void ChannelCounters::add_to(EngineStats* s) const {
 }  // namespace engine
 
 namespace {
-
-uint64_t ns_since(Clock::time_point t) {
-  return static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t).count());
-}
 
 void signal_fd(int fd) {
   const uint64_t one = 1;
@@ -172,7 +168,7 @@ Status Engine::open_channel(const ChannelOptions& options, Channel** out) {
     return Status::error(Errc::unavailable, "open_channel() called from a completion callback");
   }
   std::lock_guard lk(m.mu);
-  if (m.stopping) return Status::error(Errc::shut_down, "the engine is shut down");
+  if (m.stopping) return engine::shut_down_status();
   uint32_t id = 0;
   if (!m.free_channels.pop(&id)) {
     return Status::error(Errc::resource_exhausted,
@@ -317,7 +313,7 @@ Status Channel::submit(const Request* reqs, std::size_t count, std::size_t* acce
   for (std::size_t i = 0; i < count; ++i) {
     const Request& req = reqs[i];
     if (m.stopping_now.load(std::memory_order_acquire)) {
-      result = Status::error(Errc::shut_down, "the engine is shut down");
+      result = engine::shut_down_status();
       break;
     }
     if (Status s = engine::validate_request(req); !s) {

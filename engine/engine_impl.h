@@ -1,5 +1,6 @@
-// Engine::Impl: the state behind engine.h, shared by engine.cc (create, the API),
-// pipeline.cc (the three stages and the engine thread) and slot_pool.cc.
+// Engine::Impl: the state behind engine.h, shared by the files of engine/ (the table in
+// engine/README.md says which does what; its "Shared state" table says who may touch
+// each piece).
 #pragma once
 
 #include <atomic>
@@ -17,6 +18,7 @@
 #include "engine/fixed_ring.h"
 #include "engine/key_table.h"
 #include "engine/memory_registry.h"
+#include "engine/request_validation.h"
 #include "engine/slot_pool.h"
 
 namespace sectorcrypt {
@@ -144,7 +146,7 @@ struct Engine::Impl {
   std::atomic<bool> started{false};
   std::atomic<bool> finished{false};    // the pipeline ended, leftovers cancelled
 
-  // pipeline.cc
+  // pipeline.cc, admission.cc, completion.cc
   Status start_threads();               // at create
   void run_engine_thread();
   void run_worker();
@@ -191,17 +193,17 @@ struct Engine::Impl {
   Status init_channels();               // at create
   void queue_channel_records(const uint32_t* records, std::size_t n);
   void crypt_inline(engine::Batch& b, engine::RequestRecord& r);
-  // engine.cc: crypt_sync of at most inline_max_bytes on the CPU, run on the caller
+  // sync_calls.cc: crypt_sync of at most inline_max_bytes on the CPU, run on the caller
   // when a crypt token is free; false: take the pipeline (nothing was done).
   bool crypt_sync_inline(const Request& req, Status* result);
-  // engine.cc: copies a validated request into its record (not the registry lookup).
+  // submit.cc: copies a validated request into its record (not the registry lookup).
   void fill_record(engine::RequestRecord& r, const Request& req, uint32_t key_index);
   // Under mu: looks the record's segments up in the registry (registered memory).
   void match_registered(engine::RequestRecord& r);
   // poll(): the records of polled completions, freed under one lock.
   void free_polled_records(const engine::CompletionQueue::Entry* e, std::size_t n);
 
-  // engine.cc
+  // submit.cc
   // For synchronous calls: run_here is set to a batch the caller must
   // crypt_and_complete() (admit_on_caller), else nullptr; *helping and *record as
   // admit_on_caller says; last_part_admitted goes into the record (batch.h).

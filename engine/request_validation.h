@@ -8,6 +8,10 @@
 
 namespace sectorcrypt::engine {
 
+inline Status shut_down_status() {
+  return Status::error(Errc::shut_down, "the engine is shut down");
+}
+
 // At most one of callback and forward.call.
 Status validate_callback(CompletionCallback callback, const ForwardedCallback& forward);
 
