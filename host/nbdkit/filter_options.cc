@@ -41,6 +41,7 @@ const char kFilterHelp[] =
     "keyslot=N                LUKS2 mode: only this keyslot\n"
     "backend=auto|cpu|cuda    where the engine crypts (default auto)\n"
     "threads=N slots=N slot-bytes=N idle-spin-us=N   engine sizing\n"
+    "inline-max-bytes=N       crypt requests up to N bytes on the nbdkit thread (0: never)\n"
     "allow-discards=true      pass trim and extents through (they show which blocks are used)";
 
 SectorFormat FilterOptions::plain_format() const {
@@ -102,6 +103,11 @@ int apply_option(const std::string& key, const std::string& value, FilterOptions
   } else if (key == "idle-spin-us") {
     if (!parse_u64(value, &n) || n > 1000000) return refuse(error, "idle-spin-us=" + value + " is not 0..1000000");
     o->engine.idle_spin_us = static_cast<uint32_t>(n);
+  } else if (key == "inline-max-bytes") {
+    if (!parse_u64(value, &n) || n % 512 != 0 || n > (16u << 20)) {
+      return refuse(error, "inline-max-bytes=" + value + " is not a multiple of 512 up to 16 MiB");
+    }
+    o->engine.inline_max_bytes = n;
   } else if (key == "allow-discards") {
     if (!parse_bool(value, &b)) return refuse(error, "allow-discards=" + value + " is not a boolean");
     o->allow_discards = b;

@@ -26,8 +26,16 @@ struct FilterOptions {
   bool has_passphrase = false;            // the secret itself is held by the filter
   std::string header;
   std::optional<int> keyslot;
-  // both
-  EngineConfig engine;
+  // both. The filter crypts on nbdkit's threads (crypt_sync): a request of up to a write
+  // chunk runs on the calling thread while a crypt token is free, with no hand-off (1 MiB
+  // sequential reads: 0.71x the unencrypted server with the engine's 64 KiB default,
+  // 0.89x with 4 MiB; bench/results/nbdkit.md). It opens no channels.
+  EngineConfig engine = [] {
+    EngineConfig c;
+    c.inline_max_bytes = std::size_t{4} << 20;
+    c.channel_count = 0;
+    return c;
+  }();
   bool allow_discards = false;
 
   KeyMode mode() const { return has_passphrase ? KeyMode::luks2 : KeyMode::plain; }

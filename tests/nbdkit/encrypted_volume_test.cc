@@ -198,6 +198,11 @@ TEST(FilterOptionsTest, EachBadValueIsNamedAndModesDoNotMix) {
   EXPECT_NE(error.find("sector-size=4000"), std::string::npos) << error;
   EXPECT_EQ(apply_option("offset", "18446744073709551615", &o, &error), -1);
   EXPECT_EQ(apply_option("threads", "-1", &o, &error), -1);
+  EXPECT_EQ(o.engine.inline_max_bytes, std::size_t{4} << 20) << "the filter's default";
+  EXPECT_EQ(apply_option("inline-max-bytes", "1000", &o, &error), -1);
+  EXPECT_NE(error.find("inline-max-bytes=1000"), std::string::npos) << error;
+  EXPECT_EQ(apply_option("inline-max-bytes", "0", &o, &error), 1);
+  EXPECT_EQ(o.engine.inline_max_bytes, 0u);
   EXPECT_EQ(apply_option("cipher", "aes-xts-plain64be", &o, &error), 1);
   EXPECT_EQ(o.plain_format().iv_mode, IvMode::plain64be);
   EXPECT_FALSE(check_options(o, &error));
