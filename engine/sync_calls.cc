@@ -88,7 +88,12 @@ bool Engine::Impl::crypt_sync_inline(const Request& req, Status* result) {
     return true;
   }
   // Only while no worker waits for a token: queued work is not starved.
-  if (token_waiters.load(std::memory_order_relaxed) != 0 || !try_take_token()) return false;
+  // A holder keeps a token for about as long as one small crypt, so a caller that finds
+  // none polls briefly rather than pay the pipeline's hand-off.
+  const auto take = [&] {
+    return token_waiters.load(std::memory_order_relaxed) == 0 && try_take_token();
+  };
+  if (!take() && !engine::spin_until(take, std::min<uint32_t>(cfg.idle_spin_us, 20))) return false;
   uint32_t key_index = 0;
   if (Status s = keys.acquire(req.key, &key_index); !s) {
     release_token_unlocked();
