@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""Issue 11's figures: many producers of small random requests through channels, against
+OpenSSL and the kernel on one thread, in one engine_bench run.
+
+    bench/engine_channels.py build/bench/engine_bench [--reps 5] \
+        [--json bench/results/engine_channels.json] [--md bench/results/engine_channels.md]
+    bench/engine_channels.py --from run.json ...   (summarise an existing run)
+
+Takes the median of each benchmark over the repetitions, then the ratios the goals name
+(channels over OpenSSL or the kernel, both from the same run).
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+
+FILTER = "BM_Channels|BM_SubmitAnyThread|BM_SyncAnyThread|BM_OpenSSLLoop|BM_KernelLoop"
+MIXES = {"0": "512 B-4 KiB", "1": "4-64 KiB", "2": "64 KiB"}
+
+
+def run(binary, reps, out):
+    cmd = [binary, "--benchmark_filter=" + FILTER, "--benchmark_repetitions=%d" % reps,
+           "--benchmark_out=" + out, "--benchmark_out_format=json"]
+    subprocess.run(cmd, check=True, stdout=sys.stderr)
+    return " ".join(cmd)
+
+
+def medians(report):
+    runs = {}
+    for b in report["benchmarks"]:
+        if b.get("run_type") != "iteration" or b.get("error_occurred"):
+            continue
+        runs.setdefault(b["run_name"], []).append(b)
+    out = {}
+    for name, bs in runs.items():
+        out[name] = {
+            "reps": len(bs),
+            "req_per_s": statistics.median(b["req_per_s"] for b in bs),
+            "GB_per_s": statistics.median(b["bytes_per_second"] for b in bs) / 1e9,
+            "p50_us": statistics.median(b.get("p50_us", 0) for b in bs),
+            "p99_us": statistics.median(b.get("p99_us", 0) for b in bs),
+        }
+        if "inline_share" in bs[0]:
+            out[name]["inline_share"] = statistics.median(b["inline_share"] for b in bs)
+    return out
+
+
+def machine():
+    model = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return "%s, %d vCPUs, %s" % (model, os.cpu_count() or 0, platform.platform())
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("binary", nargs="?")
+    ap.add_argument("--from", dest="src")
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--json")
+    ap.add_argument("--md")
+    a = ap.parse_args()
+    if a.src:
+        command = "(from %s)" % a.src
+        report = json.load(open(a.src))
+    else:
+        if not a.binary:
+            ap.error("give the engine_bench binary or --from")
+        raw = (a.json or "engine_channels") + ".raw.json"
+        command = run(a.binary, a.reps, raw)
+        report = json.load(open(raw))
+    m = medians(report)
+
+    def get(name, key):
+        return m.get(name, {}).get(key)
+
+    openssl = {x: get("BM_OpenSSLLoop/mix:%s/real_time" % x, "req_per_s") for x in MIXES}
+    kernel = {x: get("BM_KernelLoop/mix:%s/real_time" % x, "GB_per_s") for x in MIXES}
+    rows = []
+    for name, v in sorted(m.items()):
+        parts = dict(p.split(":", 1) for p in name.split("/")[1:] if ":" in p)
+        mix = parts.get("mix")
+        row = dict(v, name=name)
+        if mix is not None and openssl.get(mix):
+            row["vs_openssl_1t"] = v["req_per_s"] / openssl[mix]
+        if mix is not None and kernel.get(mix):
+            row["vs_kernel_1t"] = v["GB_per_s"] / kernel[mix]
+        rows.append(row)
+
+    def goal(text, value, target, higher=True):
+        met = value is not None and (value >= target if higher else value <= target)
+        return {"goal": text, "value": value, "target": target, "met": met}
+
+    def ratio(name, key, base):
+        v = get(name, key)
+        return None if v is None or not base else v / base
+
+    goals = [
+        goal("4 KiB mix, 4 producers x QD 16 through channels, over one OpenSSL thread",
+             ratio("BM_Channels/mix:0/producers:4/qd:16/real_time", "req_per_s", openssl["0"]), 2.0),
+        goal("4 KiB mix, 2 producers x QD 32 through channels, over one OpenSSL thread",
+             ratio("BM_Channels/mix:0/producers:2/qd:32/real_time", "req_per_s", openssl["0"]), 2.0),
+        goal("4 KiB mix, one producer at QD 1: p99 latency (us)",
+             get("BM_Channels/mix:0/producers:1/qd:1/real_time", "p99_us"), 10.0, higher=False),
+        goal("64 KiB requests, 2 producers through channels, over the one-thread kernel",
+             ratio("BM_Channels/mix:2/producers:2/qd:16/real_time", "GB_per_s", kernel["2"]), 1.7),
+    ]
+    result = {
+        "command": command,
+        "machine": machine(),
+        "date": datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC"),
+        "medians": rows,
+        "goals": goals,
+    }
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(result, f, indent=1)
+    lines = [
+        "# Channels: many producers of small random requests (issue 11)",
+        "",
+        "- Machine: %s" % result["machine"],
+        "- Date: %s" % result["date"],
+        "- Command: `%s`, summarised by `bench/engine_channels.py`" % command,
+        "- Requests: random among 5 AES-256 keys, encrypt or decrypt, random sector numbers, half "
+        "in place, 512-byte sectors; mix 0 = 512 B-4 KiB, mix 1 = 4-64 KiB, mix 2 = 64 KiB. "
+        "Latency: submit to reaped (OpenSSL, kernel: the call). Medians of %d repetitions; "
+        "ratios within the run." % a.reps,
+        "",
+        "| benchmark | req/s | GB/s | p50 us | p99 us | vs OpenSSL 1 thread | vs kernel 1 thread | inline |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        lines.append("| %s | %.0f | %.2f | %.2f | %.2f | %s | %s | %s |" % (
+            r["name"].replace("/real_time", ""), r["req_per_s"], r["GB_per_s"], r["p50_us"],
+            r["p99_us"], "%.2fx" % r["vs_openssl_1t"] if "vs_openssl_1t" in r else "",
+            "%.2fx" % r["vs_kernel_1t"] if "vs_kernel_1t" in r else "",
+            "%.0f%%" % (100 * r["inline_share"]) if "inline_share" in r else ""))
+    lines += ["", "| goal | result | target | |", "| --- | --- | --- | --- |"]
+    for g in goals:
+        value = "n/a" if g["value"] is None else "%.2f" % g["value"]
+        lines.append("| %s | %s | %s %.1f | %s |" % (g["goal"], value, ">=" if "p99" not in g["goal"] else "<=",
+                                                     g["target"], "met" if g["met"] else "**not met**"))
+    text = "\n".join(lines) + "\n"
+    if a.md:
+        with open(a.md, "w") as f:
+            f.write(text)
+    sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
