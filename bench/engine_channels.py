@@ -19,7 +19,7 @@ import subprocess
 import sys
 
 FILTER = "BM_Channels|BM_SubmitAnyThread|BM_SyncAnyThread|BM_OpenSSLLoop|BM_KernelLoop"
-MIXES = {"0": "512 B-4 KiB", "1": "4-64 KiB", "2": "64 KiB"}
+MIXES = {"0": "512 B-4 KiB", "1": "4-64 KiB", "2": "64 KiB", "3": "4 KiB"}
 
 
 def run(binary, reps, out):
@@ -107,14 +107,18 @@ def main():
 
     goals = [
         goal("4 KiB mix, 4 producers x QD 16 through channels, over one OpenSSL thread",
-             ratio("BM_Channels/mix:0/producers:4/qd:16/real_time", "req_per_s", openssl["0"]), 2.0),
+             ratio("BM_Channels/mix:0/producers:4/qd:16/backend:0/real_time", "req_per_s", openssl["0"]), 2.0),
         goal("4 KiB mix, 2 producers x QD 32 through channels, over one OpenSSL thread",
-             ratio("BM_Channels/mix:0/producers:2/qd:32/real_time", "req_per_s", openssl["0"]), 2.0),
+             ratio("BM_Channels/mix:0/producers:2/qd:32/backend:0/real_time", "req_per_s", openssl["0"]), 2.0),
         goal("4 KiB mix, one producer at QD 1: p99 latency (us)",
-             get("BM_Channels/mix:0/producers:1/qd:1/real_time", "p99_us"), 10.0, higher=False),
+             get("BM_Channels/mix:0/producers:1/qd:1/backend:0/real_time", "p99_us"), 10.0, higher=False),
         goal("64 KiB requests, 2 producers through channels, over the one-thread kernel",
-             ratio("BM_Channels/mix:2/producers:2/qd:16/real_time", "GB_per_s", kernel["2"]), 1.7),
+             ratio("BM_Channels/mix:2/producers:2/qd:16/backend:0/real_time", "GB_per_s", kernel["2"]), 1.7),
     ]
+    gpu = ratio("BM_Channels/mix:3/producers:16/qd:32/backend:1/real_time", "GB_per_s", kernel["3"])
+    if gpu is not None:  # only where a GPU ran the row
+        goals.append(goal("GPU host: 4 KiB from 16 producers x QD 32 through channels on the "
+                          "cuda backend, over the one-thread kernel", gpu, 8.0))
     result = {
         "command": command,
         "machine": machine(),

@@ -17,7 +17,7 @@ pack() {
   local bins=(tests/cuda/sectorcrypt_cuda_tests tests/engine/engine_tests
               tests/engine/engine_alloc_test tests/engine/engine_fault_tests
               tests/sectorcrypt_tests bench/xts_gpu bench/gpu_datapath
-              host/cli/sectorcrypt)
+              bench/engine_bench host/cli/sectorcrypt)
   for b in "${bins[@]}"; do cp "$build/$b" "$bundle/bin/" || exit 1; done
   # Every library outside glibc: the GPU machine's image has none of Debian's packages.
   ldd "$bundle"/bin/* | awk '/=> \// {print $3}' | sort -u |
@@ -68,6 +68,17 @@ run() {
       >"$out/gpu_datapath.json" 2>>"$out/gpu_check.log"
     python3 bench/gpu_datapath.py --hybrid "$out/gpu_datapath_bench.json" "$out/xts_gpu.json" \
       >"$out/hybrid.json" 2>>"$out/gpu_check.log"
+  fi
+  # Channels on this host's 16 cores and on the GPU: 4 KiB from 16 producers x QD 32
+  # against the one-thread kernel (issue 11), and the 2-vCPU VM's rows for comparison.
+  step engine_channels 150 "$bin/engine_bench" \
+    --benchmark_filter='BM_Channels/mix:(0|3)/|BM_KernelLoop/mix:(0|3)|BM_OpenSSLLoop/mix:0' \
+    --benchmark_repetitions=3 --benchmark_out="$out/engine_channels_bench.json" \
+    --benchmark_out_format=json
+  if [ -s "$out/engine_channels_bench.json" ]; then
+    python3 bench/engine_channels.py --from "$out/engine_channels_bench.json" --reps 3 \
+      --json "$out/engine_channels_gpu.json" --md "$out/engine_channels_gpu.md" \
+      >>"$out/gpu_check.log" 2>&1
   fi
   step compare 150 "$bin/sectorcrypt" compare --batch-sizes 4K,64K,1M,4M,16M,64M \
     --json "$out/compare.json" --plot "$out/compare.svg"
