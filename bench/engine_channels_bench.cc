@@ -3,7 +3,11 @@
 //   BM_Channels        P producer threads, each on its own channel with QD requests in
 //                      flight: batch submit of whatever slots are free, wait for at least
 //                      one completion, resubmit
-//   BM_SubmitAnyThread the same P x QD through the any-thread Engine::submit with callbacks
+//   BM_SubmitAnyThread the same P x QD through the any-thread Engine::submit with callbacks;
+//                      arg wait: 0 = the producer polls its slots with a yield between
+//                      scans and never sleeps, 1 = Channel::wait's policy (poll with a
+//                      yield for idle_spin_us, then sleep until a callback wakes it), so
+//                      that the row differs from BM_Channels by the path alone
 //   BM_SyncAnyThread   P threads each calling crypt_sync on its share, one at a time
 //   BM_OpenSSLLoop     the same requests on one thread through OpenSSL EVP aes-256-xts
 //                      (one context per key and direction, set up before timing; per
@@ -100,6 +104,8 @@ double us_between(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double, std::micro>(b - a).count();
 }
 
+struct Doorbell;
+
 // A producer's QD slots: buffers for one request each.
 struct Slot {
   std::vector<uint8_t> in, out;
@@ -107,6 +113,7 @@ struct Slot {
   Clock::time_point submitted;
   std::atomic<bool> done{false};
   Status status;
+  Doorbell* bell = nullptr;  // BM_SubmitAnyThread: the producer to wake
 };
 
 std::size_t requests_per_iteration(int mix) {
@@ -247,13 +254,41 @@ void BM_Channels(benchmark::State& state) {
       st.channel_requests == 0 ? 0 : static_cast<double>(st.inline_requests) / static_cast<double>(st.channel_requests);
 }
 
-// Args: mix, producers, qd: the any-thread submit() with a callback per request.
+// A producer's doorbell for BM_SubmitAnyThread/wait:1: callbacks count completions and
+// wake the producer only while it sleeps (no futex call per request otherwise).
+struct Doorbell {
+  std::atomic<uint32_t> rings{0};
+  std::atomic<bool> sleeping{false};
+  void ring() {
+    rings.fetch_add(1, std::memory_order_seq_cst);
+    if (sleeping.load(std::memory_order_seq_cst)) rings.notify_one();
+  }
+  // Returns once rings != seen: polls with a yield for spin_us, then sleeps.
+  void wait(uint32_t seen, uint32_t spin_us) {
+    const Clock::time_point until = Clock::now() + std::chrono::microseconds(spin_us);
+    while (rings.load(std::memory_order_acquire) == seen) {
+      if (Clock::now() < until) {
+        std::this_thread::yield();
+        continue;
+      }
+      sleeping.store(true, std::memory_order_seq_cst);
+      if (rings.load(std::memory_order_seq_cst) == seen) rings.wait(seen, std::memory_order_acquire);
+      sleeping.store(false, std::memory_order_relaxed);
+    }
+  }
+};
+
+// Args: mix, producers, qd, wait: the any-thread submit() with a callback per request.
 void BM_SubmitAnyThread(benchmark::State& state) {
   const int mix = static_cast<int>(state.range(0));
   const auto producers = static_cast<std::size_t>(state.range(1));
   const auto qd = static_cast<std::size_t>(state.range(2));
+  const bool sleep_when_idle = state.range(3) == 1;
+  // Declared before the engine, so they outlive the callbacks its destructor waits for.
+  std::vector<Doorbell> bells(producers);
   EngineWithKeys ek;
   if (!make_engine(state, 0, 1, &ek)) return;
+  const uint32_t spin_us = ek.engine->config().idle_spin_us;
   const std::size_t per_producer = requests_per_iteration(mix) / producers;
   std::vector<std::vector<MixRequest>> work(producers);
   std::vector<std::vector<Slot>> slots(producers);
@@ -263,6 +298,7 @@ void BM_SubmitAnyThread(benchmark::State& state) {
     for (Slot& s : slots[p]) {
       s.in.assign(kMaxBytes, static_cast<uint8_t>(p));
       s.out.assign(kMaxBytes, 0);
+      s.bell = &bells[p];
     }
   }
   uint64_t bytes = 0;
@@ -275,8 +311,10 @@ void BM_SubmitAnyThread(benchmark::State& state) {
     Slot* slot;
     static void on_done(const Status& s, void* p) {
       auto* slot = static_cast<Slot*>(p);
+      Doorbell* bell = slot->bell;  // the slot may be reused once done is seen
       slot->status = s;
       slot->done.store(true, std::memory_order_release);
+      bell->ring();
     }
   };
   auto producer = [&](std::size_t p) {
@@ -284,6 +322,7 @@ void BM_SubmitAnyThread(benchmark::State& state) {
     std::size_t next = 0, reaped = 0;
     while (reaped < per_producer) {
       bool progressed = false;
+      const uint32_t seen = bells[p].rings.load(std::memory_order_acquire);
       for (std::size_t i = 0; i < qd; ++i) {
         Slot& s = slots[p][i];
         if (busy[i] && s.done.load(std::memory_order_acquire)) {
@@ -304,7 +343,12 @@ void BM_SubmitAnyThread(benchmark::State& state) {
           progressed = true;
         }
       }
-      if (!progressed) std::this_thread::yield();
+      if (progressed) continue;
+      if (sleep_when_idle) {
+        bells[p].wait(seen, spin_us);
+      } else {
+        std::this_thread::yield();
+      }
     }
   };
   for (auto _ : state) {
@@ -456,10 +500,14 @@ BENCHMARK(BM_Channels)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 BENCHMARK(BM_SubmitAnyThread)
-    ->ArgNames({"mix", "producers", "qd"})
-    ->Args({0, 4, 16})
-    ->Args({0, 1, 1})
-    ->Args({2, 2, 16})
+    ->ArgNames({"mix", "producers", "qd", "wait"})
+    ->Args({0, 4, 16, 0})
+    ->Args({0, 4, 16, 1})
+    ->Args({0, 2, 32, 1})
+    ->Args({0, 1, 1, 0})
+    ->Args({0, 1, 1, 1})
+    ->Args({2, 2, 16, 0})
+    ->Args({2, 2, 16, 1})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 BENCHMARK(BM_SyncAnyThread)
