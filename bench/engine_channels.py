@@ -7,7 +7,12 @@ OpenSSL and the kernel on one thread, in one engine_bench run.
     bench/engine_channels.py --from run.json ...   (summarise an existing run)
 
 Takes the median of each benchmark over the repetitions, then the ratios the goals name
-(channels over OpenSSL or the kernel, both from the same run).
+(channels over OpenSSL or the kernel, both from the same run). The repetitions of all rows
+are interleaved (--benchmark_enable_random_interleaving), as for engine_goals.py: on this
+shared VM a slow spell then falls on the channels and on their baseline alike, rather
+than on whichever rows happened to run during it. The spread column is (highest - lowest
+repetition) / median of req/s: a row whose spread is as large as its margin over a goal
+has not shown the goal met.
 """
 import argparse
 import datetime
@@ -22,8 +27,9 @@ FILTER = "BM_Channels|BM_SubmitAnyThread|BM_SyncAnyThread|BM_OpenSSLLoop|BM_Kern
 MIXES = {"0": "512 B-4 KiB", "1": "4-64 KiB", "2": "64 KiB", "3": "4 KiB"}
 
 
-def run(binary, reps, out):
-    cmd = [binary, "--benchmark_filter=" + FILTER, "--benchmark_repetitions=%d" % reps,
+def run(binary, reps, out, filt):
+    cmd = [binary, "--benchmark_filter=" + filt, "--benchmark_repetitions=%d" % reps,
+           "--benchmark_enable_random_interleaving=true",
            "--benchmark_out=" + out, "--benchmark_out_format=json"]
     subprocess.run(cmd, check=True, stdout=sys.stderr)
     return " ".join(cmd)
@@ -37,9 +43,11 @@ def medians(report):
         runs.setdefault(b["run_name"], []).append(b)
     out = {}
     for name, bs in runs.items():
+        rps = [b["req_per_s"] for b in bs]
         out[name] = {
             "reps": len(bs),
-            "req_per_s": statistics.median(b["req_per_s"] for b in bs),
+            "req_per_s": statistics.median(rps),
+            "spread": (max(rps) - min(rps)) / statistics.median(rps),
             "GB_per_s": statistics.median(b["bytes_per_second"] for b in bs) / 1e9,
             "p50_us": statistics.median(b.get("p50_us", 0) for b in bs),
             "p99_us": statistics.median(b.get("p99_us", 0) for b in bs),
@@ -59,7 +67,27 @@ def machine():
                     break
     except OSError:
         pass
-    return "%s, %d vCPUs, %s" % (model, os.cpu_count() or 0, platform.platform())
+    return "%s, %d vCPUs (nproc), %s" % (model, len(os.sched_getaffinity(0)), platform.platform())
+
+
+def load_average():
+    try:
+        with open("/proc/loadavg") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return "unknown"
+
+
+def source_commit():
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        rev = subprocess.run(["git", "-C", here, "rev-parse", "--short", "HEAD"], check=True,
+                             capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", here, "status", "--porcelain", "--untracked-files=no"],
+                               check=True, capture_output=True, text=True).stdout.strip()
+        return rev + (" (with uncommitted changes)" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
 
 
 def main():
@@ -69,15 +97,18 @@ def main():
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--json")
     ap.add_argument("--md")
+    ap.add_argument("--filter", default=FILTER, help="benchmark filter (default: every row)")
     a = ap.parse_args()
+    load_before = load_average()
     if a.src:
         command = "(from %s)" % a.src
         report = json.load(open(a.src))
     else:
         if not a.binary:
             ap.error("give the engine_bench binary or --from")
-        raw = (a.json or "engine_channels") + ".raw.json"
-        command = run(a.binary, a.reps, raw)
+        base = a.json[:-len(".json")] if a.json and a.json.endswith(".json") else (a.json or "engine_channels")
+        raw = base + "_raw.json"
+        command = run(a.binary, a.reps, raw, a.filter)
         report = json.load(open(raw))
     m = medians(report)
 
@@ -121,6 +152,8 @@ def main():
                           "cuda backend, over the one-thread kernel", gpu, 8.0))
     result = {
         "command": command,
+        "commit": source_commit(),
+        "load_average": {"before": load_before, "after": load_average()},
         "machine": machine(),
         "date": datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC"),
         "medians": rows,
@@ -133,19 +166,21 @@ def main():
         "# Channels: many producers of small random requests (issue 11)",
         "",
         "- Machine: %s" % result["machine"],
-        "- Date: %s" % result["date"],
+        "- Date: %s; load average (1/5/15 min) %s before, %s after" % (
+            result["date"], result["load_average"]["before"], result["load_average"]["after"]),
+        "- Source: commit %s" % result["commit"],
         "- Command: `%s`, summarised by `bench/engine_channels.py`" % command,
         "- Requests: random among 5 AES-256 keys, encrypt or decrypt, random sector numbers, half "
         "in place, 512-byte sectors; mix 0 = 512 B-4 KiB, mix 1 = 4-64 KiB, mix 2 = 64 KiB. "
         "Latency: submit to reaped (OpenSSL, kernel: the call). Medians of %d repetitions; "
-        "ratios within the run." % a.reps,
+        "ratios within the run." % max((v["reps"] for v in m.values()), default=0),
         "",
-        "| benchmark | req/s | GB/s | p50 us | p99 us | vs OpenSSL 1 thread | vs kernel 1 thread | inline |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| benchmark | req/s | spread | GB/s | p50 us | p99 us | vs OpenSSL 1 thread | vs kernel 1 thread | inline |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
-        lines.append("| %s | %.0f | %.2f | %.2f | %.2f | %s | %s | %s |" % (
-            r["name"].replace("/real_time", ""), r["req_per_s"], r["GB_per_s"], r["p50_us"],
+        lines.append("| %s | %.0f | %.0f%% | %.2f | %.2f | %.2f | %s | %s | %s |" % (
+            r["name"].replace("/real_time", ""), r["req_per_s"], 100 * r["spread"], r["GB_per_s"], r["p50_us"],
             r["p99_us"], "%.2fx" % r["vs_openssl_1t"] if "vs_openssl_1t" in r else "",
             "%.2fx" % r["vs_kernel_1t"] if "vs_kernel_1t" in r else "",
             "%.0f%%" % (100 * r["inline_share"]) if "inline_share" in r else ""))
