@@ -17,13 +17,20 @@
 // Requests (generated before timing, fixed seed): mix 0 = 512 B-4 KiB, mix 1 = 4-64 KiB,
 // mix 2 = 64 KiB, mix 3 = 4 KiB; one of 5 AES-256 keys, encrypt or decrypt, a random sector number, half
 // in place; 512-byte sectors, plain64. Counters: req_per_s, bytes_per_second, p50_us and
-// p99_us of submit -> reaped (OpenSSL and the kernel: of the call). bench/engine_channels.py
-// takes the medians and the ratios against the goals.
+// p99_us of submit -> reaped (OpenSSL and the kernel: of the call), and other_cpus: how
+// many vCPUs everything else on the machine kept busy (steal included) while the row ran,
+// from /proc/stat less this process's own CPU time; on the shared 2-vCPU VM one busy
+// neighbour halves a two-producer row and leaves a one-thread baseline nearly untouched,
+// so a repetition with other_cpus well above 0 does not measure the engine.
+// bench/engine_channels.py takes the medians and the ratios against the goals.
 #include <benchmark/benchmark.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <memory>
 #include <random>
@@ -98,6 +105,41 @@ struct Latencies {
     state.counters["p50_us"] = pick(0.50);
     state.counters["p99_us"] = pick(0.99);
   }
+};
+
+// CPU time of the whole machine (busy jiffies in /proc/stat, steal included) and of this
+// process, at construction; report() sets other_cpus, the vCPUs that everything else kept
+// busy on average since then.
+class OtherLoad {
+ public:
+  OtherLoad() : machine_s_(machine_busy_s()), self_s_(self_cpu_s()), t0_(Clock::now()) {}
+  void report(benchmark::State& state) const {
+    const double wall = std::chrono::duration<double>(Clock::now() - t0_).count();
+    const double m = machine_busy_s(), self = self_cpu_s();
+    if (m < 0 || machine_s_ < 0 || wall <= 0) return;
+    state.counters["other_cpus"] = std::max(0.0, ((m - machine_s_) - (self - self_s_)) / wall);
+  }
+
+ private:
+  static double machine_busy_s() {
+    FILE* f = std::fopen("/proc/stat", "re");
+    if (f == nullptr) return -1;
+    unsigned long long v[8] = {};  // user nice system idle iowait irq softirq steal
+    const int n = std::fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1],
+                              &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]);
+    std::fclose(f);
+    if (n != 8) return -1;
+    const double busy = static_cast<double>(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]);
+    return busy / static_cast<double>(sysconf(_SC_CLK_TCK));
+  }
+  static double self_cpu_s() {
+    rusage ru{};
+    getrusage(RUSAGE_SELF, &ru);
+    auto s = [](const timeval& t) { return static_cast<double>(t.tv_sec) + 1e-6 * static_cast<double>(t.tv_usec); };
+    return s(ru.ru_utime) + s(ru.ru_stime);
+  }
+  double machine_s_, self_s_;
+  Clock::time_point t0_;
 };
 
 double us_between(Clock::time_point a, Clock::time_point b) {
@@ -234,6 +276,7 @@ void BM_Channels(benchmark::State& state) {
     if (!ek.engine->close_channel(ch).ok()) ++errors;
   };
 
+  const OtherLoad other;
   for (auto _ : state) {
     std::vector<std::thread> threads;
     for (std::size_t p = 0; p < producers; ++p) threads.emplace_back(producer, p);
@@ -243,6 +286,7 @@ void BM_Channels(benchmark::State& state) {
       return;
     }
   }
+  other.report(state);
   Latencies l;
   for (auto& v : lat) l.us.insert(l.us.end(), v.begin(), v.end());
   l.report(state);
@@ -351,6 +395,7 @@ void BM_SubmitAnyThread(benchmark::State& state) {
       }
     }
   };
+  const OtherLoad other;
   for (auto _ : state) {
     std::vector<std::thread> threads;
     for (std::size_t p = 0; p < producers; ++p) threads.emplace_back(producer, p);
@@ -360,6 +405,7 @@ void BM_SubmitAnyThread(benchmark::State& state) {
       return;
     }
   }
+  other.report(state);
   Latencies l;
   for (auto& v : lat) l.us.insert(l.us.end(), v.begin(), v.end());
   l.report(state);
@@ -382,6 +428,7 @@ void one_thread_loop(benchmark::State& state, int mix, CryptOne&& crypt_one) {
   for (const MixRequest& m : work) bytes += m.bytes;
   Latencies l;
   l.us.reserve(work.size() * 8);
+  const OtherLoad other;
   for (auto _ : state) {
     std::size_t b = 0;
     for (const MixRequest& m : work) {
@@ -395,6 +442,7 @@ void one_thread_loop(benchmark::State& state, int mix, CryptOne&& crypt_one) {
     }
     benchmark::DoNotOptimize(out[0].data());
   }
+  other.report(state);
   l.report(state);
   const auto requests = static_cast<double>(work.size()) * static_cast<double>(state.iterations());
   state.counters["req_per_s"] = benchmark::Counter(requests, benchmark::Counter::kIsRate);
@@ -431,6 +479,7 @@ void BM_SyncAnyThread(benchmark::State& state) {
       lat[p].push_back(us_between(t0, Clock::now()));
     }
   };
+  const OtherLoad other;
   for (auto _ : state) {
     std::vector<std::thread> threads;
     for (std::size_t p = 0; p < producers; ++p) threads.emplace_back(producer, p);
@@ -440,6 +489,7 @@ void BM_SyncAnyThread(benchmark::State& state) {
       return;
     }
   }
+  other.report(state);
   Latencies l;
   for (auto& v : lat) l.us.insert(l.us.end(), v.begin(), v.end());
   l.report(state);
