@@ -12,7 +12,9 @@ are interleaved (--benchmark_enable_random_interleaving), as for engine_goals.py
 shared VM a slow spell then falls on the channels and on their baseline alike, rather
 than on whichever rows happened to run during it. The spread column is (highest - lowest
 repetition) / median of req/s: a row whose spread is as large as its margin over a goal
-has not shown the goal met.
+has not shown the goal met. The "other" column is the median (and highest) other_cpus of
+the row's repetitions: how many vCPUs the rest of the machine kept busy meanwhile; with
+--max-other X, repetitions above X are left out of the medians (and counted).
 """
 import argparse
 import datetime
@@ -35,17 +37,25 @@ def run(binary, reps, out, filt):
     return " ".join(cmd)
 
 
-def medians(report):
+def medians(report, max_other=None):
     runs = {}
+    dropped = {}
     for b in report["benchmarks"]:
         if b.get("run_type") != "iteration" or b.get("error_occurred"):
+            continue
+        if max_other is not None and b.get("other_cpus", 0) > max_other:
+            dropped[b["run_name"]] = dropped.get(b["run_name"], 0) + 1
             continue
         runs.setdefault(b["run_name"], []).append(b)
     out = {}
     for name, bs in runs.items():
         rps = [b["req_per_s"] for b in bs]
+        other = [b.get("other_cpus", 0) for b in bs]
         out[name] = {
             "reps": len(bs),
+            "dropped_reps": dropped.get(name, 0),
+            "other_cpus": statistics.median(other),
+            "other_cpus_max": max(other),
             "req_per_s": statistics.median(rps),
             "spread": (max(rps) - min(rps)) / statistics.median(rps),
             "GB_per_s": statistics.median(b["bytes_per_second"] for b in bs) / 1e9,
@@ -98,6 +108,9 @@ def main():
     ap.add_argument("--json")
     ap.add_argument("--md")
     ap.add_argument("--filter", default=FILTER, help="benchmark filter (default: every row)")
+    ap.add_argument("--max-other", type=float,
+                    help="leave out repetitions during which other processes kept more than "
+                         "this many vCPUs busy (counter other_cpus)")
     a = ap.parse_args()
     load_before = load_average()
     if a.src:
@@ -110,7 +123,11 @@ def main():
         raw = base + "_raw.json"
         command = run(a.binary, a.reps, raw, a.filter)
         report = json.load(open(raw))
-    m = medians(report)
+    m = medians(report, a.max_other)
+    counts = {}
+    for b in report["benchmarks"]:
+        if b.get("run_type") == "iteration" and not b.get("error_occurred"):
+            counts[b["run_name"]] = counts.get(b["run_name"], 0) + 1
 
     def get(name, key):
         return m.get(name, {}).get(key)
@@ -173,14 +190,25 @@ def main():
         "- Requests: random among 5 AES-256 keys, encrypt or decrypt, random sector numbers, half "
         "in place, 512-byte sectors; mix 0 = 512 B-4 KiB, mix 1 = 4-64 KiB, mix 2 = 64 KiB. "
         "Latency: submit to reaped (OpenSSL, kernel: the call). Medians of %d repetitions; "
-        "ratios within the run." % max((v["reps"] for v in m.values()), default=0),
+        "ratios within the run." % max(counts.values(), default=0),
+    ]
+    lost = sorted(n for n in counts if n not in m)
+    busiest = max((v["other_cpus_max"] for v in m.values()), default=0)
+    if a.max_other is not None:
+        lines.append("- Repetitions during which other processes kept more than %.2f vCPUs busy "
+                     "are left out (column reps)%s." % (a.max_other, "; every one of %s" % ", ".join(lost) if lost else ""))
+    if busiest > 0.25:
+        lines.append("- **Warning**: other processes kept up to %.2f vCPUs busy during some "
+                     "repetitions (column other); two-producer rows lose the most from that." % busiest)
+    lines += [
         "",
-        "| benchmark | req/s | spread | GB/s | p50 us | p99 us | vs OpenSSL 1 thread | vs kernel 1 thread | inline |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| benchmark | reps | other | req/s | spread | GB/s | p50 us | p99 us | vs OpenSSL 1 thread | vs kernel 1 thread | inline |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
-        lines.append("| %s | %.0f | %.0f%% | %.2f | %.2f | %.2f | %s | %s | %s |" % (
-            r["name"].replace("/real_time", ""), r["req_per_s"], 100 * r["spread"], r["GB_per_s"], r["p50_us"],
+        lines.append("| %s | %d | %.2f (%.2f) | %.0f | %.0f%% | %.2f | %.2f | %.2f | %s | %s | %s |" % (
+            r["name"].replace("/real_time", ""), r["reps"], r["other_cpus"], r["other_cpus_max"],
+            r["req_per_s"], 100 * r["spread"], r["GB_per_s"], r["p50_us"],
             r["p99_us"], "%.2fx" % r["vs_openssl_1t"] if "vs_openssl_1t" in r else "",
             "%.2fx" % r["vs_kernel_1t"] if "vs_kernel_1t" in r else "",
             "%.0f%%" % (100 * r["inline_share"]) if "inline_share" in r else ""))
