@@ -205,7 +205,10 @@ void shape(Shared& sh, Job& j) {
   j.throw_in_callback = chance(sh.opt.fault_rate);
 }
 
-void copy_request(Shared& sh, Job& j) {
+// A copy request for the shaped job `j`: random input, in place or to a filled output,
+// both sides cut into random segments; completes through Job::on_done. The engine's
+// submit() and a channel's submit() take the same requests.
+sc::Request build_copy_request(Job& j) {
   j.zero_copy = false;
   j.in_place = next_rand() % 3 == 0;
   j.input.resize(j.bytes);
@@ -227,6 +230,11 @@ void copy_request(Shared& sh, Job& j) {
   r.user_context = &j;
   r.flush = next_rand() % 16 == 0;
   j.done.store(0);
+  return r;
+}
+
+void copy_request(Shared& sh, Job& j) {
+  const sc::Request r = build_copy_request(j);
   sc::Status s;
   if (next_rand() % 2 == 0) {
     g.try_submits.fetch_add(1, std::memory_order_relaxed);
