@@ -470,6 +470,10 @@ int channel_submit_impl(sectorcrypt_channel* ch, const sectorcrypt_request* reqs
   if (ch == nullptr) return fail(SECTORCRYPT_EINVAL, "null channel");
   if (reqs == nullptr && count > 0) return fail(SECTORCRYPT_EINVAL, "reqs is null");
   sectorcrypt::Channel* channel = as_channel(ch);
+  if (count == 0) {  // nothing to convert; the channel still says whether it is open
+    size_t none = 0;
+    return result(channel->submit(nullptr, 0, &none));
+  }
   // The caller's array steps by its sizeof, which init put in reqs[0].size (checked by
   // to_request before it is used as the stride).
   const auto* base = reinterpret_cast<const unsigned char*>(reqs);

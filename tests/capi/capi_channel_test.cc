@@ -435,6 +435,8 @@ TEST(CApiChannel, CloseWithUnreapedRequestsIsRefused) {
   EXPECT_EQ(sectorcrypt_channel_close(e.get(), ch), SECTORCRYPT_EINVAL_BUFFER);
   EXPECT_EQ(sectorcrypt_channel_submit(ch, &r, 1, &accepted), SECTORCRYPT_EINVAL_BUFFER);
   EXPECT_EQ(accepted, 0u);
+  EXPECT_EQ(sectorcrypt_channel_submit(ch, &r, 0, &accepted), SECTORCRYPT_EINVAL_BUFFER);
+  EXPECT_NE(std::string(sectorcrypt_last_error()).find("closed"), std::string::npos);
   EXPECT_EQ(sectorcrypt_channel_close(e.get(), nullptr), SECTORCRYPT_EINVAL);
   EXPECT_EQ(sectorcrypt_channel_close(nullptr, ch), SECTORCRYPT_EINVAL);
   // Another engine's channel is not this engine's.
