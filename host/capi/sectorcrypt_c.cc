@@ -151,7 +151,6 @@ static_assert(kStatsFirstSize % alignof(sectorcrypt_stats) == 0);
 constexpr std::size_t kRequestFirstSize = sizeof(sectorcrypt_request);
 constexpr std::size_t kSlotRequestFirstSize = sizeof(sectorcrypt_slot_request);
 constexpr std::size_t kCompletionFirstSize = sizeof(sectorcrypt_completion);
-constexpr std::size_t kChannelOptionsFirstSize = sizeof(sectorcrypt_channel_options);
 
 // Everything the engine cannot see: the C encodings of flags, direction and IV mode. The
 // request itself (key, format, buffers, lengths) is validated by the engine alone, before
@@ -170,16 +169,13 @@ int convert_common(const sectorcrypt_format& fmt, int direction, sectorcrypt_cal
   return SECTORCRYPT_OK;
 }
 
-// A caller's struct sectorcrypt_request (read at its own size) as the engine's Request,
-// for sectorcrypt_submit and sectorcrypt_channel_submit alike: the C callback travels as
-// Request::forward. Writes *q fully; nothing is taken.
-int to_request(const sectorcrypt_request* in, sectorcrypt::Request* q) {
+// The engine's Request for a C request (of in->size bytes as the caller compiled it).
+int to_engine_request(const sectorcrypt_request* in, sectorcrypt::Request* q) {
   sectorcrypt_request r;
   sectorcrypt_request_init(&r);
   if (int c = read_sized(in, in->size, kRequestFirstSize, &r, "struct sectorcrypt_request"); c != 0) {
     return c;
   }
-  *q = sectorcrypt::Request{};
   if (int c = convert_common(r.format, r.direction, r.callback, r.flags,
                              SECTORCRYPT_REQ_POLL | SECTORCRYPT_REQ_FLUSH | SECTORCRYPT_REQ_DEVICE,
                              &q->format, &q->dir);
@@ -204,8 +200,24 @@ int to_request(const sectorcrypt_request* in, sectorcrypt::Request* q) {
 int submit_impl(sectorcrypt_engine* e, const sectorcrypt_request* in, bool blocking) {
   if (e == nullptr || in == nullptr) return fail(SECTORCRYPT_EINVAL, "null engine or request");
   sectorcrypt::Request q;
-  if (int c = to_request(in, &q); c != 0) return c;
+  if (int c = to_engine_request(in, &q); c != 0) return c;
   return result(blocking ? e->engine->submit(q) : e->engine->try_submit(q));
+}
+
+// The C completion for an engine one, into the caller's element of elem_size bytes.
+void write_completion(const sectorcrypt::Completion& c, unsigned char* at, size_t elem_size) {
+  sectorcrypt_completion one{};
+  one.status = code_of(c.status.code());
+  one.user_data = c.user_context;
+  one.bytes = c.bytes;
+  one.slot = c.slot;
+  std::snprintf(one.message, sizeof one.message, "%s", c.status.message());
+  write_sized(one, at, elem_size);
+}
+
+// A C channel handle is the engine's Channel itself.
+sectorcrypt::Channel* channel_of(sectorcrypt_channel* c) {
+  return reinterpret_cast<sectorcrypt::Channel*>(c);
 }
 
 sectorcrypt::SlotHandle to_handle(const sectorcrypt_slot& s) {
@@ -388,43 +400,21 @@ int sectorcrypt_try_submit(sectorcrypt_engine* engine, const struct sectorcrypt_
 }
 
 namespace {
-// Completions are taken from the engine this many at a time, on the stack.
-constexpr size_t kCompletionChunk = 32;
-
-// The caller's out[first..first + n) (elements of elem_size bytes) from c[0..n).
-void write_completions(const sectorcrypt::Completion* c, size_t n, sectorcrypt_completion* out,
-                       size_t first, size_t elem_size) {
-  auto* base = reinterpret_cast<unsigned char*>(out);
-  for (size_t i = 0; i < n; ++i) {
-    sectorcrypt_completion one{};
-    one.status = code_of(c[i].status.code());
-    one.user_data = c[i].user_context;
-    one.bytes = c[i].bytes;
-    one.slot = c[i].slot;
-    std::snprintf(one.message, sizeof one.message, "%s", c[i].status.message());
-    write_sized(one, base + (first + i) * elem_size, elem_size);
-  }
-}
-
-int completions_arg(const void* handle, const sectorcrypt_completion* out, size_t max,
-                    size_t elem_size, const char* null_message) {
-  if (handle == nullptr || (out == nullptr && max > 0)) return fail(SECTORCRYPT_EINVAL, null_message);
+int poll_impl(sectorcrypt_engine* e, sectorcrypt_completion* out, size_t max, size_t elem_size,
+              bool wait, uint64_t timeout_us) {
+  if (e == nullptr || (out == nullptr && max > 0)) return fail(SECTORCRYPT_EINVAL, "null engine or out");
   if (elem_size < kCompletionFirstSize) {
     return fail(SECTORCRYPT_EINVAL, "completion size smaller than its first layout");
   }
-  return SECTORCRYPT_OK;
-}
-
-int poll_impl(sectorcrypt_engine* e, sectorcrypt_completion* out, size_t max, size_t elem_size,
-              bool wait, uint64_t timeout_us) {
-  if (int c = completions_arg(e, out, max, elem_size, "null engine or out"); c != 0) return c;
-  sectorcrypt::Completion c[kCompletionChunk];
+  auto* base = reinterpret_cast<unsigned char*>(out);
+  constexpr size_t kChunk = 32;
+  sectorcrypt::Completion c[kChunk];
   size_t total = 0;
   while (total < max) {
-    const size_t want = std::min(kCompletionChunk, max - total);
+    const size_t want = std::min(kChunk, max - total);
     const size_t got = (wait && total == 0) ? e->engine->wait_completions(c, want, timeout_us)
                                             : e->engine->poll(c, want);
-    write_completions(c, got, out, total, elem_size);
+    for (size_t i = 0; i < got; ++i) write_completion(c[i], base + (total + i) * elem_size, elem_size);
     total += got;
     if (got < want) break;
   }
@@ -446,95 +436,9 @@ int sectorcrypt_wait_sized(sectorcrypt_engine* engine, struct sectorcrypt_comple
   });
 }
 
-// ---- channels ----
-//
-// A sectorcrypt_channel is the engine's own sectorcrypt::Channel, never defined as a C
-// struct: nothing is allocated per channel here, and a handle stays valid memory (a
-// closed channel answers invalid_buffer) until the engine is destroyed.
-
-namespace {
-
-// (Inside extern "C": no overloads.)
-sectorcrypt::Channel* as_channel(sectorcrypt_channel* ch) {
-  return reinterpret_cast<sectorcrypt::Channel*>(ch);
-}
-
-// Requests are converted this many at a time on the stack (no allocation on the data
-// path) and handed to Channel::submit per chunk, which stops at the first it refuses.
-constexpr size_t kSubmitChunk = 32;
-
-int channel_submit_impl(sectorcrypt_channel* ch, const sectorcrypt_request* reqs, size_t count,
-                        size_t* accepted) {
-  if (accepted == nullptr) return fail(SECTORCRYPT_EINVAL, "accepted is null");
-  *accepted = 0;
-  if (ch == nullptr) return fail(SECTORCRYPT_EINVAL, "null channel");
-  if (reqs == nullptr && count > 0) return fail(SECTORCRYPT_EINVAL, "reqs is null");
-  sectorcrypt::Channel* channel = as_channel(ch);
-  if (count == 0) {  // nothing to convert; the channel still says whether it is open
-    size_t none = 0;
-    return result(channel->submit(nullptr, 0, &none));
-  }
-  // The caller's array steps by its sizeof, which init put in reqs[0].size (checked by
-  // to_request before it is used as the stride).
-  const auto* base = reinterpret_cast<const unsigned char*>(reqs);
-  size_t stride = 0;
-  sectorcrypt::Request chunk[kSubmitChunk];
-  size_t done = 0;
-  while (done < count) {
-    size_t n = 0;
-    int refused = SECTORCRYPT_OK;  // the C-side verdict on element done + n
-    for (; n < kSubmitChunk && done + n < count; ++n) {
-      const size_t i = done + n;
-      const auto* in = reinterpret_cast<const sectorcrypt_request*>(base + i * stride);
-      if (i > 0 && in->size != stride) {
-        std::snprintf(t_last_error, sizeof t_last_error,
-                      "struct sectorcrypt_request sizes differ within the array: reqs[%zu].size "
-                      "is %zu, reqs[0].size %zu",
-                      i, in->size, stride);
-        refused = SECTORCRYPT_EINVAL;
-        break;
-      }
-      if ((refused = to_request(in, &chunk[n])) != SECTORCRYPT_OK) break;
-      if (i == 0) stride = in->size;
-    }
-    if (n > 0) {
-      size_t taken = 0;
-      const Status s = channel->submit(chunk, n, &taken);
-      *accepted += taken;
-      if (!s) return result(s);  // the verdict on reqs[*accepted], its message replacing ours
-    }
-    if (refused != SECTORCRYPT_OK) return refused;  // its message is in t_last_error already
-    done += n;
-  }
-  return SECTORCRYPT_OK;
-}
-
-int channel_poll_impl(sectorcrypt_channel* ch, sectorcrypt_completion* out, size_t max,
-                      size_t elem_size, bool wait, size_t min_count, uint64_t timeout_us) {
-  if (int c = completions_arg(ch, out, max, elem_size, "null channel or out"); c != 0) return c;
-  sectorcrypt::Channel* channel = as_channel(ch);
-  sectorcrypt::Completion c[kCompletionChunk];
-  size_t total = 0;
-  // At least one call even for max 0: it runs the callbacks of finished requests.
-  do {
-    const size_t want = std::min(kCompletionChunk, max - total);
-    const size_t got = wait ? channel->wait(c, want, min_count, timeout_us) : channel->poll(c, want);
-    wait = false;  // the rest only takes what is there
-    write_completions(c, got, out, total, elem_size);
-    total += got;
-    if (got < want) break;
-  } while (total < max);
-  return static_cast<int>(std::min<size_t>(total, 0x7fffffff));
-}
-
-}  // namespace
-
 void sectorcrypt_channel_options_init_sized(struct sectorcrypt_channel_options* opts, size_t size) {
   if (opts == nullptr) return;
-  const sectorcrypt::ChannelOptions d;
   sectorcrypt_channel_options o{};
-  o.ordered = d.ordered ? 1 : 0;
-  o.completion_fd = d.completion_fd ? 1 : 0;
   write_sized(o, opts, size);
   if (size >= sizeof opts->size) opts->size = size;
 }
@@ -547,10 +451,10 @@ int sectorcrypt_channel_open(sectorcrypt_engine* engine,
     sectorcrypt_channel_options o;
     sectorcrypt_channel_options_init(&o);
     if (opts != nullptr) {
-      if (int c = read_sized(opts, opts->size, kChannelOptionsFirstSize, &o,
-                             "struct sectorcrypt_channel_options");
-          c != 0) {
-        return c;
+      if (int rc = read_sized(opts, opts->size, sizeof(sectorcrypt_channel_options), &o,
+                              "struct sectorcrypt_channel_options");
+          rc != 0) {
+        return rc;
       }
     }
     sectorcrypt::ChannelOptions co;
@@ -563,39 +467,98 @@ int sectorcrypt_channel_open(sectorcrypt_engine* engine,
   });
 }
 
-int sectorcrypt_channel_close(sectorcrypt_engine* engine, sectorcrypt_channel* ch) {
+int sectorcrypt_channel_close(sectorcrypt_engine* engine, sectorcrypt_channel* channel) {
   return guarded([&] {
-    if (engine == nullptr || ch == nullptr) return fail(SECTORCRYPT_EINVAL, "null engine or channel");
-    return result(engine->engine->close_channel(as_channel(ch)));
+    if (engine == nullptr) return fail(SECTORCRYPT_EINVAL, "null engine");
+    return result(engine->engine->close_channel(channel_of(channel)));
   });
 }
 
-int sectorcrypt_channel_submit(sectorcrypt_channel* ch, const struct sectorcrypt_request* reqs,
+// Converted and submitted a chunk at a time on the stack (no allocation), stopping at the
+// first request refused, by this layer or by the engine.
+int sectorcrypt_channel_submit(sectorcrypt_channel* channel, const struct sectorcrypt_request* reqs,
                                size_t count, size_t* accepted) {
-  return guarded([&] { return channel_submit_impl(ch, reqs, count, accepted); });
+  return guarded([&] {
+    if (accepted == nullptr) return fail(SECTORCRYPT_EINVAL, "accepted is null");
+    *accepted = 0;
+    if (channel == nullptr || (reqs == nullptr && count > 0)) {
+      return fail(SECTORCRYPT_EINVAL, "null channel or requests");
+    }
+    if (count == 0) return SECTORCRYPT_OK;
+    const size_t stride = reqs[0].size;
+    if (stride < kRequestFirstSize || stride > kMaxStructSize) {
+      return fail(SECTORCRYPT_EINVAL, "reqs[0].size out of range: call sectorcrypt_request_init()");
+    }
+    const auto* base = reinterpret_cast<const unsigned char*>(reqs);
+    constexpr size_t kChunk = 32;
+    sectorcrypt::Request chunk[kChunk];
+    while (*accepted < count) {
+      size_t n = 0;
+      int refused = SECTORCRYPT_OK;
+      while (n < kChunk && *accepted + n < count) {
+        const auto* r = reinterpret_cast<const sectorcrypt_request*>(base + (*accepted + n) * stride);
+        chunk[n] = sectorcrypt::Request{};
+        if ((refused = to_engine_request(r, &chunk[n])) != SECTORCRYPT_OK) break;
+        ++n;
+      }
+      size_t took = 0;
+      const Status s = channel_of(channel)->submit(chunk, n, &took);
+      *accepted += took;
+      if (!s) return result(s);
+      if (refused != SECTORCRYPT_OK) return refused;
+    }
+    return SECTORCRYPT_OK;
+  });
 }
 
-int sectorcrypt_channel_poll_sized(sectorcrypt_channel* ch, struct sectorcrypt_completion* out,
+namespace {
+int channel_reap(sectorcrypt_channel* channel, sectorcrypt_completion* out, size_t max,
+                 size_t elem_size, bool wait, size_t min_count, uint64_t timeout_us) {
+  if (channel == nullptr || (out == nullptr && max > 0)) {
+    return fail(SECTORCRYPT_EINVAL, "null channel or out");
+  }
+  if (elem_size < kCompletionFirstSize) {
+    return fail(SECTORCRYPT_EINVAL, "completion size smaller than its first layout");
+  }
+  auto* base = reinterpret_cast<unsigned char*>(out);
+  constexpr size_t kChunk = 32;
+  sectorcrypt::Completion c[kChunk];
+  size_t total = 0;
+  bool first = true;
+  // Always once, even with max 0: reaping runs the callbacks.
+  while (first || total < max) {
+    const size_t want = std::min(kChunk, max - total);
+    const size_t got = (wait && first)
+                           ? channel_of(channel)->wait(c, want, min_count, timeout_us)
+                           : channel_of(channel)->poll(c, want);
+    first = false;
+    for (size_t i = 0; i < got; ++i) write_completion(c[i], base + (total + i) * elem_size, elem_size);
+    total += got;
+    if (got < want || want == 0) break;
+  }
+  return static_cast<int>(std::min<size_t>(total, 0x7fffffff));
+}
+}  // namespace
+
+int sectorcrypt_channel_poll_sized(sectorcrypt_channel* channel, struct sectorcrypt_completion* out,
                                    size_t max, size_t elem_size) {
   return guarded([&] {
-    return channel_poll_impl(ch, out, std::min<size_t>(max, 0x7fffffff), elem_size, false, 0, 0);
+    return channel_reap(channel, out, std::min<size_t>(max, 0x7fffffff), elem_size, false, 0, 0);
   });
 }
 
-int sectorcrypt_channel_wait_sized(sectorcrypt_channel* ch, struct sectorcrypt_completion* out,
+int sectorcrypt_channel_wait_sized(sectorcrypt_channel* channel, struct sectorcrypt_completion* out,
                                    size_t max, size_t elem_size, size_t min_count,
                                    uint64_t timeout_us) {
   return guarded([&] {
-    return channel_poll_impl(ch, out, std::min<size_t>(max, 0x7fffffff), elem_size, true,
-                             min_count, timeout_us);
+    return channel_reap(channel, out, std::min<size_t>(max, 0x7fffffff), elem_size, true,
+                        min_count, timeout_us);
   });
 }
 
-int sectorcrypt_channel_fd(const sectorcrypt_channel* ch) {
-  return guarded([&] {
-    if (ch == nullptr) return fail(SECTORCRYPT_EINVAL, "null channel");
-    return reinterpret_cast<const sectorcrypt::Channel*>(ch)->completion_fd();
-  });
+int sectorcrypt_channel_fd(const sectorcrypt_channel* channel) {
+  if (channel == nullptr) return fail(SECTORCRYPT_EINVAL, "null channel");
+  return reinterpret_cast<const sectorcrypt::Channel*>(channel)->completion_fd();
 }
 
 int sectorcrypt_acquire_slot(sectorcrypt_engine* engine, struct sectorcrypt_slot* slot) {

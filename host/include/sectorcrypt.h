@@ -5,8 +5,8 @@
  * A thin C ABI over the C++ engine (engine/engine.h): opaque handles, plain structs,
  * int return codes. Everything the data path needs is allocated by sectorcrypt_create();
  * after it returns, submitting and completing requests allocates nothing. A full engine
- * answers SECTORCRYPT_EWOULDBLOCK (try_submit, and a full channel) or makes the caller
- * wait (submit), never "out of memory".
+ * answers SECTORCRYPT_EWOULDBLOCK (try_submit) or makes the caller wait (submit), never
+ * "out of memory".
  *
  * RETURN CODES: 0 (SECTORCRYPT_OK) on success, or a negative SECTORCRYPT_E* value.
  * sectorcrypt_strerror() names a code; sectorcrypt_last_error() gives the detailed
@@ -16,17 +16,16 @@
  *
  * No C++ exception crosses this interface.
  *
- * ABI: the structs a caller fills (config, request, slot request, channel options) start
- * with a `size` member that their *_init() call sets to the size the caller was compiled
- * with (an array of requests steps by it); the structs the library fills (config, stats,
- * completions) are passed with their size by the inline wrappers below. New members are
- * only ever appended, so a program compiled against an older sectorcrypt.h of the same
- * SONAME keeps working: the library takes missing members as their defaults and never
- * writes past the caller's size. A member appended after a 4-byte one starts on the next
- * 8-byte boundary, so an older layout's size (which counts its tail padding) never takes
- * in a newer member's bytes. struct sectorcrypt_format and struct sectorcrypt_slot do
- * not grow; their reserved members must be zero. The man pages (sectorcrypt.h(3), one per
- * call) say the rest.
+ * ABI: the structs a caller fills (config, request, slot request) start with a `size`
+ * member that their *_init() call sets to the size the caller was compiled with; the
+ * structs the library fills (config, stats, completions) are passed with their size by
+ * the inline wrappers below. New members are only ever appended, so a program compiled
+ * against an older sectorcrypt.h of the same SONAME keeps working: the library takes
+ * missing members as their defaults and never writes past the caller's size. A member
+ * appended after a 4-byte one starts on the next 8-byte boundary, so an older layout's
+ * size (which counts its tail padding) never takes in a newer member's bytes. struct
+ * sectorcrypt_format and struct sectorcrypt_slot do not grow; their reserved members
+ * must be zero. The man pages (sectorcrypt.h(3), one per call) say the rest.
  */
 #ifndef SECTORCRYPT_H
 #define SECTORCRYPT_H
@@ -56,8 +55,7 @@ extern "C" {
 #define SECTORCRYPT_ESHUTDOWN (-6)        /* engine shut down, or request cancelled by it */
 #define SECTORCRYPT_EBACKEND (-7)         /* the backend failed; the output is not valid */
 #define SECTORCRYPT_EUNAVAILABLE (-8)     /* e.g. the CUDA backend without a usable GPU */
-#define SECTORCRYPT_ENOMEM (-9)           /* create: memory, locked memory, streams; every
-                                             table entry or channel taken */
+#define SECTORCRYPT_ENOMEM (-9)           /* create: memory, locked memory, streams */
 #define SECTORCRYPT_EINTERNAL (-10)       /* a broken invariant: a bug */
 #define SECTORCRYPT_EINVAL (-11)          /* a null handle/pointer or an out-of-range value */
 
@@ -109,12 +107,11 @@ struct sectorcrypt_config {
   int hybrid_gpu_percent;       /* hybrid: -1 (default) the split adapts to what each
                                    side delivers; 0..100 the GPU's share of the bytes */
   size_t hybrid_min_gpu_bytes;  /* hybrid: smaller batches stay on the CPU */
-  /* appended with channels (a caller without them gets their defaults): */
-  size_t channel_count;         /* channels open at once (0..4096; default 8) */
-  size_t channel_depth;         /* each channel's request records (1..65536; default 64) */
-  size_t inline_max_bytes;      /* CPU backend: a channel request of at most this many
-                                   bytes is crypted on the submitting thread when a crypt
-                                   thread is free; 0: never (default 64 KiB) */
+  size_t channel_count;         /* channels open at once (sectorcrypt_channel_open); 0..4096 */
+  size_t channel_depth;         /* each channel's requests accepted and not yet reaped */
+  size_t inline_max_bytes;      /* CPU: a channel request or sectorcrypt_crypt() call of at
+                                   most this many bytes is crypted on the calling thread
+                                   when a crypt thread slot is free (0: never) */
 };
 
 /* Fills the first `size` bytes of *cfg with the defaults (auto backend, 8 slots of 1 MiB,
@@ -157,9 +154,7 @@ int sectorcrypt_create(const struct sectorcrypt_config *cfg, sectorcrypt_engine 
 /*
  * Shuts the engine down and frees it: every accepted request completes (possibly with
  * SECTORCRYPT_ESHUTDOWN) and its callback has returned before this call returns, so the
- * callbacks may use anything the caller frees after it. A channel's requests are the
- * exception: their callbacks run only in the channel's poll or wait, and completions not
- * reaped by then are dropped, uncalled. Open channels are freed too. NULL is ignored.
+ * callbacks may use anything the caller frees after it. NULL is ignored.
  * THREAD SAFETY: once, from a thread that is not in a completion callback, with no other
  * call on this engine running or starting.
  */
@@ -294,39 +289,30 @@ static inline int sectorcrypt_wait(sectorcrypt_engine *engine,
 
 /* ---- channels ---- */
 
-/* A channel: one thread's own way into the engine, like an io_uring ring or an SPDK I/O
- * channel. Each of the config's channel_count channels owns channel_depth request
- * records, a completion ring and an eventfd, all made by sectorcrypt_create(): submitting
- * on a channel takes no engine-wide lock and never waits, and allocates nothing. On the
- * CPU backend a request of at most inline_max_bytes is crypted on the submitting thread
- * itself when a crypt thread is free; others go to the engine's threads (always, on the
- * GPU).
- *
- * A channel's completions are reaped by its owner: sectorcrypt_channel_poll() and
- * sectorcrypt_channel_wait() return them, and run the callbacks of requests that have
- * one on the calling thread (engine threads never call a channel request's callback). A
- * request keeps its record until its completion is reaped, so an owner that stops
- * polling gets SECTORCRYPT_EWOULDBLOCK, never an unbounded queue. Completions not reaped
- * when the engine is destroyed are dropped with it, their callbacks not called.
- *
- * The handle is the engine's (nothing of the caller's is allocated) and stays valid
- * memory until sectorcrypt_destroy(): a closed channel answers SECTORCRYPT_EINVAL_BUFFER
- * to submits, until a later open hands the same handle out again. */
+/*
+ * A channel is one thread's own way into the engine (like an SPDK I/O channel or an
+ * io_uring ring): its own request records, made at create (config channel_count
+ * channels of channel_depth records), a completion ring and an eventfd. Submitting on a
+ * channel takes no engine-wide lock; on the CPU backend a request of at most
+ * inline_max_bytes is crypted on the submitting thread itself while a crypt thread slot
+ * is free, with no hand-off to another thread. Completions are reaped by the channel's
+ * owner with sectorcrypt_channel_poll()/_wait(), which also run the callbacks of the
+ * channel's requests (on the owner thread; engine threads never do). A request without
+ * a callback always gets a completion there (SECTORCRYPT_REQ_POLL is implied).
+ * THREAD SAFETY: one thread at a time per channel; different channels concurrently.
+ */
 typedef struct sectorcrypt_channel sectorcrypt_channel;
 
 struct sectorcrypt_channel_options {
-  size_t size;       /* set by sectorcrypt_channel_options_init() */
-  int ordered;       /* nonzero: completions in this channel's submission order (a finished
-                        request waits for those submitted before it); 0 (default): each as
-                        soon as it is done. There is no order between channels. */
-  int completion_fd; /* nonzero: write the channel's eventfd whenever a completion is
-                        posted, for an epoll loop; 0 (default): only while
-                        sectorcrypt_channel_wait() sleeps on it */
+  size_t size;        /* set by sectorcrypt_channel_options_init() */
+  int ordered;        /* nonzero: completions in this channel's submission order; 0
+                         (default): each as soon as it is done */
+  int completion_fd;  /* nonzero: write the channel's eventfd on every completion, for an
+                         epoll loop; 0: only while sectorcrypt_channel_wait() sleeps */
 };
 
-/* Fills the first `size` bytes of *opts with the defaults (unordered, no completion fd)
- * and sets opts->size. Call it through sectorcrypt_channel_options_init().
- * THREAD SAFETY: any thread. */
+/* Fills the first `size` bytes of *opts with the defaults and sets opts->size. Call it
+ * through sectorcrypt_channel_options_init(). THREAD SAFETY: any thread. */
 void sectorcrypt_channel_options_init_sized(struct sectorcrypt_channel_options *opts,
                                             size_t size);
 static inline void sectorcrypt_channel_options_init(struct sectorcrypt_channel_options *opts) {
@@ -334,96 +320,75 @@ static inline void sectorcrypt_channel_options_init(struct sectorcrypt_channel_o
 }
 
 /*
- * Gives the calling thread one of the engine's channels. opts may be NULL (defaults).
- *
+ * Lends the calling thread one of the engine's channels (opts NULL: the defaults).
  * RETURN VALUE: 0 and *out set; SECTORCRYPT_ENOMEM (all channel_count channels are open:
- * the message names channel_count); SECTORCRYPT_ESHUTDOWN; SECTORCRYPT_EUNAVAILABLE
- * (called from an engine thread's completion callback); SECTORCRYPT_EINVAL (NULL engine
- * or out, opts->size out of range or members this library does not know set). On error
- * *out is untouched.
- * THREAD SAFETY: any thread except an engine thread's completion callback. The channel
- * is then the calling thread's (one thread at a time may use it).
+ * the message names channel_count); SECTORCRYPT_ESHUTDOWN; SECTORCRYPT_EINVAL (NULL
+ * engine or out, opts->size out of range); SECTORCRYPT_EUNAVAILABLE (from a callback).
+ * THREAD SAFETY: any thread except a completion callback.
  */
 int sectorcrypt_channel_open(sectorcrypt_engine *engine,
                              const struct sectorcrypt_channel_options *opts,
                              sectorcrypt_channel **out);
 
 /*
- * Returns the channel to the engine for a later sectorcrypt_channel_open().
- *
- * RETURN VALUE: 0; SECTORCRYPT_EWOULDBLOCK (requests accepted on it have not been reaped
- * yet: poll or wait for them, then close; it stays open); SECTORCRYPT_EINVAL_BUFFER (not
- * an open channel of this engine); SECTORCRYPT_EINVAL (NULL engine or channel).
+ * Gives the channel back for a later sectorcrypt_channel_open().
+ * RETURN VALUE: 0; SECTORCRYPT_EWOULDBLOCK (requests accepted on it are not reaped yet:
+ * reap them, then close; it stays open); SECTORCRYPT_EINVAL_BUFFER (not an open channel
+ * of this engine); SECTORCRYPT_EINVAL (NULL engine).
  * THREAD SAFETY: the channel's owner, not from a completion callback.
  */
-int sectorcrypt_channel_close(sectorcrypt_engine *engine, sectorcrypt_channel *ch);
+int sectorcrypt_channel_close(sectorcrypt_engine *engine, sectorcrypt_channel *channel);
 
 /*
- * Validates and accepts reqs[0], reqs[1], ... in order, and stops at the first it cannot
- * accept: *accepted says how many were. Never waits. Each accepted request gets exactly
- * one completion; one not accepted gets none, and nothing of it was written. Requests
- * crypted inline are complete when this returns (reap them with sectorcrypt_channel_poll).
- *
- * The elements are reqs[0].size bytes apart (the caller's sizeof, as
- * sectorcrypt_request_init() sets it) and each must have that size. A request with a
- * callback completes through it, called by the channel's poll or wait on the owner
- * thread; one without gets a struct sectorcrypt_completion from them
- * (SECTORCRYPT_REQ_POLL is implied; a callback with it is still invalid).
- * SECTORCRYPT_REQ_FLUSH and SECTORCRYPT_REQ_DEVICE as for sectorcrypt_submit().
- *
- * RETURN VALUE: 0 (all `count` accepted); else the code of reqs[*accepted]:
- * SECTORCRYPT_EWOULDBLOCK (every record of the channel holds a request not reaped yet:
- * poll, then submit the rest), the validation codes of sectorcrypt_submit()
- * (SECTORCRYPT_EINVAL_KEY, _FORMAT, _LENGTH, _BUFFER; SECTORCRYPT_EINVAL also for an
- * element whose size differs from reqs[0].size), SECTORCRYPT_ESHUTDOWN;
- * SECTORCRYPT_EINVAL_BUFFER for a closed channel. SECTORCRYPT_EINVAL with nothing
- * accepted for NULL ch or accepted (then *accepted is not written), reqs NULL with
- * count > 0.
- * THREAD SAFETY: the channel's owner, also from a callback its poll or wait runs;
- * different channels from different threads at once.
+ * Validates and accepts reqs[0..count) in order (each struct as sectorcrypt_request_init
+ * made it; the array's stride is reqs[0].size) and stops at the first it cannot accept;
+ * *accepted (required) says how many were. Each accepted request completes exactly once;
+ * one not accepted has no completion and nothing of it was written. Requests crypted
+ * inline are done when the call returns (reap them with sectorcrypt_channel_poll()).
+ * RETURN VALUE: 0 (all accepted); else the code for reqs[*accepted]:
+ * SECTORCRYPT_EWOULDBLOCK (every record of the channel holds a request not yet reaped:
+ * reap, then retry the rest), the validation codes of sectorcrypt_submit(),
+ * SECTORCRYPT_ESHUTDOWN, SECTORCRYPT_EINVAL (NULL channel, reqs or accepted).
+ * THREAD SAFETY: the channel's owner (also from inside its callbacks).
  */
-int sectorcrypt_channel_submit(sectorcrypt_channel *ch, const struct sectorcrypt_request *reqs,
-                               size_t count, size_t *accepted);
+int sectorcrypt_channel_submit(sectorcrypt_channel *channel,
+                               const struct sectorcrypt_request *reqs, size_t count,
+                               size_t *accepted);
 
 /*
- * Moves up to `max` completions of the channel's requests without a callback into out[]
- * (elements of `elem_size` bytes; slot is SECTORCRYPT_NO_SLOT), as they finished or, on
- * an ordered channel, in submission order; and runs the callbacks of finished requests
- * that have one (not counted). Never waits; max 0 (out may be NULL) only runs callbacks.
- * The wait variant first waits up to timeout_us until at least min(min_count, requests
- * in flight on the channel) have finished (polling for the config's idle_spin_us, then
- * sleeping on the channel's eventfd). Call them through sectorcrypt_channel_poll() and
- * sectorcrypt_channel_wait().
- *
- * RETURN VALUE: how many completions were written (>= 0); SECTORCRYPT_EINVAL (NULL ch,
- * out NULL with max > 0, elem_size smaller than the first layout's).
- * THREAD SAFETY: the channel's owner, not from a callback.
+ * Reaps up to `max` finished requests of the channel into out[] (ordered channels: in
+ * submission order), running the callbacks of those that have one instead. The wait
+ * variant first waits up to timeout_us until at least min(min_count, requests in flight)
+ * are finished (polling briefly, then sleeping on the channel's eventfd). Call them
+ * through sectorcrypt_channel_poll() and sectorcrypt_channel_wait().
+ * RETURN VALUE: how many completions were written (callbacks run are not counted);
+ * SECTORCRYPT_EINVAL (NULL channel, out NULL with max > 0, elem_size too small).
+ * THREAD SAFETY: the channel's owner, not from inside its callbacks.
  */
-int sectorcrypt_channel_poll_sized(sectorcrypt_channel *ch, struct sectorcrypt_completion *out,
-                                   size_t max, size_t elem_size);
-int sectorcrypt_channel_wait_sized(sectorcrypt_channel *ch, struct sectorcrypt_completion *out,
-                                   size_t max, size_t elem_size, size_t min_count,
-                                   uint64_t timeout_us);
-static inline int sectorcrypt_channel_poll(sectorcrypt_channel *ch,
+int sectorcrypt_channel_poll_sized(sectorcrypt_channel *channel,
+                                   struct sectorcrypt_completion *out, size_t max,
+                                   size_t elem_size);
+int sectorcrypt_channel_wait_sized(sectorcrypt_channel *channel,
+                                   struct sectorcrypt_completion *out, size_t max,
+                                   size_t elem_size, size_t min_count, uint64_t timeout_us);
+static inline int sectorcrypt_channel_poll(sectorcrypt_channel *channel,
                                            struct sectorcrypt_completion *out, size_t max) {
-  return sectorcrypt_channel_poll_sized(ch, out, max, sizeof *out);
+  return sectorcrypt_channel_poll_sized(channel, out, max, sizeof *out);
 }
-static inline int sectorcrypt_channel_wait(sectorcrypt_channel *ch,
+static inline int sectorcrypt_channel_wait(sectorcrypt_channel *channel,
                                            struct sectorcrypt_completion *out, size_t max,
                                            size_t min_count, uint64_t timeout_us) {
-  return sectorcrypt_channel_wait_sized(ch, out, max, sizeof *out, min_count, timeout_us);
+  return sectorcrypt_channel_wait_sized(channel, out, max, sizeof *out, min_count, timeout_us);
 }
 
 /*
- * The channel's eventfd (EFD_NONBLOCK | EFD_CLOEXEC), for epoll or poll(2): with the
- * completion_fd option it becomes readable when a completion is posted. Read its 8 bytes
- * to re-arm, then sectorcrypt_channel_poll(): a wake-up may find nothing new. The engine
- * owns it: do not close it.
- *
- * RETURN VALUE: the descriptor (>= 0); SECTORCRYPT_EINVAL (NULL ch).
+ * The channel's eventfd (nonblocking, close-on-exec, owned by the engine: do not close
+ * it): readable when completions may be waiting (every completion with the
+ * completion_fd option). Read it to re-arm, then reap; a wake-up may find nothing new.
+ * RETURN VALUE: the descriptor; SECTORCRYPT_EINVAL (NULL channel).
  * THREAD SAFETY: any thread.
  */
-int sectorcrypt_channel_fd(const sectorcrypt_channel *ch);
+int sectorcrypt_channel_fd(const sectorcrypt_channel *channel);
 
 /* ---- zero-copy slots ---- */
 
@@ -557,9 +522,8 @@ int sectorcrypt_register_memory(sectorcrypt_engine *engine, void *ptr, size_t le
 int sectorcrypt_unregister_memory(sectorcrypt_engine *engine, void *ptr);
 
 /*
- * Stops admitting requests (later submits, on channels too, and channel opens:
- * SECTORCRYPT_ESHUTDOWN); requests in flight complete (a channel's are still reaped by
- * its poll or wait, each exactly once). Idempotent.
+ * Stops admitting requests (later submits: SECTORCRYPT_ESHUTDOWN); requests in flight
+ * complete. Idempotent.
  * RETURN VALUE: 0; SECTORCRYPT_EINVAL (NULL engine).
  * THREAD SAFETY: any thread.
  */
@@ -583,11 +547,9 @@ struct sectorcrypt_stats {
   uint64_t registered_requests; /* accepted requests wholly in registered memory */
   uint64_t device_requests;  /* accepted SECTORCRYPT_REQ_DEVICE requests */
   uint64_t gpu_bytes;        /* bytes the GPU crypted (cuda; hybrid's GPU side) */
-  /* appended with channels: */
   uint64_t channel_requests; /* requests accepted on channels */
-  uint64_t inline_requests;  /* crypted on the submitting thread (CPU, at most
-                                inline_max_bytes): channel requests and sectorcrypt_crypt
-                                calls */
+  uint64_t inline_requests;  /* channel requests and sectorcrypt_crypt() calls crypted on
+                                the calling thread */
 };
 
 /* Fills the first `size` bytes of *out. Call it through sectorcrypt_get_stats().
