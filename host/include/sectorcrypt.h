@@ -334,7 +334,7 @@ int sectorcrypt_channel_open(sectorcrypt_engine *engine,
  * Gives the channel back for a later sectorcrypt_channel_open().
  * RETURN VALUE: 0; SECTORCRYPT_EWOULDBLOCK (requests accepted on it are not reaped yet:
  * reap them, then close; it stays open); SECTORCRYPT_EINVAL_BUFFER (not an open channel
- * of this engine); SECTORCRYPT_EINVAL (NULL engine).
+ * of this engine); SECTORCRYPT_EINVAL (NULL engine or channel).
  * THREAD SAFETY: the channel's owner, not from a completion callback.
  */
 int sectorcrypt_channel_close(sectorcrypt_engine *engine, sectorcrypt_channel *channel);
@@ -348,7 +348,8 @@ int sectorcrypt_channel_close(sectorcrypt_engine *engine, sectorcrypt_channel *c
  * RETURN VALUE: 0 (all accepted); else the code for reqs[*accepted]:
  * SECTORCRYPT_EWOULDBLOCK (every record of the channel holds a request not yet reaped:
  * reap, then retry the rest), the validation codes of sectorcrypt_submit(),
- * SECTORCRYPT_ESHUTDOWN, SECTORCRYPT_EINVAL (NULL channel, reqs or accepted).
+ * SECTORCRYPT_ESHUTDOWN, SECTORCRYPT_EINVAL_BUFFER (the channel is closed, also with
+ * count 0), SECTORCRYPT_EINVAL (NULL channel, reqs or accepted).
  * THREAD SAFETY: the channel's owner (also from inside its callbacks).
  */
 int sectorcrypt_channel_submit(sectorcrypt_channel *channel,
