@@ -681,6 +681,26 @@ TEST(CApiChannelEdge, ShutdownThenSubmitAndEveryAcceptedRequestCompletesOnce) {
   EXPECT_EQ(sectorcrypt_channel_close(e.get(), ch), SECTORCRYPT_OK);
 }
 
+// sectorcrypt_destroy with a channel's requests unreaped: the engine and its open
+// channels go, and those requests' callbacks are not called (they run only in poll).
+TEST(CApiChannelEdge, DestroyDropsUnreapedChannelCompletionsUncalled) {
+  sectorcrypt_config cfg = cpu_config(2);
+  sectorcrypt_engine* raw = nullptr;
+  ASSERT_EQ(sectorcrypt_create(&cfg, &raw), SECTORCRYPT_OK);
+  const sectorcrypt_key k = add_random_key(raw);
+  sectorcrypt_channel* ch = open_channel(raw);
+  ASSERT_NE(ch, nullptr);
+  std::atomic<int> calls{0};
+  auto cb = [](int, const char*, void* p) { static_cast<std::atomic<int>*>(p)->fetch_add(1); };
+  Job small(512, 1), large(262144, 2);
+  sectorcrypt_request r[2] = {small.request(k, &calls), large.request(k, &calls)};
+  r[0].callback = r[1].callback = +cb;
+  std::size_t accepted = 0;
+  ASSERT_EQ(sectorcrypt_channel_submit(ch, r, 2, &accepted), SECTORCRYPT_OK);
+  sectorcrypt_destroy(raw);  // the channel still open, nothing reaped
+  EXPECT_EQ(calls.load(), 0);
+}
+
 // ---- sizes ----
 
 constexpr unsigned char kGuard = 0xa5;
