@@ -469,7 +469,7 @@ int sectorcrypt_channel_open(sectorcrypt_engine* engine,
 
 int sectorcrypt_channel_close(sectorcrypt_engine* engine, sectorcrypt_channel* channel) {
   return guarded([&] {
-    if (engine == nullptr) return fail(SECTORCRYPT_EINVAL, "null engine");
+    if (engine == nullptr || channel == nullptr) return fail(SECTORCRYPT_EINVAL, "null engine or channel");
     return result(engine->engine->close_channel(channel_of(channel)));
   });
 }
@@ -484,7 +484,10 @@ int sectorcrypt_channel_submit(sectorcrypt_channel* channel, const struct sector
     if (channel == nullptr || (reqs == nullptr && count > 0)) {
       return fail(SECTORCRYPT_EINVAL, "null channel or requests");
     }
-    if (count == 0) return SECTORCRYPT_OK;
+    if (count == 0) {  // nothing to convert; the channel still says whether it is open
+      size_t none = 0;
+      return result(channel_of(channel)->submit(nullptr, 0, &none));
+    }
     const size_t stride = reqs[0].size;
     if (stride < kRequestFirstSize || stride > kMaxStructSize) {
       return fail(SECTORCRYPT_EINVAL, "reqs[0].size out of range: call sectorcrypt_request_init()");

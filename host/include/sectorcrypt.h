@@ -55,7 +55,8 @@ extern "C" {
 #define SECTORCRYPT_ESHUTDOWN (-6)        /* engine shut down, or request cancelled by it */
 #define SECTORCRYPT_EBACKEND (-7)         /* the backend failed; the output is not valid */
 #define SECTORCRYPT_EUNAVAILABLE (-8)     /* e.g. the CUDA backend without a usable GPU */
-#define SECTORCRYPT_ENOMEM (-9)           /* create: memory, locked memory, streams */
+#define SECTORCRYPT_ENOMEM (-9)           /* create: memory, locked memory, streams; every
+                                             table entry or channel taken */
 #define SECTORCRYPT_EINTERNAL (-10)       /* a broken invariant: a bug */
 #define SECTORCRYPT_EINVAL (-11)          /* a null handle/pointer or an out-of-range value */
 
@@ -154,7 +155,9 @@ int sectorcrypt_create(const struct sectorcrypt_config *cfg, sectorcrypt_engine 
 /*
  * Shuts the engine down and frees it: every accepted request completes (possibly with
  * SECTORCRYPT_ESHUTDOWN) and its callback has returned before this call returns, so the
- * callbacks may use anything the caller frees after it. NULL is ignored.
+ * callbacks may use anything the caller frees after it. A channel's requests are the
+ * exception: their callbacks run only in the channel's poll or wait, and completions not
+ * reaped by then are dropped, uncalled. Open channels are freed too. NULL is ignored.
  * THREAD SAFETY: once, from a thread that is not in a completion callback, with no other
  * call on this engine running or starting.
  */
@@ -334,7 +337,7 @@ int sectorcrypt_channel_open(sectorcrypt_engine *engine,
  * Gives the channel back for a later sectorcrypt_channel_open().
  * RETURN VALUE: 0; SECTORCRYPT_EWOULDBLOCK (requests accepted on it are not reaped yet:
  * reap them, then close; it stays open); SECTORCRYPT_EINVAL_BUFFER (not an open channel
- * of this engine); SECTORCRYPT_EINVAL (NULL engine).
+ * of this engine); SECTORCRYPT_EINVAL (NULL engine or channel).
  * THREAD SAFETY: the channel's owner, not from a completion callback.
  */
 int sectorcrypt_channel_close(sectorcrypt_engine *engine, sectorcrypt_channel *channel);
@@ -348,7 +351,8 @@ int sectorcrypt_channel_close(sectorcrypt_engine *engine, sectorcrypt_channel *c
  * RETURN VALUE: 0 (all accepted); else the code for reqs[*accepted]:
  * SECTORCRYPT_EWOULDBLOCK (every record of the channel holds a request not yet reaped:
  * reap, then retry the rest), the validation codes of sectorcrypt_submit(),
- * SECTORCRYPT_ESHUTDOWN, SECTORCRYPT_EINVAL (NULL channel, reqs or accepted).
+ * SECTORCRYPT_ESHUTDOWN, SECTORCRYPT_EINVAL_BUFFER (the channel is closed, also with
+ * count 0), SECTORCRYPT_EINVAL (NULL channel, reqs or accepted).
  * THREAD SAFETY: the channel's owner (also from inside its callbacks).
  */
 int sectorcrypt_channel_submit(sectorcrypt_channel *channel,
@@ -522,8 +526,9 @@ int sectorcrypt_register_memory(sectorcrypt_engine *engine, void *ptr, size_t le
 int sectorcrypt_unregister_memory(sectorcrypt_engine *engine, void *ptr);
 
 /*
- * Stops admitting requests (later submits: SECTORCRYPT_ESHUTDOWN); requests in flight
- * complete. Idempotent.
+ * Stops admitting requests (later submits, on channels too, and channel opens:
+ * SECTORCRYPT_ESHUTDOWN); requests in flight complete (a channel's are still reaped by
+ * its poll or wait, each exactly once). Idempotent.
  * RETURN VALUE: 0; SECTORCRYPT_EINVAL (NULL engine).
  * THREAD SAFETY: any thread.
  */
