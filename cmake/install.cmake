@@ -7,9 +7,9 @@
 #   lib/cmake/sectorcrypt/             find_package(sectorcrypt) -> sectorcrypt::sectorcrypt
 #   lib/pkgconfig/sectorcrypt.pc       pkg-config --cflags --libs sectorcrypt
 #
-# Why shared: the library is C++ over oneTBB, Highway and (optionally) the CUDA runtime.
+# Why shared: the library is C++ over Highway and (optionally) the CUDA runtime.
 # As a shared object it records those as its own dependencies (DT_NEEDED), so a C program
-# links with just -lsectorcrypt (no -lstdc++ -ltbb -lhwy, no find_dependency for C++
+# links with just -lsectorcrypt (no -lstdc++ -lhwy, no find_dependency for C++
 # consumers either: the public headers include none of theirs), and fixes in the library
 # reach programs without relinking. It is the whole static library (built for the tests
 # and the tool) wrapped into one .so; the SONAME carries the major version, and for 0.x

@@ -6,8 +6,8 @@
 #include "engine/cpu_backend.h"
 #include "engine/engine_impl.h"
 #include "engine/hybrid_backend.h"
-#include "host/gpu_devices.h"
-#include "host/numa_node.h"
+#include "engine/gpu_devices.h"
+#include "engine/numa_node.h"
 #ifdef SECTORCRYPT_HAVE_CUDA
 #include "engine/cuda_backend.h"
 #endif

@@ -10,7 +10,7 @@
 
 #include "engine/batch.h"
 #include "engine/fixed_ring.h"
-#include "host/pinned_memory.h"
+#include "engine/pinned_memory.h"
 
 namespace sectorcrypt::engine {
 

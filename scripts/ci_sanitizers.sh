@@ -5,6 +5,12 @@
 #   tsan   ThreadSanitizer
 # Usage: scripts/ci_sanitizers.sh [asan|tsan|all]   (BUILD_PREFIX, JOBS to override)
 #
+# Everything not listed below runs in both stages, with the arguments of the normal build:
+# among it the channel path (issue 11), in engine_tests' EngineChannel.* and in the stress
+# tests stress_channels and stress_channels_fallback (64 producers on channels of their
+# own beside the copy-path producers; bounded by --seconds, so no shorter runs are needed
+# here: under TSan they simply do fewer requests in the same time).
+#
 # Left out under sanitizers, and why:
 #   label interposed_malloc  engine_alloc_test, engine_alloc_fi_test: they replace
 #                            malloc/free/new, which the sanitizers' own allocators own

@@ -11,7 +11,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential g++ cmake ninja-build pkg-config
   libgtest-dev libgmock-dev libbenchmark-dev
-  libtbb-dev libssl-dev libgcrypt20-dev
+  libssl-dev libgcrypt20-dev
   clang libclang-rt-dev
   libcli11-dev nlohmann-json3-dev libfmt-dev
   groff-base

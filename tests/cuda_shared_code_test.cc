@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "host/gpu_devices.h"
+#include "engine/gpu_devices.h"
 #include "host/peer_ciphers.h"
 #include "kernels/aes_ct_core.h"
 #include "kernels/cuda/aes_bitsliced_core.h"

@@ -9,8 +9,8 @@
 #include <fstream>
 #include <string>
 
-#include "host/numa_node.h"
-#include "host/pinned_memory.h"
+#include "engine/numa_node.h"
+#include "engine/pinned_memory.h"
 #ifdef SECTORCRYPT_HAVE_CUDA
 #include <cuda_runtime.h>
 #endif

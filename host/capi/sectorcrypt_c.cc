@@ -169,33 +169,55 @@ int convert_common(const sectorcrypt_format& fmt, int direction, sectorcrypt_cal
   return SECTORCRYPT_OK;
 }
 
-int submit_impl(sectorcrypt_engine* e, const sectorcrypt_request* in, bool blocking) {
-  if (e == nullptr || in == nullptr) return fail(SECTORCRYPT_EINVAL, "null engine or request");
+// The engine's Request for a C request (of in->size bytes as the caller compiled it).
+int to_engine_request(const sectorcrypt_request* in, sectorcrypt::Request* q) {
   sectorcrypt_request r;
   sectorcrypt_request_init(&r);
   if (int c = read_sized(in, in->size, kRequestFirstSize, &r, "struct sectorcrypt_request"); c != 0) {
     return c;
   }
-  sectorcrypt::Request q;
   if (int c = convert_common(r.format, r.direction, r.callback, r.flags,
                              SECTORCRYPT_REQ_POLL | SECTORCRYPT_REQ_FLUSH | SECTORCRYPT_REQ_DEVICE,
-                             &q.format, &q.dir);
+                             &q->format, &q->dir);
       c != 0) {
     return c;
   }
-  q.key.value = r.key;
-  q.start_sector = r.start_sector;
-  q.src = r.src;
-  q.src_count = r.src_count;
-  q.dst = r.dst;
-  q.dst_count = r.dst_count;
-  q.flush = (r.flags & SECTORCRYPT_REQ_FLUSH) != 0;
-  q.memory = (r.flags & SECTORCRYPT_REQ_DEVICE) != 0 ? sectorcrypt::MemoryKind::device
-                                                     : sectorcrypt::MemoryKind::host;
-  q.post_completion = (r.flags & SECTORCRYPT_REQ_POLL) != 0;
-  q.forward = forward_to(r.callback);
-  q.user_context = r.user_data;
+  q->key.value = r.key;
+  q->start_sector = r.start_sector;
+  q->src = r.src;
+  q->src_count = r.src_count;
+  q->dst = r.dst;
+  q->dst_count = r.dst_count;
+  q->flush = (r.flags & SECTORCRYPT_REQ_FLUSH) != 0;
+  q->memory = (r.flags & SECTORCRYPT_REQ_DEVICE) != 0 ? sectorcrypt::MemoryKind::device
+                                                      : sectorcrypt::MemoryKind::host;
+  q->post_completion = (r.flags & SECTORCRYPT_REQ_POLL) != 0;
+  q->forward = forward_to(r.callback);
+  q->user_context = r.user_data;
+  return SECTORCRYPT_OK;
+}
+
+int submit_impl(sectorcrypt_engine* e, const sectorcrypt_request* in, bool blocking) {
+  if (e == nullptr || in == nullptr) return fail(SECTORCRYPT_EINVAL, "null engine or request");
+  sectorcrypt::Request q;
+  if (int c = to_engine_request(in, &q); c != 0) return c;
   return result(blocking ? e->engine->submit(q) : e->engine->try_submit(q));
+}
+
+// The C completion for an engine one, into the caller's element of elem_size bytes.
+void write_completion(const sectorcrypt::Completion& c, unsigned char* at, size_t elem_size) {
+  sectorcrypt_completion one{};
+  one.status = code_of(c.status.code());
+  one.user_data = c.user_context;
+  one.bytes = c.bytes;
+  one.slot = c.slot;
+  std::snprintf(one.message, sizeof one.message, "%s", c.status.message());
+  write_sized(one, at, elem_size);
+}
+
+// A C channel handle is the engine's Channel itself.
+sectorcrypt::Channel* channel_of(sectorcrypt_channel* c) {
+  return reinterpret_cast<sectorcrypt::Channel*>(c);
 }
 
 sectorcrypt::SlotHandle to_handle(const sectorcrypt_slot& s) {
@@ -248,6 +270,9 @@ void to_c_config(const sectorcrypt::EngineConfig& c, int backend, sectorcrypt_co
   out->registration_capacity = c.registration_capacity;
   out->hybrid_gpu_percent = c.hybrid_gpu_percent;
   out->hybrid_min_gpu_bytes = c.hybrid_min_gpu_bytes;
+  out->channel_count = c.channel_count;
+  out->channel_depth = c.channel_depth;
+  out->inline_max_bytes = c.inline_max_bytes;
 }
 
 }  // namespace
@@ -325,6 +350,9 @@ int sectorcrypt_create(const struct sectorcrypt_config* cfg, sectorcrypt_engine*
     ec.registration_capacity = c.registration_capacity;
     ec.hybrid_gpu_percent = c.hybrid_gpu_percent;
     ec.hybrid_min_gpu_bytes = c.hybrid_min_gpu_bytes;
+    ec.channel_count = c.channel_count;
+    ec.channel_depth = c.channel_depth;
+    ec.inline_max_bytes = c.inline_max_bytes;
     auto w = std::make_unique<sectorcrypt_engine>();
     if (Status s = sectorcrypt::Engine::create(ec, &w->engine); !s) return result(s);
     *out = w.release();
@@ -386,15 +414,7 @@ int poll_impl(sectorcrypt_engine* e, sectorcrypt_completion* out, size_t max, si
     const size_t want = std::min(kChunk, max - total);
     const size_t got = (wait && total == 0) ? e->engine->wait_completions(c, want, timeout_us)
                                             : e->engine->poll(c, want);
-    for (size_t i = 0; i < got; ++i) {
-      sectorcrypt_completion one{};
-      one.status = code_of(c[i].status.code());
-      one.user_data = c[i].user_context;
-      one.bytes = c[i].bytes;
-      one.slot = c[i].slot;
-      std::snprintf(one.message, sizeof one.message, "%s", c[i].status.message());
-      write_sized(one, base + (total + i) * elem_size, elem_size);
-    }
+    for (size_t i = 0; i < got; ++i) write_completion(c[i], base + (total + i) * elem_size, elem_size);
     total += got;
     if (got < want) break;
   }
@@ -414,6 +434,134 @@ int sectorcrypt_wait_sized(sectorcrypt_engine* engine, struct sectorcrypt_comple
   return guarded([&] {
     return poll_impl(engine, out, std::min<size_t>(max, 0x7fffffff), elem_size, true, timeout_us);
   });
+}
+
+void sectorcrypt_channel_options_init_sized(struct sectorcrypt_channel_options* opts, size_t size) {
+  if (opts == nullptr) return;
+  sectorcrypt_channel_options o{};
+  write_sized(o, opts, size);
+  if (size >= sizeof opts->size) opts->size = size;
+}
+
+int sectorcrypt_channel_open(sectorcrypt_engine* engine,
+                             const struct sectorcrypt_channel_options* opts,
+                             sectorcrypt_channel** out) {
+  return guarded([&] {
+    if (engine == nullptr || out == nullptr) return fail(SECTORCRYPT_EINVAL, "null engine or out");
+    sectorcrypt_channel_options o;
+    sectorcrypt_channel_options_init(&o);
+    if (opts != nullptr) {
+      if (int rc = read_sized(opts, opts->size, sizeof(sectorcrypt_channel_options), &o,
+                              "struct sectorcrypt_channel_options");
+          rc != 0) {
+        return rc;
+      }
+    }
+    sectorcrypt::ChannelOptions co;
+    co.ordered = o.ordered != 0;
+    co.completion_fd = o.completion_fd != 0;
+    sectorcrypt::Channel* ch = nullptr;
+    if (Status s = engine->engine->open_channel(co, &ch); !s) return result(s);
+    *out = reinterpret_cast<sectorcrypt_channel*>(ch);
+    return SECTORCRYPT_OK;
+  });
+}
+
+int sectorcrypt_channel_close(sectorcrypt_engine* engine, sectorcrypt_channel* channel) {
+  return guarded([&] {
+    if (engine == nullptr || channel == nullptr) return fail(SECTORCRYPT_EINVAL, "null engine or channel");
+    return result(engine->engine->close_channel(channel_of(channel)));
+  });
+}
+
+// Converted and submitted a chunk at a time on the stack (no allocation), stopping at the
+// first request refused, by this layer or by the engine.
+int sectorcrypt_channel_submit(sectorcrypt_channel* channel, const struct sectorcrypt_request* reqs,
+                               size_t count, size_t* accepted) {
+  return guarded([&] {
+    if (accepted == nullptr) return fail(SECTORCRYPT_EINVAL, "accepted is null");
+    *accepted = 0;
+    if (channel == nullptr || (reqs == nullptr && count > 0)) {
+      return fail(SECTORCRYPT_EINVAL, "null channel or requests");
+    }
+    if (count == 0) {  // nothing to convert; the channel still says whether it is open
+      size_t none = 0;
+      return result(channel_of(channel)->submit(nullptr, 0, &none));
+    }
+    const size_t stride = reqs[0].size;
+    if (stride < kRequestFirstSize || stride > kMaxStructSize) {
+      return fail(SECTORCRYPT_EINVAL, "reqs[0].size out of range: call sectorcrypt_request_init()");
+    }
+    const auto* base = reinterpret_cast<const unsigned char*>(reqs);
+    constexpr size_t kChunk = 32;
+    sectorcrypt::Request chunk[kChunk];
+    while (*accepted < count) {
+      size_t n = 0;
+      int refused = SECTORCRYPT_OK;
+      while (n < kChunk && *accepted + n < count) {
+        const auto* r = reinterpret_cast<const sectorcrypt_request*>(base + (*accepted + n) * stride);
+        chunk[n] = sectorcrypt::Request{};
+        if ((refused = to_engine_request(r, &chunk[n])) != SECTORCRYPT_OK) break;
+        ++n;
+      }
+      size_t took = 0;
+      const Status s = channel_of(channel)->submit(chunk, n, &took);
+      *accepted += took;
+      if (!s) return result(s);
+      if (refused != SECTORCRYPT_OK) return refused;
+    }
+    return SECTORCRYPT_OK;
+  });
+}
+
+namespace {
+int channel_reap(sectorcrypt_channel* channel, sectorcrypt_completion* out, size_t max,
+                 size_t elem_size, bool wait, size_t min_count, uint64_t timeout_us) {
+  if (channel == nullptr || (out == nullptr && max > 0)) {
+    return fail(SECTORCRYPT_EINVAL, "null channel or out");
+  }
+  if (elem_size < kCompletionFirstSize) {
+    return fail(SECTORCRYPT_EINVAL, "completion size smaller than its first layout");
+  }
+  auto* base = reinterpret_cast<unsigned char*>(out);
+  constexpr size_t kChunk = 32;
+  sectorcrypt::Completion c[kChunk];
+  size_t total = 0;
+  bool first = true;
+  // Always once, even with max 0: reaping runs the callbacks.
+  while (first || total < max) {
+    const size_t want = std::min(kChunk, max - total);
+    const size_t got = (wait && first)
+                           ? channel_of(channel)->wait(c, want, min_count, timeout_us)
+                           : channel_of(channel)->poll(c, want);
+    first = false;
+    for (size_t i = 0; i < got; ++i) write_completion(c[i], base + (total + i) * elem_size, elem_size);
+    total += got;
+    if (got < want || want == 0) break;
+  }
+  return static_cast<int>(std::min<size_t>(total, 0x7fffffff));
+}
+}  // namespace
+
+int sectorcrypt_channel_poll_sized(sectorcrypt_channel* channel, struct sectorcrypt_completion* out,
+                                   size_t max, size_t elem_size) {
+  return guarded([&] {
+    return channel_reap(channel, out, std::min<size_t>(max, 0x7fffffff), elem_size, false, 0, 0);
+  });
+}
+
+int sectorcrypt_channel_wait_sized(sectorcrypt_channel* channel, struct sectorcrypt_completion* out,
+                                   size_t max, size_t elem_size, size_t min_count,
+                                   uint64_t timeout_us) {
+  return guarded([&] {
+    return channel_reap(channel, out, std::min<size_t>(max, 0x7fffffff), elem_size, true,
+                        min_count, timeout_us);
+  });
+}
+
+int sectorcrypt_channel_fd(const sectorcrypt_channel* channel) {
+  if (channel == nullptr) return fail(SECTORCRYPT_EINVAL, "null channel");
+  return reinterpret_cast<const sectorcrypt::Channel*>(channel)->completion_fd();
 }
 
 int sectorcrypt_acquire_slot(sectorcrypt_engine* engine, struct sectorcrypt_slot* slot) {
@@ -538,6 +686,8 @@ int sectorcrypt_get_stats_sized(const sectorcrypt_engine* engine, struct sectorc
     st.registered_requests = s.registered_requests;
     st.device_requests = s.device_requests;
     st.gpu_bytes = s.gpu_bytes;
+    st.channel_requests = s.channel_requests;
+    st.inline_requests = s.inline_requests;
     write_sized(st, out, size);
     return SECTORCRYPT_OK;
   });

@@ -16,7 +16,7 @@
 #include "host/cli/engine_paths.h"
 #include "host/cli/commands.h"
 #include "host/cli/cpu_features.h"
-#include "host/gpu_devices.h"
+#include "engine/gpu_devices.h"
 #include "kernels/cpu/xts_cpu.h"
 
 namespace sectorcrypt::cli {

@@ -22,7 +22,7 @@
 #include "host/cli/commands.h"
 #include "host/cli/cpu_features.h"
 #include "host/cli/svg_plot.h"
-#include "host/gpu_devices.h"
+#include "engine/gpu_devices.h"
 #include "kernels/cpu/xts_cpu.h"
 
 namespace sectorcrypt::cli {

@@ -9,7 +9,7 @@
 #include "host/cli/cli_common.h"
 #include "host/cli/commands.h"
 #include "host/cli/cpu_features.h"
-#include "host/gpu_devices.h"
+#include "engine/gpu_devices.h"
 #include "host/luks2/luks2_volume.h"
 #include "host/peer_ciphers.h"
 #include "kernels/cpu/xts_cpu.h"

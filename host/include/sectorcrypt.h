@@ -55,7 +55,8 @@ extern "C" {
 #define SECTORCRYPT_ESHUTDOWN (-6)        /* engine shut down, or request cancelled by it */
 #define SECTORCRYPT_EBACKEND (-7)         /* the backend failed; the output is not valid */
 #define SECTORCRYPT_EUNAVAILABLE (-8)     /* e.g. the CUDA backend without a usable GPU */
-#define SECTORCRYPT_ENOMEM (-9)           /* create: memory, locked memory, streams */
+#define SECTORCRYPT_ENOMEM (-9)           /* create: memory, locked memory, streams; every
+                                             table entry or channel taken */
 #define SECTORCRYPT_EINTERNAL (-10)       /* a broken invariant: a bug */
 #define SECTORCRYPT_EINVAL (-11)          /* a null handle/pointer or an out-of-range value */
 
@@ -107,6 +108,11 @@ struct sectorcrypt_config {
   int hybrid_gpu_percent;       /* hybrid: -1 (default) the split adapts to what each
                                    side delivers; 0..100 the GPU's share of the bytes */
   size_t hybrid_min_gpu_bytes;  /* hybrid: smaller batches stay on the CPU */
+  size_t channel_count;         /* channels open at once (sectorcrypt_channel_open); 0..4096 */
+  size_t channel_depth;         /* each channel's requests accepted and not yet reaped */
+  size_t inline_max_bytes;      /* CPU: a channel request or sectorcrypt_crypt() call of at
+                                   most this many bytes is crypted on the calling thread
+                                   when a crypt thread slot is free (0: never) */
 };
 
 /* Fills the first `size` bytes of *cfg with the defaults (auto backend, 8 slots of 1 MiB,
@@ -149,7 +155,9 @@ int sectorcrypt_create(const struct sectorcrypt_config *cfg, sectorcrypt_engine 
 /*
  * Shuts the engine down and frees it: every accepted request completes (possibly with
  * SECTORCRYPT_ESHUTDOWN) and its callback has returned before this call returns, so the
- * callbacks may use anything the caller frees after it. NULL is ignored.
+ * callbacks may use anything the caller frees after it. A channel's requests are the
+ * exception: their callbacks run only in the channel's poll or wait, and completions not
+ * reaped by then are dropped, uncalled. Open channels are freed too. NULL is ignored.
  * THREAD SAFETY: once, from a thread that is not in a completion callback, with no other
  * call on this engine running or starting.
  */
@@ -281,6 +289,110 @@ static inline int sectorcrypt_wait(sectorcrypt_engine *engine,
                                    uint64_t timeout_us) {
   return sectorcrypt_wait_sized(engine, out, max, sizeof *out, timeout_us);
 }
+
+/* ---- channels ---- */
+
+/*
+ * A channel is one thread's own way into the engine (like an SPDK I/O channel or an
+ * io_uring ring): its own request records, made at create (config channel_count
+ * channels of channel_depth records), a completion ring and an eventfd. Submitting on a
+ * channel takes no engine-wide lock; on the CPU backend a request of at most
+ * inline_max_bytes is crypted on the submitting thread itself while a crypt thread slot
+ * is free, with no hand-off to another thread. Completions are reaped by the channel's
+ * owner with sectorcrypt_channel_poll()/_wait(), which also run the callbacks of the
+ * channel's requests (on the owner thread; engine threads never do). A request without
+ * a callback always gets a completion there (SECTORCRYPT_REQ_POLL is implied).
+ * THREAD SAFETY: one thread at a time per channel; different channels concurrently.
+ */
+typedef struct sectorcrypt_channel sectorcrypt_channel;
+
+struct sectorcrypt_channel_options {
+  size_t size;        /* set by sectorcrypt_channel_options_init() */
+  int ordered;        /* nonzero: completions in this channel's submission order; 0
+                         (default): each as soon as it is done */
+  int completion_fd;  /* nonzero: write the channel's eventfd on every completion, for an
+                         epoll loop; 0: only while sectorcrypt_channel_wait() sleeps */
+};
+
+/* Fills the first `size` bytes of *opts with the defaults and sets opts->size. Call it
+ * through sectorcrypt_channel_options_init(). THREAD SAFETY: any thread. */
+void sectorcrypt_channel_options_init_sized(struct sectorcrypt_channel_options *opts,
+                                            size_t size);
+static inline void sectorcrypt_channel_options_init(struct sectorcrypt_channel_options *opts) {
+  sectorcrypt_channel_options_init_sized(opts, sizeof *opts);
+}
+
+/*
+ * Lends the calling thread one of the engine's channels (opts NULL: the defaults).
+ * RETURN VALUE: 0 and *out set; SECTORCRYPT_ENOMEM (all channel_count channels are open:
+ * the message names channel_count); SECTORCRYPT_ESHUTDOWN; SECTORCRYPT_EINVAL (NULL
+ * engine or out, opts->size out of range); SECTORCRYPT_EUNAVAILABLE (from a callback).
+ * THREAD SAFETY: any thread except a completion callback.
+ */
+int sectorcrypt_channel_open(sectorcrypt_engine *engine,
+                             const struct sectorcrypt_channel_options *opts,
+                             sectorcrypt_channel **out);
+
+/*
+ * Gives the channel back for a later sectorcrypt_channel_open().
+ * RETURN VALUE: 0; SECTORCRYPT_EWOULDBLOCK (requests accepted on it are not reaped yet:
+ * reap them, then close; it stays open); SECTORCRYPT_EINVAL_BUFFER (not an open channel
+ * of this engine); SECTORCRYPT_EINVAL (NULL engine or channel).
+ * THREAD SAFETY: the channel's owner, not from a completion callback.
+ */
+int sectorcrypt_channel_close(sectorcrypt_engine *engine, sectorcrypt_channel *channel);
+
+/*
+ * Validates and accepts reqs[0..count) in order (each struct as sectorcrypt_request_init
+ * made it; the array's stride is reqs[0].size) and stops at the first it cannot accept;
+ * *accepted (required) says how many were. Each accepted request completes exactly once;
+ * one not accepted has no completion and nothing of it was written. Requests crypted
+ * inline are done when the call returns (reap them with sectorcrypt_channel_poll()).
+ * RETURN VALUE: 0 (all accepted); else the code for reqs[*accepted]:
+ * SECTORCRYPT_EWOULDBLOCK (every record of the channel holds a request not yet reaped:
+ * reap, then retry the rest), the validation codes of sectorcrypt_submit(),
+ * SECTORCRYPT_ESHUTDOWN, SECTORCRYPT_EINVAL_BUFFER (the channel is closed, also with
+ * count 0), SECTORCRYPT_EINVAL (NULL channel, reqs or accepted).
+ * THREAD SAFETY: the channel's owner (also from inside its callbacks).
+ */
+int sectorcrypt_channel_submit(sectorcrypt_channel *channel,
+                               const struct sectorcrypt_request *reqs, size_t count,
+                               size_t *accepted);
+
+/*
+ * Reaps up to `max` finished requests of the channel into out[] (ordered channels: in
+ * submission order), running the callbacks of those that have one instead. The wait
+ * variant first waits up to timeout_us until at least min(min_count, requests in flight)
+ * are finished (polling briefly, then sleeping on the channel's eventfd). Call them
+ * through sectorcrypt_channel_poll() and sectorcrypt_channel_wait().
+ * RETURN VALUE: how many completions were written (callbacks run are not counted);
+ * SECTORCRYPT_EINVAL (NULL channel, out NULL with max > 0, elem_size too small).
+ * THREAD SAFETY: the channel's owner, not from inside its callbacks.
+ */
+int sectorcrypt_channel_poll_sized(sectorcrypt_channel *channel,
+                                   struct sectorcrypt_completion *out, size_t max,
+                                   size_t elem_size);
+int sectorcrypt_channel_wait_sized(sectorcrypt_channel *channel,
+                                   struct sectorcrypt_completion *out, size_t max,
+                                   size_t elem_size, size_t min_count, uint64_t timeout_us);
+static inline int sectorcrypt_channel_poll(sectorcrypt_channel *channel,
+                                           struct sectorcrypt_completion *out, size_t max) {
+  return sectorcrypt_channel_poll_sized(channel, out, max, sizeof *out);
+}
+static inline int sectorcrypt_channel_wait(sectorcrypt_channel *channel,
+                                           struct sectorcrypt_completion *out, size_t max,
+                                           size_t min_count, uint64_t timeout_us) {
+  return sectorcrypt_channel_wait_sized(channel, out, max, sizeof *out, min_count, timeout_us);
+}
+
+/*
+ * The channel's eventfd (nonblocking, close-on-exec, owned by the engine: do not close
+ * it): readable when completions may be waiting (every completion with the
+ * completion_fd option). Read it to re-arm, then reap; a wake-up may find nothing new.
+ * RETURN VALUE: the descriptor; SECTORCRYPT_EINVAL (NULL channel).
+ * THREAD SAFETY: any thread.
+ */
+int sectorcrypt_channel_fd(const sectorcrypt_channel *channel);
 
 /* ---- zero-copy slots ---- */
 
@@ -414,8 +526,9 @@ int sectorcrypt_register_memory(sectorcrypt_engine *engine, void *ptr, size_t le
 int sectorcrypt_unregister_memory(sectorcrypt_engine *engine, void *ptr);
 
 /*
- * Stops admitting requests (later submits: SECTORCRYPT_ESHUTDOWN); requests in flight
- * complete. Idempotent.
+ * Stops admitting requests (later submits, on channels too, and channel opens:
+ * SECTORCRYPT_ESHUTDOWN); requests in flight complete (a channel's are still reaped by
+ * its poll or wait, each exactly once). Idempotent.
  * RETURN VALUE: 0; SECTORCRYPT_EINVAL (NULL engine).
  * THREAD SAFETY: any thread.
  */
@@ -439,6 +552,9 @@ struct sectorcrypt_stats {
   uint64_t registered_requests; /* accepted requests wholly in registered memory */
   uint64_t device_requests;  /* accepted SECTORCRYPT_REQ_DEVICE requests */
   uint64_t gpu_bytes;        /* bytes the GPU crypted (cuda; hybrid's GPU side) */
+  uint64_t channel_requests; /* requests accepted on channels */
+  uint64_t inline_requests;  /* channel requests and sectorcrypt_crypt() calls crypted on
+                                the calling thread */
 };
 
 /* Fills the first `size` bytes of *out. Call it through sectorcrypt_get_stats().

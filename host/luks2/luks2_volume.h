@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "host/pinned_memory.h"
+#include "engine/pinned_memory.h"
 #include "kernels/sector_format.h"
 #include "kernels/status.h"
 

@@ -15,7 +15,7 @@
 #include <thread>
 #include <vector>
 
-#include "host/gpu_devices.h"
+#include "engine/gpu_devices.h"
 #include "host/kat_vectors.h"
 #include "tests/test_support.h"
 

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "host/gpu_devices.h"
+#include "engine/gpu_devices.h"
 #include "tests/cli/subprocess.h"
 #include "tests/test_support.h"
 

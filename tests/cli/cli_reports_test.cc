@@ -6,7 +6,7 @@
 #include <set>
 #include <string>
 
-#include "host/gpu_devices.h"
+#include "engine/gpu_devices.h"
 #include "tests/cli/subprocess.h"
 
 namespace sectorcrypt::clitest {

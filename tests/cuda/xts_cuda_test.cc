@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "host/gpu_devices.h"
+#include "engine/gpu_devices.h"
 #include "kernels/cuda/xts_cuda.h"
 #include "kernels/xts_key.h"
 #include "kernels/xts_reference.h"

@@ -4,12 +4,7 @@
 // an "armed" flag is set. After a warm-up it runs a steady mixed stream (sizes, keys,
 // directions, formats, in place and not, copy/zero-copy/sync/polled) and requires the
 // count to be exactly zero.
-//
-// oneTBB would take its internal memory (task objects, ...) from libtbbmalloc when that
-// library can be loaded, and those calls would never reach malloc, hiding them. So this
-// binary also interposes dlopen and refuses libtbbmalloc: TBB then falls back to malloc,
-// and every allocation it makes is counted too.
-#include <dlfcn.h>
+
 #include <execinfo.h>
 #include <malloc.h>
 #include <unistd.h>
@@ -146,13 +141,6 @@ void* memalign(std::size_t align, std::size_t n) { return counted_aligned(align,
 void* valloc(std::size_t n) { return counted_aligned(4096, n); }
 void* pvalloc(std::size_t n) { return counted_aligned(4096, (n + 4095) / 4096 * 4096); }
 
-// Keep oneTBB off its own allocator (see the top of the file).
-void* dlopen(const char* file, int mode) {
-  using Fn = void* (*)(const char*, int);
-  static Fn real = reinterpret_cast<Fn>(dlsym(RTLD_NEXT, "dlopen"));
-  if (file != nullptr && std::strstr(file, "tbbmalloc") != nullptr) return nullptr;
-  return real(file, mode);
-}
 }  // extern "C"
 
 void* operator new(std::size_t n) {
@@ -375,7 +363,7 @@ void steady_stream(BackendKind backend, bool faults = false, bool registered = f
   if (faults) engine::fault::set_hook(&every_other_kernel, nullptr);
 #endif
   bool polled = false;
-  // Warm-up: first use of every thread, TBB's task pools, the locks.
+  // Warm-up: first use of every thread and lock.
   for (int round = 0; round < 3; ++round) ASSERT_TRUE(run_round(*e, jobs, keys[1], &polled));
 
   g_calls.store(0);

@@ -1,7 +1,9 @@
 // sectorcrypt_stress (issue 7): many producers, random request shapes, small slot pools,
 // blocking and non-blocking submit, zero-copy, crypt_sync (whose caller crypts its own
 // batches beside the workers), faults injected at random (links
-// sectorcrypt_fi). Every request that completes ok is checked against the CPU kernels
+// sectorcrypt_fi). With --channel-producers (issue 11) more producers each own a channel:
+// batch submits that may be accepted only in part, completions reaped by the owner as
+// callbacks or Completions, and on ordered channels a check of the submission order. Every request that completes ok is checked against the CPU kernels
 // (tested byte for byte against the reference elsewhere); every failed one must have
 // left its output untouched. Exits non-zero on any mismatch, lost or duplicated
 // completion, unexpected error, or a stall (watchdog).
@@ -42,6 +44,9 @@ struct Options {
   unsigned threads = 2;
   double fault_rate = 0.0;
   bool fallback = false;
+  unsigned channel_producers = 0;  // producers on channels of their own (issue 11)
+  std::size_t channel_depth = 16;
+  std::size_t inline_max = sc::EngineConfig{}.inline_max_bytes;
   uint64_t seed = 1;
   std::string json;
 };
@@ -52,6 +57,9 @@ struct Counters {
   std::atomic<uint64_t> unexpected{0};
   std::atomic<uint64_t> slot_twice{0}, slot_twice_accepted{0};
   std::atomic<uint64_t> zero_copy{0}, try_submits{0}, would_block{0}, sync_calls{0};
+  std::atomic<uint64_t> channel_submitted{0}, channel_batches{0}, channel_partial{0};
+  std::atomic<uint64_t> channel_would_block{0}, channel_callbacks{0}, channel_polled{0};
+  std::atomic<uint64_t> order_violations{0}, off_owner{0};
   std::atomic<uint64_t> fired[static_cast<unsigned>(Point::count)] = {};
 };
 Counters g;
@@ -77,6 +85,19 @@ struct Key {
   sc::XtsKey ref;
 };
 
+struct Job;
+
+// A channel producer's view of its channel, which every one of its jobs points at: the
+// order it expects completions in (ordered channels), and where the jobs reaped by one
+// poll()/wait() wait to be verified and reused.
+struct ChannelTrack {
+  bool ordered = false;
+  std::thread::id owner;
+  bool reaping = false;     // inside poll()/wait(): the only place a callback may run
+  uint64_t next_done = 0;   // ordered: the sequence number the next completion must have
+  std::vector<Job*> reaped;
+};
+
 // One request in flight: its buffers, what it was, and how it ended.
 struct Job {
   std::vector<uint8_t> input, src, dst;  // src: the submitted buffer (== result in place)
@@ -92,16 +113,32 @@ struct Job {
   sc::Errc code = sc::Errc::ok;
   std::mutex mu;
   std::condition_variable cv;
+  ChannelTrack* track = nullptr;  // submitted on a channel: its owner's view of it
+  uint64_t seq = 0;               // on a channel: its place in the submission order
 
-  static void on_done(const sc::Status& s, void* p) {
-    Job* j = static_cast<Job*>(p);
-    const bool throw_now = j->throw_in_callback;
+  // How every request ends, by callback or by a reaped Completion.
+  static void finish(Job* j, sc::Errc code) {
     g.completed.fetch_add(1, std::memory_order_relaxed);
     // Notified under the lock: once it is released the waiter may destroy the job.
     std::lock_guard lock(j->mu);
-    j->code = s.code();
+    j->code = code;
     if (j->done.fetch_add(1) != 0) g.dup.fetch_add(1);
+    if (ChannelTrack* t = j->track) {
+      // A channel's completions reach only its owner, inside poll()/wait() (the order
+      // is checked per call: check_order).
+      if (!t->reaping || std::this_thread::get_id() != t->owner) {
+        g.off_owner.fetch_add(1);
+        std::fprintf(stderr, "a channel request completed %s\n",
+                     t->reaping ? "on another thread" : "outside its owner's poll()/wait()");
+      }
+      t->reaped.push_back(j);
+    }
     j->cv.notify_all();
+  }
+  static void on_done(const sc::Status& s, void* p) {
+    Job* j = static_cast<Job*>(p);
+    const bool throw_now = j->throw_in_callback;
+    finish(j, s.code());
     if (throw_now) throw std::runtime_error("stress: injected callback fault");
   }
   void wait() {
@@ -205,7 +242,10 @@ void shape(Shared& sh, Job& j) {
   j.throw_in_callback = chance(sh.opt.fault_rate);
 }
 
-void copy_request(Shared& sh, Job& j) {
+// A copy request for the shaped job `j`: random input, in place or to a filled output,
+// both sides cut into random segments; completes through Job::on_done. The engine's
+// submit() and a channel's submit() take the same requests.
+sc::Request build_copy_request(Job& j) {
   j.zero_copy = false;
   j.in_place = next_rand() % 3 == 0;
   j.input.resize(j.bytes);
@@ -227,6 +267,11 @@ void copy_request(Shared& sh, Job& j) {
   r.user_context = &j;
   r.flush = next_rand() % 16 == 0;
   j.done.store(0);
+  return r;
+}
+
+void copy_request(Shared& sh, Job& j) {
+  const sc::Request r = build_copy_request(j);
   sc::Status s;
   if (next_rand() % 2 == 0) {
     g.try_submits.fetch_add(1, std::memory_order_relaxed);
@@ -358,6 +403,174 @@ void producer(Shared& sh, unsigned id) {
   for (auto& j : ring) retire(*j);
 }
 
+// Ordered channel: one poll()/wait() reaps a prefix of what is still in flight, in
+// submission order. What the owner can see of that: the callbacks (run inside the call,
+// in t.reaped first) in increasing order, the Completions (out[], appended after) in
+// increasing order, and together exactly the next `reaped.size()` sequence numbers.
+void check_order(ChannelTrack& t, uint64_t first, std::size_t completions) {
+  const std::size_t n = t.reaped.size(), callbacks = n - completions;
+  bool ok = true;
+  for (std::size_t i = 1; i < n; ++i) {
+    if (i != callbacks && t.reaped[i]->seq <= t.reaped[i - 1]->seq) ok = false;
+  }
+  uint64_t lo = UINT64_MAX, hi = 0;
+  for (const Job* j : t.reaped) {
+    lo = std::min(lo, j->seq);
+    hi = std::max(hi, j->seq);
+  }
+  if (n != 0 && (lo != first || hi != first + n - 1)) ok = false;
+  if (!ok) {
+    g.order_violations.fetch_add(1);
+    std::fprintf(stderr, "ORDER: ordered channel reaped %zu callbacks + %zu completions not "
+                 "as the prefix #%llu.. in submission order\n", callbacks, completions,
+                 static_cast<unsigned long long>(first));
+  }
+  t.next_done = first + n;
+}
+
+// A producer on a channel of its own (issue 11). It keeps up to --window jobs between
+// shaping and verification: shaped like the copy path's, submitted in batches of 1..8
+// with Channel::submit (would_block takes a prefix only: the rest stays pending and is
+// submitted again later, in the same order), about half with a callback (run by
+// poll()/wait() on this thread) and the rest reaped as Completions. Even ids ask for an
+// ordered channel and check its order; every other pair asks for the completion fd.
+void channel_producer(Shared& sh, unsigned id) {
+  tl_rng = (sh.opt.seed + 1) * 0x9e3779b97f4a7c15ull ^
+           (sh.opt.producers + id + 1) * 0xbf58476d1ce4e5b9ull;
+  ChannelTrack track;
+  track.ordered = id % 2 == 0;
+  track.owner = std::this_thread::get_id();
+  sc::ChannelOptions co;
+  co.ordered = track.ordered;
+  co.completion_fd = (id / 2) % 2 == 1;
+  sc::Channel* ch = nullptr;
+  if (const sc::Status s = sh.e->open_channel(co, &ch); !s) {
+    std::fprintf(stderr, "open_channel (channel producer %u): %s\n", id, s.message());
+    g.unexpected.fetch_add(1);
+    return;
+  }
+  const std::size_t window = sh.opt.window;
+  std::vector<std::unique_ptr<Job>> jobs(window);
+  std::vector<Job*> idle;               // free to shape
+  std::vector<Job*> pending;            // shaped, not accepted yet, in submission order
+  std::vector<sc::Request> reqs;        // pending[i]'s request
+  std::vector<sc::Completion> out(window);
+  for (auto& j : jobs) {
+    j = std::make_unique<Job>();
+    j->track = &track;
+    idle.push_back(j.get());
+  }
+  track.reaped.reserve(window);
+  uint64_t next_seq = 0;
+  std::size_t in_flight = 0;  // accepted, not reaped
+
+  // Submits what is pending; true when the channel answered would_block.
+  auto submit_pending = [&]() -> bool {
+    while (!pending.empty()) {
+      const std::size_t n = std::min<std::size_t>(pending.size(), 1 + next_rand() % 8);
+      std::size_t accepted = SIZE_MAX;
+      const sc::Status s = ch->submit(reqs.data(), n, &accepted);
+      g.channel_batches.fetch_add(1, std::memory_order_relaxed);
+      if (accepted > n || (s.ok() && accepted != n) || (!s.ok() && accepted == n)) {
+        std::fprintf(stderr, "Channel::submit: %zu of %zu accepted, status %s\n", accepted, n,
+                     s.ok() ? "ok" : s.message());
+        g.unexpected.fetch_add(1);
+        accepted = std::min(accepted, n);
+      }
+      // Numbered at acceptance: callbacks and Completions come only from poll()/wait().
+      for (std::size_t i = 0; i < accepted; ++i) pending[i]->seq = next_seq++;
+      in_flight += accepted;
+      g.submitted.fetch_add(accepted, std::memory_order_relaxed);
+      g.channel_submitted.fetch_add(accepted, std::memory_order_relaxed);
+      pending.erase(pending.begin(), pending.begin() + static_cast<std::ptrdiff_t>(accepted));
+      reqs.erase(reqs.begin(), reqs.begin() + static_cast<std::ptrdiff_t>(accepted));
+      if (s.ok()) continue;
+      if (accepted != 0) g.channel_partial.fetch_add(1, std::memory_order_relaxed);
+      if (s.code() == sc::Errc::would_block) {
+        g.channel_would_block.fetch_add(1, std::memory_order_relaxed);
+        // "Full" means every record holds a request not reaped yet, nothing else.
+        if (ch->in_flight() != ch->depth() || in_flight != ch->depth()) {
+          std::fprintf(stderr, "would_block with %zu of %zu records taken (%zu here)\n",
+                       ch->in_flight(), ch->depth(), in_flight);
+          g.unexpected.fetch_add(1);
+        }
+        return true;
+      }
+      std::fprintf(stderr, "Channel::submit refused a valid request: %s\n", s.message());
+      g.unexpected.fetch_add(1);
+      idle.push_back(pending.front());  // dropped: never accepted, never completes
+      pending.erase(pending.begin());
+      reqs.erase(reqs.begin());
+    }
+    return false;
+  };
+
+  // Reaps what is finished (waiting for some when `block`), then verifies it.
+  auto reap = [&](bool block) {
+    track.reaping = true;
+    const uint64_t first = track.next_done;
+    std::size_t n = 0;
+    if (block && in_flight != 0) {
+      const std::size_t min_count = 1 + next_rand() % in_flight;
+      n = ch->wait(out.data(), out.size(), min_count, 2000);
+    } else {
+      n = ch->poll(out.data(), out.size());
+    }
+    g.channel_callbacks.fetch_add(track.reaped.size(), std::memory_order_relaxed);
+    g.channel_polled.fetch_add(n, std::memory_order_relaxed);
+    for (std::size_t i = 0; i < n; ++i) {
+      Job* j = static_cast<Job*>(out[i].user_context);
+      if (out[i].bytes != j->bytes || out[i].slot != UINT32_MAX) {
+        std::fprintf(stderr, "Completion: %llu bytes, slot %u, for a %zu-byte request\n",
+                     static_cast<unsigned long long>(out[i].bytes), out[i].slot, j->bytes);
+        g.unexpected.fetch_add(1);
+      }
+      Job::finish(j, out[i].status.code());
+    }
+    track.reaping = false;
+    if (track.ordered) check_order(track, first, n);
+    in_flight -= std::min(in_flight, track.reaped.size());
+    if (ch->in_flight() != in_flight) {
+      std::fprintf(stderr, "channel says %zu in flight, its producer %zu\n", ch->in_flight(),
+                   in_flight);
+      g.unexpected.fetch_add(1);
+      in_flight = ch->in_flight();
+    }
+    for (Job* j : track.reaped) {
+      verify(*j, j->in_place ? j->src.data() : j->dst.data());
+      idle.push_back(j);
+    }
+    track.reaped.clear();
+  };
+
+  bool more = true;
+  for (;;) {
+    while (more && !idle.empty()) {
+      if (!take_ticket(sh)) {
+        more = false;
+        break;
+      }
+      Job* j = idle.back();
+      idle.pop_back();
+      shape(sh, *j);
+      sc::Request r = build_copy_request(*j);
+      if (next_rand() % 2 == 0) r.callback = nullptr;  // reaped as a Completion
+      r.post_completion = next_rand() % 4 == 0;         // ignored on a channel
+      pending.push_back(j);
+      reqs.push_back(r);
+    }
+    const bool full = submit_pending();
+    if (!more && pending.empty() && in_flight == 0) break;
+    // Wait when nothing else can be done; else reap now and then without waiting.
+    const bool stuck = full || idle.empty() || !more;
+    if (stuck || next_rand() % 2 == 0) reap(stuck);
+  }
+  if (const sc::Status s = sh.e->close_channel(ch); !s) {
+    std::fprintf(stderr, "close_channel (channel producer %u): %s\n", id, s.message());
+    g.unexpected.fetch_add(1);
+  }
+}
+
 int parse(int argc, char** argv, Options* o) {
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -378,17 +591,23 @@ int parse(int argc, char** argv, Options* o) {
     else if (a == "--threads") o->threads = static_cast<unsigned>(std::atoi(val()));
     else if (a == "--fault-rate") o->fault_rate = std::atof(val());
     else if (a == "--fallback") o->fallback = true;
+    else if (a == "--channel-producers") o->channel_producers = static_cast<unsigned>(std::atoi(val()));
+    else if (a == "--channel-depth") o->channel_depth = std::strtoull(val(), nullptr, 10);
+    else if (a == "--inline-max") o->inline_max = std::strtoull(val(), nullptr, 10);
     else if (a == "--seed") o->seed = std::strtoull(val(), nullptr, 10);
     else if (a == "--json") o->json = val();
     else {
       std::fprintf(stderr,
                    "usage: sectorcrypt_stress [--seconds S] [--requests N] [--producers P] "
                    "[--slots K] [--slot-bytes B] [--max-sectors M] [--window W] [--threads T] "
-                   "[--fault-rate F] [--fallback] [--seed X] [--json FILE]\n");
+                   "[--fault-rate F] [--fallback] [--channel-producers N] [--channel-depth D] "
+                   "[--inline-max B] [--seed X] [--json FILE]\n");
       return 2;
     }
   }
-  if (o->producers == 0 || o->window == 0 || o->max_sectors == 0) return 2;
+  if (o->producers + o->channel_producers == 0 || o->window == 0 || o->max_sectors == 0) {
+    return 2;
+  }
   return 0;
 }
 
@@ -405,6 +624,11 @@ int main(int argc, char** argv) {
   c.slot_count = o.slots;
   c.slot_bytes = o.slot_bytes;
   c.cpu_fallback = o.fallback;
+  if (o.channel_producers != 0) {  // one channel each; else the defaults, unused
+    c.channel_count = o.channel_producers;
+    c.channel_depth = o.channel_depth;
+  }
+  c.inline_max_bytes = o.inline_max;
   std::unique_ptr<sc::Engine> e;
   if (sc::Status s = sc::Engine::create(c, &e); !s) {
     std::fprintf(stderr, "create: %s\n", s.message());
@@ -430,6 +654,9 @@ int main(int argc, char** argv) {
   const auto t0 = std::chrono::steady_clock::now();
   std::vector<std::thread> threads;
   for (unsigned i = 0; i < o.producers; ++i) threads.emplace_back(producer, std::ref(sh), i);
+  for (unsigned i = 0; i < o.channel_producers; ++i) {
+    threads.emplace_back(channel_producer, std::ref(sh), i);
+  }
 
   // Watchdog and time limit: no completion for 30 s while requests are outstanding is a
   // hang; report and abort rather than wait forever.
@@ -468,10 +695,12 @@ int main(int argc, char** argv) {
   for (auto& f : g.fired) faults += f.load();
   const uint64_t callback_faults = st.callback_exceptions;
   faults += callback_faults;
+  // EngineStats::requests counts channel requests too (inline or through the workers).
   const bool pass = g.mismatches == 0 && lost == 0 && g.dup == 0 && g.unexpected == 0 &&
                     g.failed_garbage == 0 && g.slot_twice_accepted == 0 &&
-                    st.requests == submitted;
-  char buf[2048];
+                    g.order_violations == 0 && g.off_owner == 0 &&
+                    st.requests == submitted && st.channel_requests == g.channel_submitted;
+  char buf[4096];
   std::snprintf(
       buf, sizeof(buf),
       "{\n  \"pass\": %s,\n  \"wall_s\": %.2f,\n  \"producers\": %u,\n  \"slots\": %zu,\n"
@@ -485,7 +714,13 @@ int main(int argc, char** argv) {
       "  \"mismatches\": %llu,\n  \"failed_sectors_garbage\": %llu,\n"
       "  \"failed_sectors_written_right\": %llu,\n  \"lost\": %llu,\n"
       "  \"completed_twice\": %llu,\n  \"unexpected\": %llu,\n  \"slot_twice_accepted\": %llu,\n"
-      "  \"engine_requests\": %llu\n}\n",
+      "  \"engine_requests\": %llu,\n  \"channel_producers\": %u,\n"
+      "  \"channel_depth\": %zu,\n  \"inline_max_bytes\": %zu,\n  \"channel_requests\": %llu,\n"
+      "  \"engine_channel_requests\": %llu,\n  \"inline_requests\": %llu,\n"
+      "  \"channel_batches\": %llu,\n  \"channel_partial_accepts\": %llu,\n"
+      "  \"channel_would_block\": %llu,\n  \"channel_callbacks\": %llu,\n"
+      "  \"channel_polled\": %llu,\n  \"order_violations\": %llu,\n"
+      "  \"completed_off_owner\": %llu\n}\n",
       pass ? "true" : "false", wall, o.producers, o.slots, o.slot_bytes, o.threads,
       o.fault_rate, o.fallback ? "true" : "false", (unsigned long long)submitted,
       (unsigned long long)completed, (unsigned long long)g.ok.load(),
@@ -501,7 +736,13 @@ int main(int argc, char** argv) {
       (unsigned long long)g.failed_partly_written.load(),
       (unsigned long long)lost, (unsigned long long)g.dup.load(),
       (unsigned long long)g.unexpected.load(), (unsigned long long)g.slot_twice_accepted.load(),
-      (unsigned long long)st.requests);
+      (unsigned long long)st.requests, o.channel_producers, o.channel_depth, o.inline_max,
+      (unsigned long long)g.channel_submitted.load(), (unsigned long long)st.channel_requests,
+      (unsigned long long)st.inline_requests, (unsigned long long)g.channel_batches.load(),
+      (unsigned long long)g.channel_partial.load(),
+      (unsigned long long)g.channel_would_block.load(),
+      (unsigned long long)g.channel_callbacks.load(), (unsigned long long)g.channel_polled.load(),
+      (unsigned long long)g.order_violations.load(), (unsigned long long)g.off_owner.load());
   std::fputs(buf, stdout);
   if (!o.json.empty()) {
     if (FILE* f = std::fopen(o.json.c_str(), "w")) {

@@ -1,4 +1,4 @@
-#include "host/numa_node.h"
+#include "engine/numa_node.h"
 
 #include <dirent.h>
 

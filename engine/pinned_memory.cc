@@ -1,4 +1,4 @@
-#include "host/pinned_memory.h"
+#include "engine/pinned_memory.h"
 
 #include <sys/mman.h>
 #include <sys/syscall.h>

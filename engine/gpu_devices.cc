@@ -1,7 +1,7 @@
 // GPU discovery (gpu_devices.h). Built in every configuration; without CUDA it only says so.
-#include "host/gpu_devices.h"
+#include "engine/gpu_devices.h"
 
-#include "host/numa_node.h"
+#include "engine/numa_node.h"
 
 #include <string>
 
