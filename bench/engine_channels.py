@@ -146,7 +146,7 @@ def main():
         rows.append(row)
 
     def goal(text, value, target, higher=True):
-        met = value is not None and (value >= target if higher else value <= target)
+        met = None if value is None else (value >= target if higher else value <= target)
         return {"goal": text, "value": value, "target": target, "met": met}
 
     def ratio(name, key, base):
@@ -215,8 +215,10 @@ def main():
     lines += ["", "| goal | result | target | |", "| --- | --- | --- | --- |"]
     for g in goals:
         value = "n/a" if g["value"] is None else "%.2f" % g["value"]
+        verdict = "no data (row missing or every repetition left out)" if g["met"] is None else (
+            "met" if g["met"] else "**not met**")
         lines.append("| %s | %s | %s %.1f | %s |" % (g["goal"], value, ">=" if "p99" not in g["goal"] else "<=",
-                                                     g["target"], "met" if g["met"] else "**not met**"))
+                                                     g["target"], verdict))
     text = "\n".join(lines) + "\n"
     if a.md:
         with open(a.md, "w") as f:
