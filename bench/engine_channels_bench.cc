@@ -12,7 +12,9 @@
 //   BM_OpenSSLLoop     the same requests on one thread through OpenSSL EVP aes-256-xts
 //                      (one context per key and direction, set up before timing; per
 //                      sector only the IV changes), the way an appliance would call it
-//   BM_KernelLoop      the same requests on one thread straight through cpu::xts_crypt_sectors
+//   BM_KernelLoop      the same requests on one thread straight through cpu::xts_crypt_sectors;
+//                      /threads:2 runs it on two threads at once, each on its own buffers
+//                      (no engine): what the VM allows two producers, in the same run
 //
 // Requests (generated before timing, fixed seed): mix 0 = 512 B-4 KiB, mix 1 = 4-64 KiB,
 // mix 2 = 64 KiB, mix 3 = 4 KiB; one of 5 AES-256 keys, encrypt or decrypt, a random sector number, half
@@ -102,8 +104,9 @@ struct Latencies {
     auto pick = [&](double q) {
       return us[std::min(us.size() - 1, static_cast<std::size_t>(q * static_cast<double>(us.size())))];
     };
-    state.counters["p50_us"] = pick(0.50);
-    state.counters["p99_us"] = pick(0.99);
+    // kAvgThreads: BM_KernelLoop/threads:2 reports the mean of its threads' figures.
+    state.counters["p50_us"] = benchmark::Counter(pick(0.50), benchmark::Counter::kAvgThreads);
+    state.counters["p99_us"] = benchmark::Counter(pick(0.99), benchmark::Counter::kAvgThreads);
   }
 };
 
@@ -117,7 +120,8 @@ class OtherLoad {
     const double wall = std::chrono::duration<double>(Clock::now() - t0_).count();
     const double m = machine_busy_s(), self = self_cpu_s();
     if (m < 0 || machine_s_ < 0 || wall <= 0) return;
-    state.counters["other_cpus"] = std::max(0.0, ((m - machine_s_) - (self - self_s_)) / wall);
+    state.counters["other_cpus"] = benchmark::Counter(
+        std::max(0.0, ((m - machine_s_) - (self - self_s_)) / wall), benchmark::Counter::kAvgThreads);
   }
 
  private:
@@ -568,6 +572,17 @@ BENCHMARK(BM_SyncAnyThread)
     ->UseRealTime();
 BENCHMARK(BM_OpenSSLLoop)->ArgName("mix")->Arg(0)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_KernelLoop)->ArgName("mix")->Arg(0)->Arg(1)->Arg(2)->Arg(3)->Unit(benchmark::kMillisecond)->UseRealTime();
+// The two-vCPU ceiling for the 2-producer rows: on this VM two threads of the bare kernel
+// have read from 1.4x to 2.0x one thread from run to run (the host decides where the two
+// vCPUs run), so a channel row is read against this row of the same run as well.
+BENCHMARK(BM_KernelLoop)
+    ->Name("BM_KernelLoopThreads")
+    ->ArgName("mix")
+    ->Arg(0)
+    ->Arg(2)
+    ->Threads(2)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 }  // namespace
 }  // namespace sectorcrypt
