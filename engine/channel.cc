@@ -204,6 +204,11 @@ Status Engine::close_channel(Channel* channel) {
   ChannelState& c = m.channels[channel->id_];
   std::lock_guard lk(m.mu);
   if (!c.open) return Status::error(Errc::invalid_buffer, "close_channel: channel %u is not open", c.id);
+  if (c.reaping) {
+    return Status::error(Errc::unavailable,
+                         "close_channel: called from a callback inside channel %u's own poll",
+                         c.id);
+  }
   if (c.in_flight != 0) {
     return Status::error(Errc::would_block,
                          "close_channel: %zu request(s) accepted on channel %u are not reaped "
@@ -393,10 +398,16 @@ std::size_t Channel::poll(Completion* out, std::size_t max) {
   collect(c);
   std::size_t n = 0;
   uint32_t local = 0;
-  while (peek_reapable(c, &local)) {
+  // At most what was reapable on entry: a callback that submits again, crypted inline,
+  // makes its new request reapable at once, and a callback that always does would
+  // otherwise keep this loop from returning.
+  std::size_t budget = reapable(c);
+  c.reaping = true;
+  while (budget != 0 && peek_reapable(c, &local)) {
     RequestRecord& r = m.records[c.first_record + local];
     const bool has_callback = r.callback != nullptr || r.forward.call != nullptr;
     if (!has_callback && (out == nullptr || n == max)) break;
+    --budget;
     if (c.options.ordered) {
       c.order.pop(&local);
       c.done[local] = 0;
@@ -429,6 +440,7 @@ std::size_t Channel::poll(Completion* out, std::size_t max) {
       m.counters.add(m.counters.callback_exceptions, 1);
     }
   }
+  c.reaping = false;
   return n;
 }
 

@@ -56,6 +56,7 @@ struct ChannelState {
   std::unique_ptr<uint8_t[]> done;    // ordered: finished, waiting for those before it
   FixedRing<uint32_t> ready;          // unordered: finished, not yet reaped
   std::size_t in_flight = 0;          // accepted, not yet reaped
+  bool reaping = false;               // inside poll(): close_channel() is refused
 
   // The batch an inline request is crypted in: one part, per-sector arrays and staging
   // for sectors split across segments, for up to inline_max_bytes.

@@ -308,7 +308,9 @@ class Channel {
   }
 
   // Moves up to `max` finished requests' completions into out[] (ordered channels: in
-  // submission order), running the callbacks of those that have one. Never waits.
+  // submission order), running the callbacks of those that have one. Never waits, and
+  // reaps at most what was finished on entry (a request a callback submits, even one
+  // crypted inline at once, waits for the next call).
   // RETURN VALUE: how many Completions were written (callbacks run are not counted).
   std::size_t poll(Completion* out, std::size_t max);
 
@@ -425,7 +427,7 @@ class Engine {
   //
   // RETURN VALUE: ok and *out set; resource_exhausted (all channel_count channels are
   // open: the message names EngineConfig::channel_count); invalid_buffer (out null);
-  // shut_down.
+  // shut_down; unavailable (called from a completion callback).
   // THREAD SAFETY: any thread except a callback.
   Status open_channel(const ChannelOptions& options, Channel** out);
 
@@ -433,7 +435,7 @@ class Engine {
   //
   // RETURN VALUE: ok; invalid_buffer (not an open channel of this engine); would_block
   // (requests accepted on it have not been reaped yet: poll() or wait() for them, then
-  // close; it stays open).
+  // close; it stays open); unavailable (from a callback inside the channel's own poll).
   // THREAD SAFETY: the channel's owner, not from a callback.
   Status close_channel(Channel* channel);
 

@@ -525,5 +525,49 @@ TEST(EngineChannel, RegisteredMemoryIsHeldUntilTheRequestCompletes) {
   EXPECT_EQ(e->stats().registered_requests, 1u);
 }
 
+// A callback that always submits the next request (crypted inline at once) must not keep
+// poll() from returning; and it may not close the channel it is being reaped from.
+struct Chain {
+  Channel* ch = nullptr;
+  Engine* e = nullptr;
+  Request next;
+  int calls = 0;
+  Status close_status;
+};
+
+void resubmit_forever(const Status&, void* ctx) {
+  auto* chain = static_cast<Chain*>(ctx);
+  ++chain->calls;
+  if (chain->calls == 1) chain->close_status = chain->e->close_channel(chain->ch);
+  (void)chain->ch->submit(chain->next);
+}
+
+TEST(EngineChannel, PollReturnsThoughCallbacksKeepSubmitting) {
+  Watchdog dog(std::chrono::seconds(30), "poll with a resubmitting callback");
+  auto e = make_engine(channel_config(4096));
+  TestKey k = add_test_key(*e, 64, 60);
+  Channel* ch = nullptr;
+  ASSERT_TRUE(e->open_channel({}, &ch).ok());
+  Chain chain;
+  chain.ch = ch;
+  chain.e = e.get();
+  Job j(k, 512, 61, true, false);
+  chain.next = j.request(k, &chain);
+  chain.next.callback = &resubmit_forever;
+  ASSERT_TRUE(ch->submit(chain.next).ok());
+  Completion out[4];
+  for (int round = 1; round <= 3; ++round) {
+    EXPECT_EQ(ch->poll(out, 4), 0u);
+    EXPECT_EQ(chain.calls, round) << "one callback per poll: the resubmitted one waits";
+  }
+  EXPECT_EQ(chain.close_status.code(), Errc::unavailable) << chain.close_status.message();
+  EXPECT_EQ(ch->in_flight(), 1u);
+  chain.next.callback = nullptr;  // the last one: reaped as a Completion
+  chain.next.user_context = nullptr;
+  EXPECT_EQ(ch->poll(out, 4), 0u);  // runs the pending callback, which submits once more
+  EXPECT_EQ(ch->poll(out, 4), 1u);
+  EXPECT_TRUE(e->close_channel(ch).ok());
+}
+
 }  // namespace
 }  // namespace sectorcrypt::testing
