@@ -46,7 +46,8 @@
 //
 // CALLBACKS run on an engine thread, or on a thread inside crypt_sync(), which crypts
 // and completes batches itself (and, completing in order, may deliver the completions
-// queued behind its own batch). They must not block on the engine: no submit()
+// queued behind its own batch). A channel's callbacks run only on its owner, inside
+// Channel::poll()/wait(). They must not block on the engine: no submit()
 // (try_submit() is fine), no acquire_slot() (try_acquire_slot() is fine), no drain(),
 // no destruction of the engine. They may call release_slot(), poll(), shutdown().
 #pragma once
