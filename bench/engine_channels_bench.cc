@@ -210,6 +210,35 @@ Request request_for(const MixRequest& m, Slot& s, KeyHandle key, void* ctx) {
   return r;
 }
 
+// Runs `producers` threads of producer(p) once per benchmark iteration, then sets the
+// counters every many-producer row reports: other_cpus, p50/p99 of the producers'
+// latency samples, req_per_s and bytes/s. False (the row skipped with `what`) when a
+// producer counted an error.
+template <class Producer>
+bool run_producers(benchmark::State& state, std::size_t producers, Producer&& producer,
+                   const std::atomic<int>& errors, const char* what,
+                   std::vector<std::vector<double>>& lat, std::size_t requests_per_iteration,
+                   uint64_t bytes_per_iteration) {
+  const OtherLoad other;
+  for (auto _ : state) {
+    std::vector<std::thread> threads;
+    for (std::size_t p = 0; p < producers; ++p) threads.emplace_back(producer, p);
+    for (auto& t : threads) t.join();
+    if (errors.load() != 0) {
+      state.SkipWithError(what);
+      return false;
+    }
+  }
+  other.report(state);
+  Latencies l;
+  for (auto& v : lat) l.us.insert(l.us.end(), v.begin(), v.end());
+  l.report(state);
+  const auto requests = static_cast<double>(requests_per_iteration) * static_cast<double>(state.iterations());
+  state.counters["req_per_s"] = benchmark::Counter(requests, benchmark::Counter::kIsRate);
+  state.SetBytesProcessed(static_cast<int64_t>(bytes_per_iteration) * static_cast<int64_t>(state.iterations()));
+  return true;
+}
+
 // Args: mix, producers, qd, backend (0 cpu, 1 cuda: skipped where no GPU is usable).
 void BM_Channels(benchmark::State& state) {
   const int mix = static_cast<int>(state.range(0));
@@ -280,23 +309,11 @@ void BM_Channels(benchmark::State& state) {
     if (!ek.engine->close_channel(ch).ok()) ++errors;
   };
 
-  const OtherLoad other;
-  for (auto _ : state) {
-    std::vector<std::thread> threads;
-    for (std::size_t p = 0; p < producers; ++p) threads.emplace_back(producer, p);
-    for (auto& t : threads) t.join();
-    if (errors.load() != 0) {
-      state.SkipWithError("a channel request failed or was refused");
-      return;
-    }
+  if (!run_producers(state, producers, producer, errors,
+                     "a channel request failed or was refused", lat, per_producer * producers,
+                     bytes)) {
+    return;
   }
-  other.report(state);
-  Latencies l;
-  for (auto& v : lat) l.us.insert(l.us.end(), v.begin(), v.end());
-  l.report(state);
-  const auto requests = static_cast<double>(per_producer * producers) * static_cast<double>(state.iterations());
-  state.counters["req_per_s"] = benchmark::Counter(requests, benchmark::Counter::kIsRate);
-  state.SetBytesProcessed(static_cast<int64_t>(bytes) * static_cast<int64_t>(state.iterations()));
   const EngineStats st = ek.engine->stats();
   state.counters["inline_share"] =
       st.channel_requests == 0 ? 0 : static_cast<double>(st.inline_requests) / static_cast<double>(st.channel_requests);
@@ -399,23 +416,10 @@ void BM_SubmitAnyThread(benchmark::State& state) {
       }
     }
   };
-  const OtherLoad other;
-  for (auto _ : state) {
-    std::vector<std::thread> threads;
-    for (std::size_t p = 0; p < producers; ++p) threads.emplace_back(producer, p);
-    for (auto& t : threads) t.join();
-    if (errors.load() != 0) {
-      state.SkipWithError("a request failed");
-      return;
-    }
+  if (!run_producers(state, producers, producer, errors, "a request failed", lat, per_producer * producers,
+                     bytes)) {
+    return;
   }
-  other.report(state);
-  Latencies l;
-  for (auto& v : lat) l.us.insert(l.us.end(), v.begin(), v.end());
-  l.report(state);
-  const auto requests = static_cast<double>(per_producer * producers) * static_cast<double>(state.iterations());
-  state.counters["req_per_s"] = benchmark::Counter(requests, benchmark::Counter::kIsRate);
-  state.SetBytesProcessed(static_cast<int64_t>(bytes) * static_cast<int64_t>(state.iterations()));
 }
 
 // One thread, the same requests in a loop, over as many buffers as a producer with 16 in
@@ -483,23 +487,10 @@ void BM_SyncAnyThread(benchmark::State& state) {
       lat[p].push_back(us_between(t0, Clock::now()));
     }
   };
-  const OtherLoad other;
-  for (auto _ : state) {
-    std::vector<std::thread> threads;
-    for (std::size_t p = 0; p < producers; ++p) threads.emplace_back(producer, p);
-    for (auto& t : threads) t.join();
-    if (errors.load() != 0) {
-      state.SkipWithError("a crypt_sync failed");
-      return;
-    }
+  if (!run_producers(state, producers, producer, errors, "a crypt_sync failed", lat, per_producer * producers,
+                     bytes)) {
+    return;
   }
-  other.report(state);
-  Latencies l;
-  for (auto& v : lat) l.us.insert(l.us.end(), v.begin(), v.end());
-  l.report(state);
-  const auto requests = static_cast<double>(per_producer * producers) * static_cast<double>(state.iterations());
-  state.counters["req_per_s"] = benchmark::Counter(requests, benchmark::Counter::kIsRate);
-  state.SetBytesProcessed(static_cast<int64_t>(bytes) * static_cast<int64_t>(state.iterations()));
   const EngineStats st = ek.engine->stats();
   state.counters["inline_share"] =
       st.requests == 0 ? 0 : static_cast<double>(st.inline_requests) / static_cast<double>(st.requests);

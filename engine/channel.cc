@@ -267,13 +267,7 @@ void Engine::Impl::crypt_inline(engine::Batch& b, RequestRecord& r) {
 // A worker (or the engine thread cancelling at shutdown) finished a channel request.
 void Engine::Impl::post_to_channel(RequestRecord* r) {
   keys.release(r->key_index);
-  counters.add(counters.requests, 1);
-  if (r->status.ok()) {
-    counters.add(counters.bytes, r->bytes);
-  } else {
-    counters.add(counters.requests_failed, 1);
-  }
-  counters.record_latency(ns_since(r->accepted));
+  counters.completed(r->status.ok(), r->bytes, ns_since(r->accepted));
   if (r->registered) {
     registry.release(r->src_entry, r->src_count);
     registry.release(r->dst_entry, r->dst_count);
@@ -365,15 +359,8 @@ Status Channel::submit(const Request* reqs, std::size_t count, std::size_t* acce
         (token || (m.token_waiters.load(std::memory_order_relaxed) == 0 && m.try_take_token()))) {
       token = true;
       m.crypt_inline(c.inline_batch, r);
-      engine::ChannelCounters& k = c.counters;
-      k.bump(k.inline_requests, 1);
-      k.bump(k.requests, 1);
-      if (r.status.ok()) {
-        k.bump(k.bytes, r.bytes);
-      } else {
-        k.bump(k.requests_failed, 1);
-      }
-      k.record_latency(ns_since(r.accepted));
+      c.counters.bump(c.counters.inline_requests, 1);
+      c.counters.completed(r.status.ok(), r.bytes, ns_since(r.accepted));
       mark_finished(c, local);
       crypted_inline = true;
       continue;

@@ -31,6 +31,12 @@ struct ChannelCounters {
     c.store(c.load(std::memory_order_relaxed) + v, std::memory_order_relaxed);
   }
   void record_latency(uint64_t ns);
+  // As EngineCounters::completed, for a request the owner crypted inline.
+  void completed(bool ok, uint64_t bytes, uint64_t latency_ns) {
+    bump(requests, 1);
+    bump(ok ? this->bytes : requests_failed, ok ? bytes : 1);
+    record_latency(latency_ns);
+  }
   void add_to(EngineStats* s) const;
 
   std::atomic<uint64_t> accepted{0}, inline_requests{0}, would_block{0};

@@ -83,13 +83,7 @@ void Engine::Impl::deliver(RequestRecord* r) {
   }
   keys.release(r->key_index);
   const bool ok = r->status.ok();
-  counters.add(counters.requests, 1);
-  if (ok) {
-    counters.add(counters.bytes, r->bytes);
-  } else {
-    counters.add(counters.requests_failed, 1);
-  }
-  counters.record_latency(engine::ns_since(r->accepted));
+  counters.completed(ok, r->bytes, engine::ns_since(r->accepted));
   const bool zero_copy = r->zero_copy_slot != UINT32_MAX;
   // Read once: after the completion is pushed, poll() may free the record and a new
   // request may reuse it before this function returns (a zero-copy slot's record as

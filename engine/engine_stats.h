@@ -13,6 +13,12 @@ class EngineCounters {
  public:
   void add(std::atomic<uint64_t>& c, uint64_t v) { c.fetch_add(v, std::memory_order_relaxed); }
   void record_latency(uint64_t ns);
+  // A request delivered: counted, its bytes if ok, its latency from acceptance.
+  void completed(bool ok, uint64_t bytes, uint64_t latency_ns) {
+    add(requests, 1);
+    add(ok ? this->bytes : requests_failed, ok ? bytes : 1);
+    record_latency(latency_ns);
+  }
   EngineStats snapshot() const;
 
   std::atomic<uint64_t> bytes{0}, requests{0}, requests_failed{0}, batches{0}, parts{0};

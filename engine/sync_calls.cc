@@ -110,13 +110,7 @@ bool Engine::Impl::crypt_sync_inline(const Request& req, Status* result) {
   crypt_inline(b, r);
   release_token_unlocked();
   counters.add(counters.inline_requests, 1);
-  counters.add(counters.requests, 1);
-  if (r.status.ok()) {
-    counters.add(counters.bytes, r.bytes);
-  } else {
-    counters.add(counters.requests_failed, 1);
-  }
-  counters.record_latency(ns_since(r.accepted));
+  counters.completed(r.status.ok(), r.bytes, ns_since(r.accepted));
   *result = r.status;
   return true;
 }
