@@ -171,10 +171,16 @@ struct EngineWithKeys {
   KeyHandle keys[kKeys];
 };
 
+// Which engine a row runs on: the CPU backend as configured by default, the CUDA backend,
+// or the CPU backend with the inline path off, so that every channel request goes through
+// the workers' intake as it does on a GPU.
+enum class Path { cpu = 0, cuda = 1, cpu_workers_only = 2 };
+
 bool make_engine(benchmark::State& state, std::size_t channels, std::size_t depth,
-                 EngineWithKeys* out, BackendKind backend = BackendKind::cpu) {
+                 EngineWithKeys* out, Path path = Path::cpu) {
   EngineConfig c;
-  c.backend = backend;
+  c.backend = path == Path::cuda ? BackendKind::cuda : BackendKind::cpu;
+  if (path == Path::cpu_workers_only) c.inline_max_bytes = 0;
   c.threads = 0;  // the machine's cores
   c.channel_count = channels;
   c.channel_depth = depth;
@@ -239,14 +245,14 @@ bool run_producers(benchmark::State& state, std::size_t producers, Producer&& pr
   return true;
 }
 
-// Args: mix, producers, qd, backend (0 cpu, 1 cuda: skipped where no GPU is usable).
+// Args: mix, producers, qd, backend (0 cpu, 1 cuda: skipped where no GPU is usable,
+// 2 cpu with every request through the workers: Path).
 void BM_Channels(benchmark::State& state) {
   const int mix = static_cast<int>(state.range(0));
   const auto producers = static_cast<std::size_t>(state.range(1));
   const auto qd = static_cast<std::size_t>(state.range(2));
-  const BackendKind backend = state.range(3) == 1 ? BackendKind::cuda : BackendKind::cpu;
   EngineWithKeys ek;
-  if (!make_engine(state, producers, qd, &ek, backend)) return;
+  if (!make_engine(state, producers, qd, &ek, static_cast<Path>(state.range(3)))) return;
   const std::size_t per_iteration = requests_per_iteration(mix);
   const std::size_t per_producer = per_iteration / producers;
   std::vector<std::vector<MixRequest>> work(producers);
@@ -542,6 +548,8 @@ BENCHMARK(BM_Channels)
     ->Args({2, 1, 16, 0})
     ->Args({3, 16, 32, 0})
     ->Args({3, 16, 32, 1})
+    ->Args({0, 4, 16, 2})
+    ->Args({3, 16, 32, 2})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 BENCHMARK(BM_SubmitAnyThread)
