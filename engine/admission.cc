@@ -34,6 +34,15 @@ Batch* Engine::Impl::admit(bool& token) {
     --admit_waiters;
     busy_since = Clock::now();
   };
+  // Sleeps for work, unless a channel published some after this worker last looked: a
+  // channel's owner takes no lock to publish, and notifies only when it sees a sleeper
+  // (counted in admit_waiters, then the look: channel_intake.cc).
+  auto sleep_for_work = [&] {
+    sleep([&] {
+      std::atomic_thread_fence(std::memory_order_seq_cst);
+      if (!channel_work()) admit_cv.wait(lk);
+    });
+  };
   auto give_back_token = [&] {
     if (token) release_token();
     token = false;
@@ -73,7 +82,7 @@ Batch* Engine::Impl::admit(bool& token) {
         give_back_token();
         return nullptr;
       }
-      if ((cursor == nullptr && queued.empty()) || !slots.any_free()) {
+      if ((cursor == nullptr && !more_queued()) || !slots.any_free()) {
         give_back_token();
         // Out of work (or slots): poll briefly, then sleep. The poll ends by looking
         // again under mu, so a wake-up that came while it polled is not lost. A few
@@ -86,7 +95,7 @@ Batch* Engine::Impl::admit(bool& token) {
           busy_since = Clock::now();
           continue;
         }
-        sleep([&] { admit_cv.wait(lk); });
+        sleep_for_work();
         spun = false;
         continue;
       }
@@ -106,7 +115,7 @@ Batch* Engine::Impl::admit(bool& token) {
       }
       if (cursor == nullptr) {
         uint32_t ri = 0;
-        if (!queued.pop(&ri)) break;
+        if (!pop_next_record(&ri)) break;
         cursor = &records[ri];
         cursor_offset = 0;
       }
@@ -133,12 +142,12 @@ Batch* Engine::Impl::admit(bool& token) {
         give_back_token();
         return nullptr;
       }
-      sleep([&] { admit_cv.wait(lk); });
+      sleep_for_work();
       continue;
     }
     // Idle pipeline and nothing else queued: waiting could only add latency.
     if (!emit && cfg.idle_flush && batches_in_flight == 0 && cursor == nullptr &&
-        queued.empty()) {
+        !more_queued()) {
       emit = true;
     }
     if (!emit) {
@@ -185,7 +194,7 @@ uint64_t Engine::Impl::part_length(const RequestRecord& r, uint64_t offset,
   const uint64_t remaining = r.bytes - offset;
   const uint64_t fits = room / ss * ss;
   const std::size_t cap = slots.slot_bytes();
-  if (cfg.threads < 2 || r.bytes <= cap || !queued.empty() || room != cap ||
+  if (cfg.threads < 2 || r.bytes <= cap || more_queued() || room != cap ||
       remaining > cfg.threads * uint64_t{cap}) {
     return std::min<uint64_t>(remaining, fits);
   }
@@ -237,7 +246,7 @@ void Engine::Impl::emit_batch(Batch& b) {
 Batch* Engine::Impl::admit_on_caller(RequestRecord* r, bool* helping) {
   if (helping != nullptr) *helping = false;
   const bool next = !stopping && open == nullptr &&
-                    cursor == nullptr && queued.empty() && ready_slots.empty() &&
+                    cursor == nullptr && !more_queued() && ready_slots.empty() &&
                     slots.any_free();
   if (!next) return nullptr;
   if (r->bytes > slots.slot_bytes()) {

@@ -9,8 +9,9 @@
 //            request crypts in about 0.3 us on one Zen 4 core; handing it to a worker
 //            costs a queue, a wake-up and a completion crossing back, more than that.
 //   workers  everything else (and everything on the GPU, which needs large launches):
-//            queued in the engine's admission FIFO, up to 32 records under one lock, and
-//            coalesced with other channels' and submit()'s requests into batches. The
+//            pushed onto the channel's own submission ring, without a lock
+//            (channel_intake.cc), and coalesced by the admit stage with other channels'
+//            and submit()'s requests into batches. The
 //            worker that completes one pushes its record into the channel's finished
 //            ring (lock-free, many producers) and wakes the owner only if it sleeps.
 // Either way the record comes back to its owner, which reaps it in poll()/wait(): runs
@@ -119,6 +120,7 @@ Status Engine::Impl::init_channels() {
   cpu_inline = backend->kind() == BackendKind::cpu && cfg.inline_max_bytes != 0;
   channels = std::make_unique<ChannelState[]>(n);
   free_channels.init(n);
+  pending_channels.init(n);
   const std::size_t sectors = cpu_inline ? cfg.inline_max_bytes / 512 : 0;
   for (std::size_t i = 0; i < n; ++i) {
     ChannelState& c = channels[i];
@@ -130,6 +132,7 @@ Status Engine::Impl::init_channels() {
     c.ready.init(d);
     c.done = std::make_unique<uint8_t[]>(d);
     c.finished.init(d);
+    c.submitted.init(d);
     for (std::size_t j = 0; j < d; ++j) records[c.first_record + j].channel = &c;
     c.event_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (c.event_fd < 0) {
@@ -222,25 +225,6 @@ Status Engine::close_channel(Channel* channel) {
 
 // ---- submit ----
 
-// Under one lock for up to 32 records: into the admission FIFO. At shutdown they are
-// accepted already, so they complete (with shut_down) rather than vanish.
-void Engine::Impl::queue_channel_records(const uint32_t* ids, std::size_t n) {
-  {
-    std::lock_guard lk(mu);
-    accepted += n;
-    if (!stopping) {
-      for (std::size_t i = 0; i < n; ++i) queued.push(ids[i]);
-      wake_admit();
-      return;
-    }
-  }
-  for (std::size_t i = 0; i < n; ++i) {
-    RequestRecord& r = records[ids[i]];
-    r.status = Status::error(Errc::shut_down, "engine shut down before the request was processed");
-    post_to_channel(&r);
-  }
-}
-
 // The calling thread crypts the request in `b` (one part), holding a crypt token: a
 // channel's submitter (its channel's batch) or a small crypt_sync (a batch on its stack).
 // The request's key and registered ranges are let go here; the caller counts it.
@@ -300,9 +284,10 @@ Status Channel::submit(const Request* reqs, std::size_t count, std::size_t* acce
   ChannelState& c = m.channels[id_];
   if (!c.open) return Status::error(Errc::invalid_buffer, "channel %u is closed", c.id);
 
-  constexpr std::size_t kQueueChunk = 32;
-  uint32_t to_queue[kQueueChunk];
-  std::size_t queue_count = 0;
+  // Records for the workers go onto the channel's submission ring as they are accepted
+  // (channel_intake.cc); one wake-up look per run of them.
+  constexpr std::size_t kWakeEvery = 32;
+  std::size_t published = 0;
   bool crypted_inline = false;
   // A token taken for one inline request is kept for the next ones of this call: two
   // contended atomics per request fewer. Given back at the end, or as soon as a worker
@@ -365,14 +350,25 @@ Status Channel::submit(const Request* reqs, std::size_t count, std::size_t* acce
       crypted_inline = true;
       continue;
     }
-    to_queue[queue_count++] = r.index;
-    if (queue_count == kQueueChunk) {
-      m.queue_channel_records(to_queue, queue_count);
-      queue_count = 0;
+    if (!c.submitting.load(std::memory_order_relaxed)) {
+      c.submitting.store(true);  // then the look at stopping_now (channel_intake.cc)
+      if (m.stopping_now.load()) {
+        // Accepted already: it completes, with shut_down, rather than vanish.
+        c.submitting.store(false, std::memory_order_release);
+        engine::ChannelCounters::bump(c.to_workers, 1);
+        r.status = engine::shut_down_status();
+        m.post_to_channel(&r);
+        continue;  // the next request, if any, is refused with shut_down
+      }
     }
+    m.publish_channel_record(c, r.index);
+    if (++published % kWakeEvery == 0) m.wake_for_channel_work();
   }
   if (token) m.release_token_unlocked();
-  if (queue_count != 0) m.queue_channel_records(to_queue, queue_count);
+  if (published % kWakeEvery != 0) m.wake_for_channel_work();
+  if (c.submitting.load(std::memory_order_relaxed)) {
+    c.submitting.store(false, std::memory_order_release);
+  }
   if (crypted_inline && c.options.completion_fd) signal_fd(c.event_fd);
   return result;
 }

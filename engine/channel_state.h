@@ -3,12 +3,17 @@
 //
 //   the owner thread only   free_records, order, done, ready, in_flight, the inline
 //                           batch: the thread that submits and polls (one at a time)
+//   owner -> admit stage    submitted (lock-free SPSC ring: the owner pushes the
+//                           records it hands to the workers; the worker admitting, under
+//                           Engine::Impl::mu, pops them), scheduled (the channel is in
+//                           the engine's list of channels with submitted work, or is the
+//                           one being taken from), submitting, to_workers
 //   any thread              finished (lock-free MPSC ring: a worker that completes one
 //                           of the channel's requests pushes its record there),
 //                           sleeping, event_fd, counters (read by stats())
 //   under Engine::Impl::mu  open, options (set by open_channel while nothing is in
 //                           flight; a worker reads options only for a request it holds,
-//                           which was queued under mu after the open)
+//                           which was published to it after the open)
 #pragma once
 
 #include <atomic>
@@ -20,6 +25,7 @@
 #include "engine/engine.h"
 #include "engine/fixed_ring.h"
 #include "engine/mpsc_ring.h"
+#include "engine/spsc_ring.h"
 
 namespace sectorcrypt::engine {
 
@@ -74,6 +80,12 @@ struct ChannelState {
   std::unique_ptr<uint64_t[]> iv;
   std::unique_ptr<uint32_t[]> key_index;
   std::unique_ptr<uint8_t[]> staging;
+
+  // ---- the owner's, read by the admit stage and by shutdown (channel_intake.cc) ----
+  SpscRing submitted;                 // records for the workers (engine record indices)
+  std::atomic<bool> scheduled{false};  // in Impl::pending_channels, or Impl::intake
+  std::atomic<bool> submitting{false};  // the owner may be pushing onto `submitted`
+  std::atomic<uint64_t> to_workers{0};  // records ever pushed onto `submitted` (drain)
 
   // ---- shared ----
   MpscRing finished;                  // records a worker finished (local indices)

@@ -155,6 +155,7 @@ void Engine::Impl::free_polled_records(const engine::CompletionQueue::Entry* e, 
 void Engine::Impl::cancel_leftovers() {
   const Status cancelled =
       Status::error(Errc::shut_down, "engine shut down before the request was processed");
+  wait_for_channel_submitters();  // then every channel ring holds all it will ever hold
   for (;;) {
     RequestRecord* r = nullptr;
     {
@@ -167,6 +168,8 @@ void Engine::Impl::cancel_leftovers() {
         r = &records[i];
       } else if (ready_slots.pop(&i)) {
         r = &records[copy_records + i];
+      } else if (pop_channel_record(&i)) {
+        r = &records[i];
       }
     }
     if (r == nullptr) break;

@@ -57,7 +57,9 @@ struct Engine::Impl {
   engine::FixedRing<uint32_t> ready_slots;  // submitted zero-copy slots
   engine::FixedStack<uint32_t> free_channels;  // channels not open
   bool stopping = false;
-  uint32_t admit_waiters = 0;      // workers asleep in admit()
+  // Workers asleep in admit(): changed under mu, read without it by a channel's submitter
+  // deciding whether a wake-up is needed (wake_for_channel_work).
+  std::atomic<uint32_t> admit_waiters{0};
   // Moves whenever admission may have something new (work, a slot, a flush, shutdown):
   // what an idle worker polls, without mu, before it sleeps (EngineConfig::idle_spin_us).
   std::atomic<uint64_t> work_epoch{0};
@@ -95,7 +97,9 @@ struct Engine::Impl {
       token_cv.notify_one();
     }
   }
-  uint32_t spinners = 0;  // workers polling for work (spin_for_work): one will take it
+  // Workers polling for work (spin_for_work): one will take it. Changed under mu, read
+  // without it by channel submitters.
+  std::atomic<uint32_t> spinners{0};
   uint32_t max_spinners = 2;  // max(2, threads / 4), set at start: more idle workers sleep
   std::condition_variable token_cv;
   void wake_token_waiter() {  // under mu: a token and work for a sleeper, nobody polling
@@ -104,8 +108,11 @@ struct Engine::Impl {
     }
   }
   bool admit_has_work() const {  // under mu: something admit() could turn into a batch
-    return !ready_slots.empty() || ((cursor != nullptr || !queued.empty()) && slots.any_free());
+    return !ready_slots.empty() ||
+           ((cursor != nullptr || !queued.empty() || channel_work()) && slots.any_free());
   }
+  // Under mu: copy requests waiting to be admitted behind the current one.
+  bool more_queued() const { return !queued.empty() || channel_work(); }
   // After setting `stopping`: every worker, asleep for work or for a token, must see it.
   void wake_workers_to_stop() {
     admit_cv.notify_all();
@@ -125,6 +132,28 @@ struct Engine::Impl {
   engine::RequestRecord* cursor = nullptr;  // request being cut into parts
   uint64_t cursor_offset = 0;
   engine::Batch* open = nullptr;            // batch being filled
+
+  // ---- channel intake (channel_intake.cc) ----
+  // Channels whose owners pushed records onto their submission rings take no lock: the
+  // owner pushes, and the first push after the channel was taken off the list puts its id
+  // on pending_channels (lock-free, many producers). The admit stage, under mu, takes
+  // records from one channel at a time (`intake`) and moves on after kIntakeBurst, so
+  // no channel starves the others; admission alternates between them and `queued`.
+  static constexpr uint32_t kNoIntake = UINT32_MAX;
+  static constexpr uint32_t kIntakeBurst = 16;
+  engine::MpscRing pending_channels;
+  uint32_t intake = kNoIntake;    // under mu
+  uint32_t intake_taken = 0;      // records taken from `intake` in a row (under mu)
+  bool channels_first = false;    // under mu: which source admission looks at first
+  bool channel_work() const;      // under mu: a channel record is waiting
+  bool pop_channel_record(uint32_t* record);  // under mu
+  bool pop_next_record(uint32_t* record);     // under mu: `queued` and channels, in turn
+  // Without mu, by a channel's owner: hands an accepted record to the workers, and after
+  // a run of them, wakes a worker if all sleep (no lock unless one must be woken).
+  void publish_channel_record(engine::ChannelState& c, uint32_t record);
+  void wake_for_channel_work();
+  // Shutdown: waits until no owner is between its stopping check and its last push.
+  void wait_for_channel_submitters();
 
   // ---- completion order (pipeline.cc) ----
   // Batches in admission order, pushed by admit() while it holds mu; the head completes
@@ -191,7 +220,6 @@ struct Engine::Impl {
   // channel's completion ring; the channel's owner reaps it.
   void post_to_channel(engine::RequestRecord* r);
   Status init_channels();               // at create
-  void queue_channel_records(const uint32_t* records, std::size_t n);
   void crypt_inline(engine::Batch& b, engine::RequestRecord& r);
   // sync_calls.cc: crypt_sync of at most inline_max_bytes on the CPU, run on the caller
   // when a crypt token is free; false: take the pipeline (nothing was done).

@@ -200,7 +200,9 @@ Status Engine::drain() {
     return Status::error(Errc::unavailable, "drain() called from a completion callback");
   }
   std::unique_lock lk(m.mu);
-  const uint64_t target = m.accepted;
+  // Copy requests, zero-copy slots, and what channel owners handed to the workers.
+  uint64_t target = m.accepted;
+  for (std::size_t i = 0; i < m.cfg.channel_count; ++i) target += m.channels[i].to_workers.load();
   ++m.drain_waiters;
   m.wake_admit();  // send a partly filled batch now
   m.drain_cv.wait(lk, [&] { return m.delivered.load() >= target; });

@@ -355,16 +355,17 @@ TEST(EngineChannel, CompletionFdBecomesReadable) {
 }
 
 // Producers on their own channels, each checking every result and that every accepted
-// request completes exactly once.
-TEST(EngineChannel, ManyProducersEachOnItsOwnChannel) {
+// request completes exactly once. inline_max 0: every request through the workers'
+// lock-free intake (channel_intake.cc), as on a GPU.
+void run_many_producers(int producers, std::size_t inline_max) {
   Watchdog dog(std::chrono::seconds(120), "many producers");
-  EngineConfig c = channel_config(4096);
-  c.channel_count = 8;
+  EngineConfig c = channel_config(inline_max);
+  c.channel_count = static_cast<std::size_t>(producers);
   auto e = make_engine(c);
   TestKey keys[3] = {add_test_key(*e, 64, 20), add_test_key(*e, 32, 21), add_test_key(*e, 64, 22)};
   std::atomic<int> failures{0};
   std::vector<std::thread> threads;
-  for (int t = 0; t < 8; ++t) {
+  for (int t = 0; t < producers; ++t) {
     threads.emplace_back([&, t] {
       Channel* ch = nullptr;
       if (!e->open_channel({}, &ch).ok()) {
@@ -415,16 +416,24 @@ TEST(EngineChannel, ManyProducersEachOnItsOwnChannel) {
   for (auto& th : threads) th.join();
   EXPECT_EQ(failures.load(), 0);
   const EngineStats st = e->stats();
-  EXPECT_EQ(st.channel_requests, 8u * 24 * 20);
+  EXPECT_EQ(st.channel_requests, static_cast<uint64_t>(producers) * 24 * 20);
   EXPECT_EQ(st.requests, st.channel_requests);
   EXPECT_EQ(st.latency.count(), st.requests);
+  if (inline_max == 0) {
+    EXPECT_EQ(st.inline_requests, 0u);
+  }
 }
 
+TEST(EngineChannel, ManyProducersEachOnItsOwnChannel) { run_many_producers(8, 4096); }
+TEST(EngineChannel, ManyProducersAllThroughTheWorkers) { run_many_producers(32, 0); }
+
 // Shutdown while producers submit: every request a submit accepted completes exactly
-// once (ok or shut_down), later submits are refused with shut_down, nothing hangs.
-TEST(EngineChannel, ShutdownInTheMiddleCompletesEveryAcceptedRequestOnce) {
+// once (ok or shut_down), later submits are refused with shut_down, nothing hangs. With
+// inline_max 0, requests are still on the channels' submission rings when the workers
+// stop: shutdown must find and cancel them.
+void run_shutdown_in_the_middle(std::size_t inline_max) {
   Watchdog dog(std::chrono::seconds(120), "shutdown with channels");
-  EngineConfig c = channel_config(4096);
+  EngineConfig c = channel_config(inline_max);
   c.channel_count = 4;
   auto e = make_engine(c);
   TestKey k = add_test_key(*e, 64, 30);
@@ -485,6 +494,111 @@ TEST(EngineChannel, ShutdownInTheMiddleCompletesEveryAcceptedRequestOnce) {
   EXPECT_EQ(bad.load(), 0);
   Channel* ch = nullptr;
   EXPECT_EQ(e->open_channel({}, &ch).code(), Errc::shut_down);
+}
+
+TEST(EngineChannel, ShutdownInTheMiddleCompletesEveryAcceptedRequestOnce) {
+  run_shutdown_in_the_middle(4096);
+}
+TEST(EngineChannel, ShutdownInTheMiddleWithEverythingOnTheWorkers) {
+  for (int round = 0; round < 5; ++round) run_shutdown_in_the_middle(0);
+}
+
+// The admit stage takes channels in turns (kIntakeBurst records, then the next channel):
+// one request on a quiet channel is not queued behind a flood on another. The engine's
+// only worker is held in an any-thread request's callback while both channels publish,
+// so what it finds is the same every run; the flood's last request and the quiet one
+// write the same destination, and what is left there says which the worker did last.
+struct Gate {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool entered = false, open = false;
+  static void hold(const Status&, void* self) {
+    Gate& g = *static_cast<Gate*>(self);
+    std::unique_lock lk(g.mu);
+    g.entered = true;
+    g.cv.notify_all();
+    g.cv.wait(lk, [&] { return g.open; });
+  }
+};
+
+TEST(EngineChannel, AFloodingChannelDoesNotStarveAnother) {
+  Watchdog dog(std::chrono::seconds(60), "fair intake");
+  EngineConfig c = channel_config(0);
+  c.threads = 1;
+  c.channel_count = 2;
+  c.channel_depth = 64;
+  auto e = make_engine(c);
+  TestKey k = add_test_key(*e, 64, 40);
+
+  Gate gate;
+  Job blocker(k, 512, 98, true, false);
+  Request b = blocker.request(k, &gate);
+  b.callback = &Gate::hold;
+  ASSERT_TRUE(e->submit(b).ok());
+  {
+    std::unique_lock lk(gate.mu);
+    gate.cv.wait(lk, [&] { return gate.entered; });
+  }
+
+  Channel* flood = nullptr;
+  Channel* quiet = nullptr;
+  ASSERT_TRUE(e->open_channel({}, &flood).ok());
+  ASSERT_TRUE(e->open_channel({}, &quiet).ok());
+  std::vector<uint8_t> shared(4096, 0);
+  iovec shared_v[2] = {{shared.data(), shared.size()}, {shared.data(), shared.size()}};
+  std::vector<std::unique_ptr<Job>> jobs;
+  std::vector<Request> reqs;
+  for (int i = 0; i < 64; ++i) {
+    jobs.push_back(std::make_unique<Job>(k, i == 63 ? 4096 : 8192, 100 + i, false, false));
+    reqs.push_back(jobs.back()->request(k, nullptr));
+  }
+  reqs[63].dst = &shared_v[0];
+  Job one(k, 4096, 99, false, false);
+  Request r = one.request(k, nullptr);
+  r.dst = &shared_v[1];
+  std::size_t acc = 0;
+  ASSERT_TRUE(flood->submit(reqs.data(), reqs.size(), &acc).ok());
+  ASSERT_EQ(acc, 64u);
+  ASSERT_TRUE(quiet->submit(r).ok());
+  {
+    std::lock_guard lk(gate.mu);
+    gate.open = true;
+  }
+  gate.cv.notify_all();
+
+  std::vector<Completion> got;
+  ASSERT_EQ(reap_all(*flood, &got, 64), 64u);
+  ASSERT_EQ(reap_all(*quiet, &got, 65), 65u);
+  for (const Completion& cpl : got) EXPECT_TRUE(cpl.status.ok());
+  for (int i = 0; i < 63; ++i) EXPECT_TRUE(jobs[i]->correct()) << i;
+  EXPECT_EQ(shared, jobs[63]->want) << "the quiet channel's request was crypted after the flood";
+  EXPECT_NE(shared, one.want);
+  ASSERT_TRUE(e->drain().ok());  // the blocker's completion, with its callback, is done
+}
+
+// drain() waits for requests a channel handed to the workers, though no lock saw them.
+TEST(EngineChannel, DrainWaitsForChannelRequestsOnTheWorkers) {
+  EngineConfig c = channel_config(0);
+  c.channel_depth = 32;
+  auto e = make_engine(c);
+  TestKey k = add_test_key(*e, 32, 41);
+  Channel* ch = nullptr;
+  ASSERT_TRUE(e->open_channel({}, &ch).ok());
+  for (int round = 0; round < 10; ++round) {
+    std::vector<std::unique_ptr<Job>> jobs;
+    std::vector<Request> reqs;
+    for (int i = 0; i < 32; ++i) {
+      jobs.push_back(std::make_unique<Job>(k, 512u << (i % 6), round * 100 + i, i % 2, false));
+      reqs.push_back(jobs.back()->request(k, nullptr));
+    }
+    std::size_t acc = 0;
+    ASSERT_TRUE(ch->submit(reqs.data(), reqs.size(), &acc).ok());
+    ASSERT_EQ(acc, 32u);
+    ASSERT_TRUE(e->drain().ok());
+    std::vector<Completion> got(32);
+    EXPECT_EQ(ch->poll(got.data(), got.size()), 32u) << "round " << round;
+    for (const auto& j : jobs) EXPECT_TRUE(j->correct());
+  }
 }
 
 TEST(EngineChannel, KeyInUseOnAChannelCannotBeRemoved) {
