@@ -277,8 +277,11 @@ struct ChannelOptions {
 // io_uring ring. It owns `channel_depth` request records, a completion ring and an
 // eventfd, all made at create; submitting takes no engine-wide lock. On the CPU backend a
 // request of at most inline_max_bytes is crypted on the submitting thread when one of
-// the `threads` crypt tokens is free; otherwise it goes to the workers (which coalesce
-// requests from every channel into batches: on the GPU, always).
+// the `threads` crypt tokens is free; otherwise it goes to the workers through the
+// channel's own lock-free submission ring (the workers coalesce requests from every
+// channel into batches, taking the channels in turns: on the GPU, always). The engine
+// mutex is taken only to wake a worker when all of them sleep, and while memory is
+// registered, to match it.
 //
 // COMPLETIONS are reaped by the channel's owner: poll()/wait() return them, and run the
 // `callback` (or `forward.call`) of requests that set one instead of returning them;

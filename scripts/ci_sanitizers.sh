@@ -7,9 +7,10 @@
 #
 # Everything not listed below runs in both stages, with the arguments of the normal build:
 # among it the channel path (issue 11), in engine_tests' EngineChannel.* and in the stress
-# tests stress_channels and stress_channels_fallback (64 producers on channels of their
-# own beside the copy-path producers; bounded by --seconds, so no shorter runs are needed
-# here: under TSan they simply do fewer requests in the same time).
+# tests stress_channels, stress_channels_fallback and stress_channels_workers (64
+# producers on channels of their own beside the copy-path producers, the last with every
+# channel request on the workers' lock-free intake; bounded by --seconds, so no shorter
+# runs are needed here: under TSan they simply do fewer requests in the same time).
 #
 # Left out under sanitizers, and why:
 #   label interposed_malloc  engine_alloc_test, engine_alloc_fi_test: they replace
