@@ -86,6 +86,34 @@ reduce_mode() {
   done
   (( midway > 0 )) || die "reduce: no kill landed in the middle of the shift"
   echo "kills reencrypt-datashift encrypt landed=$landed with_resume_file=$resumed midway=$midway trials=$trials differ=0"
+
+  # Faults at chosen places: a kill tearing the header's copy into the image (after every
+  # data byte is written), a write failing in the middle of the shift, and the resume file
+  # torn by a kill at a random byte of a record.
+  local area=$(( (MIB << 20) - room )) fault after
+  for fault in header eio resume; do
+    cp plain.img w.img
+    : > log
+    case $fault in
+      header) after=$(( area + (RANDOM * 32768 + RANDOM) % room )) path=/w.img action=kill ;;
+      eio) after=$(( (RANDOM * 32768 + RANDOM) % area )) path=/w.img action=eio ;;
+      # The records: a 16-byte mark, then ~180 bytes per zone (no payload).
+      resume) after=$(( 16 + (RANDOM * 32768 + RANDOM) % (MIB / 16 * 176) )) path=/.w.img.sectorcrypt-resume action=kill ;;
+    esac
+    rc=0
+    SECTORCRYPT_TEST_FAULT_PATH=$path SECTORCRYPT_TEST_FAULT_AFTER=$after \
+      SECTORCRYPT_TEST_FAULT_ACTION=$action SECTORCRYPT_TEST_FAULT_GRAIN=1 LD_PRELOAD="$SHIM" \
+      "${reenc[@]}" w.img 2>err || rc=$?
+    if [[ $action == kill ]]; then
+      (( rc == 137 )) || die "reduce $fault fault at $after: exited $rc, not killed: $(cat err)"
+    else
+      (( rc == 1 )) && grep -q "run the same command again to resume" err ||
+        die "reduce $fault fault at $after: exit $rc: $(cat err)"
+    fi
+    "${reenc[@]}" w.img 2>>log || { cat log >&2; die "reduce: the rerun after the $fault fault failed"; }
+    done_ok || die "reduce $fault fault at byte $after: wrong result after the rerun"
+    echo "reduce fault $fault at byte $after: resumed, differ=0"
+  done
 }
 if [[ $ONLY == reduce ]]; then reduce_mode; echo "PASS"; exit 0; fi
 
