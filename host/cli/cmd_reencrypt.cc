@@ -604,7 +604,8 @@ void add_reencrypt_command(CLI::App& app, int* exit_code, RunMode mode) {
                 "SIZE/2 (the header's room) while it is encrypted; the last SIZE bytes of IMAGE "
                 "must be free (shrink the filesystem first). Units as cryptsetup's: bytes, S "
                 "(sectors), K/M/G (binary), KB/MB/GB; a multiple of 8 KiB, 32M recommended. "
-                "With --header: the detached header's size");
+                "With --header: the detached header's size")
+      ->type_name("SIZE");
   c->add_option("-d,--key-file", o->key_file, "Passphrase file (whole file) of the keyslot")->required();
   c->add_option("--volume-key-file", o->volume_key_file,
                 "--encrypt or a key change: the new volume key, raw (default: random)");
