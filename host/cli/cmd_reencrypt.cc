@@ -115,10 +115,9 @@ void check_reduce_device_size(const ReencryptOptions& o) {
          "at least {} bytes (cryptsetup recommends 32M)", o.reduce_device_size, o.key_size,
          inside ? ", which takes half of it" : "", inside ? 2 * header_min : header_min);
   }
-  if (o.resilience != "checksum" && o.resilience != "datashift") {
-    fail("--resilience {}: --reduce-device-size {}", o.resilience,
-         inside ? "moves the data with its own resilience (datashift)"
-                : "with --header encrypts in place with checksum resilience");
+  if (inside && o.resilience != "checksum" && o.resilience != "datashift") {
+    fail("--resilience {}: --reduce-device-size without --header moves the data with its own "
+         "resilience (datashift)", o.resilience);
   }
 }
 
@@ -140,7 +139,8 @@ void check_reencrypt_options(const ReencryptOptions& o) {
   if (o.pbkdf != "pbkdf2" && o.pbkdf != "argon2i" && o.pbkdf != "argon2id") {
     fail("--pbkdf '{}': choose pbkdf2, argon2i or argon2id", o.pbkdf);
   }
-  if (o.reduce_device_size.empty() || o.resilience != "datashift") (void)parse_resilience(o.resilience);
+  // datashift is only the name of what --reduce-device-size without --header does.
+  if (o.reduce_device_size.empty() || !o.header.empty()) (void)parse_resilience(o.resilience);
   (void)parse_backend(o.backend);
   if (o.slots == 0) fail("--slots must be at least 1");
   check_idle_spin(o.idle_spin_us);
@@ -441,6 +441,14 @@ int run_reencrypt(const ReencryptOptions& o) {
   if (resilience != Resilience::none && image.kind == FileKind::block && o.journal.empty()) {
     fail("on block device '{}': name a --journal FILE on persistent storage for the resume "
          "state (or --resilience none)", image.name);
+  }
+
+  // A data shift half done is that run's to finish, before anything is staged here.
+  if (const auto run = ResumeFile::recorded_run(resume_path);
+      run && run->mode == static_cast<uint32_t>(Resilience::datashift)) {
+    fail("the resume file '{}' belongs to an interrupted --encrypt --reduce-device-size of "
+         "'{}' (a header inside the image): rerun that command to finish it first",
+         resume_path, image.name);
   }
 
   // --encrypt and a key change stage a new header. One left without a resume file is from

@@ -154,6 +154,21 @@ grep -q "offset: $((4 << 20)) \[bytes\]" <<<"$(cryptsetup luksDump r.img)" || di
 "$SC" decrypt --type luks2 -d pass --no-progress r.img r.dec
 cmp -s -n $((16 << 20)) r.dec r.orig || die "sectorcrypt did not decrypt cryptsetup's --reduce-device-size volume"
 echo "sectorcrypt decrypts cryptsetup's in-image header"
+# With --header as well, cryptsetup 2.6.1 only sizes the detached header by SIZE (keyslots
+# area SIZE - 32 KiB) and encrypts the data where it is: sectorcrypt does the same.
+cp plain.img g.img
+rm -f g.hdr
+"$SC" reencrypt --encrypt --header g.hdr --reduce-device-size 8M -d pass --volume-key-file vk \
+  "${FAST[@]}" --no-progress g.img
+[[ $(stat -c %s g.hdr) == $((8 << 20)) ]] || die "--header with --reduce-device-size 8M: header is $(stat -c %s g.hdr) bytes"
+dump=$(cryptsetup luksDump g.hdr)
+grep -q "offset: 0 \[bytes\]" <<<"$dump" && grep -q "Keyslots area:[[:space:]]*$(( (8 << 20) - 32768 )) \[bytes\]" <<<"$dump" ||
+  die "--header with --reduce-device-size: not cryptsetup's layout: $dump"
+"$SC" encrypt -d vk --no-progress plain.img want.img
+cmp -s g.img want.img || die "--header with --reduce-device-size: the data is not encrypted in place"
+cryptsetup reencrypt --decrypt --header g.hdr --key-file pass -q --force-offline-reencrypt g.img
+cmp -s g.img plain.img || die "--header with --reduce-device-size: cryptsetup did not decrypt it"
+echo "--header with --reduce-device-size: a detached header of SIZE, as cryptsetup's"
 # Bad --reduce-device-size: one clear error each, nothing written.
 cp plain.img f.img
 bad() {  # expected-text, args...
@@ -172,5 +187,21 @@ bad "at most 1 GiB" --encrypt --reduce-device-size 2G
 bad "is for --encrypt" --decrypt --reduce-device-size 32M
 bad "is for --encrypt" --header a.hdr --reduce-device-size 32M
 bad "is not a size" --encrypt --reduce-device-size 32X
+# An interrupted shift is that command's to finish: a detached-header run is refused.
+cp plain.img f2.img
+rc=0
+SECTORCRYPT_TEST_FAULT_PATH=/f2.img SECTORCRYPT_TEST_FAULT_AFTER=$((3 << 20)) \
+  SECTORCRYPT_TEST_FAULT_ACTION=kill LD_PRELOAD="$SHIM" \
+  "$SC" reencrypt --encrypt --reduce-device-size 2M -d pass "${FAST[@]}" --no-progress f2.img 2>/dev/null || rc=$?
+(( rc == 137 )) && [[ -s .f2.img.sectorcrypt-resume && -s .f2.img.sectorcrypt-new-header ]] || die "the shift kill did not land ($rc)"
+cp f2.img f2.half
+"$SC" reencrypt --encrypt --header f2.hdr -d pass "${FAST[@]}" --no-progress f2.img 2>err && die "a detached --encrypt ran over a half-done shift"
+grep -q "belongs to an interrupted --encrypt --reduce-device-size" err || die "detached over a shift: $(cat err)"
+"$SC" reencrypt --encrypt --reduce-device-size 4M -d pass "${FAST[@]}" --no-progress f2.img 2>err && die "another SIZE resumed the shift"
+grep -q "with --reduce-device-size 2097152 bytes" err || die "another SIZE: $(cat err)"
+cmp -s f2.img f2.half && [[ ! -e f2.hdr && ! -e f2.hdr.sectorcrypt-new ]] || die "a refused rerun changed something"
+"$SC" reencrypt --encrypt --reduce-device-size 2M -d pass "${FAST[@]}" --no-progress f2.img 2>/dev/null
+"$SC" decrypt --type luks2 -d pass --no-progress f2.img f2.dec
+cmp -s -n $(( (16 << 20) - (2 << 20) )) f2.dec plain.img || die "the resumed shift did not give the original"
 echo "bad --reduce-device-size refused"
 echo "PASS"
