@@ -90,7 +90,7 @@ reduce_mode() {
   # Faults at chosen places: a kill tearing the header's copy into the image (after every
   # data byte is written), a write failing in the middle of the shift, and the resume file
   # torn by a kill at a random byte of a record.
-  local area=$(( (MIB << 20) - room )) fault after
+  local area=$(( (MIB << 20) - room )) fault after path action
   for fault in header eio resume; do
     cp plain.img w.img
     : > log
