@@ -186,7 +186,6 @@ void sync_dir_of(const std::string& path) {
   }
 }
 
-// Writes the staged header for a new volume key (given or random), durably.
 // The header's place: data_offset and file_bytes as NewHeader's; keyslots 0: the default.
 struct HeaderRoom {
   uint64_t data_offset = 0;
@@ -194,6 +193,7 @@ struct HeaderRoom {
   uint64_t keyslots = 0;
 };
 
+// Writes the staged header for a new volume key (given or random), durably.
 void stage_new_header(const ReencryptOptions& o, const Passphrase& pass, const std::string& staged,
                       uint32_t sector_size, const std::string& cipher, const HeaderRoom& room = {}) {
   KeyBytes vk;
