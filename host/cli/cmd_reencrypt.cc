@@ -109,7 +109,10 @@ void check_reduce_device_size(const ReencryptOptions& o) {
   if (size > kMaxReduceBytes) {
     fail("--reduce-device-size {}: at most 1 GiB (as cryptsetup)", o.reduce_device_size);
   }
-  const uint64_t header_min = kMetadataBytes + one_keyslot_bytes(o.key_size);
+  // cryptsetup's minimum (tried: one page less fails): the keyslot and one more 4 KiB page,
+  // the area its own reencryption keeps for its "reencrypt" keyslot, so that cryptsetup can
+  // re-encrypt the volume later.
+  const uint64_t header_min = kMetadataBytes + one_keyslot_bytes(o.key_size) + 4096;
   if ((inside ? size / 2 : size) < header_min) {
     fail("--reduce-device-size {}: too small for a LUKS2 header with one {}-bit keyslot{}: "
          "at least {} bytes (cryptsetup recommends 32M)", o.reduce_device_size, o.key_size,

@@ -144,11 +144,11 @@ TEST_F(CliErrors, ReduceDeviceSizeMisuse) {
   expect_error(reencrypt({"--encrypt", "--reduce-device-size", "100S"}), "must be a multiple of 8 KiB", "");
   expect_error(reencrypt({"--encrypt", "--header", dir.file("h"), "--reduce-device-size", "6K"}),
                "must be a multiple of 4 KiB", "h");
-  expect_error(reencrypt({"--encrypt", "--reduce-device-size", "512K"}),
+  expect_error(reencrypt({"--encrypt", "--reduce-device-size", "568K"}),
                "too small for a LUKS2 header with one 512-bit keyslot, which takes half of it: at "
-               "least 581632 bytes", "");
-  expect_error(reencrypt({"--encrypt", "--key-size", "256", "--reduce-device-size", "256K"}),
-               "at least 327680 bytes", "");
+               "least 589824 bytes", "");
+  expect_error(reencrypt({"--encrypt", "--key-size", "256", "--reduce-device-size", "320K"}),
+               "at least 335872 bytes", "");
   expect_error(reencrypt({"--encrypt", "--reduce-device-size", "2GiB"}), "at most 1 GiB", "");
   expect_error(reencrypt({"--encrypt", "--reduce-device-size", "32Q"}), "is not a size", "");
   expect_error(reencrypt({"--encrypt", "--reduce-device-size", "32M"}),

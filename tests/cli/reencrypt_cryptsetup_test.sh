@@ -181,6 +181,18 @@ bad() {  # expected-text, args...
 bad "multiple of 8 KiB" --encrypt --reduce-device-size 1052672
 bad "multiple of 8 KiB" --encrypt --reduce-device-size 12345
 bad "too small for a LUKS2 header" --encrypt --reduce-device-size 512K
+bad "too small for a LUKS2 header" --encrypt --reduce-device-size 568K
+# The smallest SIZE is cryptsetup's: 576K for a 512-bit key works for both, 568K for neither.
+head -c $((4 << 20)) /dev/urandom > m.img
+cp m.img m2.img
+cryptsetup reencrypt --encrypt --type luks2 --reduce-device-size 568K "${CS_FAST[@]}" --key-file pass -q m2.img \
+  >/dev/null 2>&1 && die "cryptsetup took 568K: the minimum here is not cryptsetup's"
+cp m.img m2.img
+cryptsetup reencrypt --encrypt --type luks2 --reduce-device-size 576K "${CS_FAST[@]}" --key-file pass -q m2.img 2>/dev/null
+"$SC" reencrypt --encrypt --reduce-device-size 576K -d pass "${FAST[@]}" --no-progress m.img 2>/dev/null
+layout() { cryptsetup luksDump "$1" | grep -E 'offset:|Keyslots area|Area length'; }
+[[ "$(layout m.img)" == "$(layout m2.img)" ]] ||
+  die "576K: the layout differs from cryptsetup's: $(layout m.img) / $(layout m2.img)"
 bad "is not larger than --reduce-device-size" --encrypt --reduce-device-size 16M
 bad "is not larger than --reduce-device-size" --encrypt --reduce-device-size 32M
 bad "at most 1 GiB" --encrypt --reduce-device-size 2G
