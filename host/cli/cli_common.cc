@@ -60,6 +60,39 @@ uint64_t parse_size(const std::string& text) {
   return static_cast<uint64_t>(value) << shift;
 }
 
+uint64_t parse_cryptsetup_size(const std::string& text, const char* option) {
+  auto bad = [&] {
+    fail("{} '{}' is not a size (bytes, or a suffix: S for 512-byte sectors, K, M, G, T "
+         "or KiB... binary, KB... decimal)", option, text);
+  };
+  if (text.empty() || text[0] < '0' || text[0] > '9') bad();
+  std::size_t pos = 0;
+  unsigned long long value = 0;
+  try {
+    value = std::stoull(text, &pos, 10);
+  } catch (const std::exception&) {
+    bad();
+  }
+  const std::string unit = text.substr(pos);
+  if (unit.empty()) return value;
+  // As cryptsetup: one letter or "iB" after it is binary, "B" after it decimal.
+  uint64_t base = 0;
+  if (unit.size() == 1 || (unit.size() == 3 && unit[1] == 'i' && unit[2] == 'B')) base = 1024;
+  else if (unit.size() == 2 && unit[1] == 'B') base = 1000;
+  else bad();
+  uint64_t mult = 1;
+  switch (unit[0]) {
+    case 's': case 'S': mult = 512; break;
+    case 't': case 'T': mult *= base; [[fallthrough]];
+    case 'g': case 'G': mult *= base; [[fallthrough]];
+    case 'm': case 'M': mult *= base; [[fallthrough]];
+    case 'k': case 'K': mult *= base; break;
+    default: bad();
+  }
+  if (value != 0 && mult > ~0ull / value) fail("{} '{}' is too large", option, text);
+  return static_cast<uint64_t>(value) * mult;
+}
+
 std::string format_bytes(uint64_t bytes) {
   static const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
   int u = 0;

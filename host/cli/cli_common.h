@@ -54,6 +54,10 @@ BackendKind parse_backend(const std::string& name);
 
 // "4096", "4K", "16KiB", "1M", "2G" (binary units) -> bytes.
 uint64_t parse_size(const std::string& text);
+// A size as cryptsetup's options take it (--reduce-device-size): bytes, or a suffix
+// S (512-byte sectors), K/M/G/T or KiB/MiB/GiB/TiB (binary), KB/MB/GB/TB (decimal);
+// either case. Throws Error naming `option` on anything else.
+uint64_t parse_cryptsetup_size(const std::string& text, const char* option);
 // "4 KiB", "16 MiB", "1.5 GiB"; exact units where whole ("4 KiB", not "4.0 KiB").
 std::string format_bytes(uint64_t bytes);
 std::string format_size_short(uint64_t bytes);  // "4K", "16M": for tables and plots

@@ -8,6 +8,17 @@
 // onto HEADER only when all data is rewritten and durable, so nothing opens a half-done
 // volume with the new header; until then that file keeps the new volume key (in its
 // keyslot) for a rerun to resume with.
+//
+// --encrypt --reduce-device-size SIZE without --header puts the header inside the image,
+// laid out as cryptsetup 2.6 does: the data segment starts at SIZE/2 (the header, its
+// keyslots area filling that room up to 128 MiB), the data moves there while it is
+// encrypted (data_shift.h), and the volume's data is the first image size - SIZE/2 bytes
+// of the original (of which cryptsetup keeps image size - SIZE: the last SIZE bytes are
+// the user's to give up). The header is staged in .IMAGE.sectorcrypt-new-header (next to
+// the resume file) and copied over the first SIZE/2 bytes only after the shift is complete
+// and durable; then the staged file goes, then the resume file. With --header FILE,
+// --reduce-device-size only sizes the detached header as cryptsetup does (SIZE bytes, its
+// keyslots area SIZE - 32 KiB) and the data stays where it is, as cryptsetup leaves it.
 #include <fcntl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -21,11 +32,13 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "engine/engine.h"
 #include "host/cli/cli_common.h"
 #include "host/cli/commands.h"
 #include "host/cli/crypt_files.h"
+#include "host/cli/data_shift.h"
 #include "host/cli/luks2_create.h"
 #include "host/cli/progress.h"
 #include "host/cli/resumable_rewrite.h"
@@ -39,6 +52,7 @@ struct ReencryptOptions {
   std::string image;
   bool encrypt = false, decrypt = false;
   std::string header;
+  std::string reduce_device_size;  // --encrypt: room for the header (cryptsetup's units)
   std::string key_file;            // passphrase
   std::string volume_key_file;     // --encrypt: the new volume key (default: random)
   std::string cipher = "aes-xts-plain64";
@@ -62,23 +76,74 @@ struct Passphrase {
   ~Passphrase() { explicit_bzero(text.data(), text.size()); }
 };
 
+// LUKS2's two metadata areas of 16 KiB each, as cryptsetup makes them.
+constexpr uint64_t kMetadataBytes = 2 * 16384;
+// cryptsetup's limit for --reduce-device-size.
+constexpr uint64_t kMaxReduceBytes = 1ull << 30;
+
+// The keyslots area one passphrase keyslot needs: the volume key split into 4000 stripes
+// (LUKS2's anti-forensic splitter), in whole 4 KiB pages.
+uint64_t one_keyslot_bytes(unsigned key_bits) {
+  return (key_bits / 8 * 4000ull + 4095) / 4096 * 4096;
+}
+
+// --reduce-device-size in bytes; 0 when not given.
+uint64_t reduce_bytes(const ReencryptOptions& o) {
+  if (o.reduce_device_size.empty()) return 0;
+  return parse_cryptsetup_size(o.reduce_device_size, "--reduce-device-size");
+}
+
+void check_reduce_device_size(const ReencryptOptions& o) {
+  if (!o.encrypt) {
+    fail("--reduce-device-size is for --encrypt: it makes room for a new header (--decrypt "
+         "and a change of key keep the header where it is)");
+  }
+  const uint64_t size = reduce_bytes(o);
+  const bool inside = o.header.empty();
+  // Inside the image the header takes SIZE/2, which must end on a 4 KiB boundary.
+  const uint64_t align = inside ? 8192 : 4096;
+  if (size == 0 || size % align != 0) {
+    fail("--reduce-device-size {}: must be a multiple of {} KiB{}", o.reduce_device_size,
+         align / 1024, inside ? " (the header inside the image takes half of it, in whole 4 KiB pages)" : "");
+  }
+  if (size > kMaxReduceBytes) {
+    fail("--reduce-device-size {}: at most 1 GiB (as cryptsetup)", o.reduce_device_size);
+  }
+  // cryptsetup's minimum (tried: one page less fails): the keyslot and one more 4 KiB page,
+  // the area its own reencryption keeps for its "reencrypt" keyslot, so that cryptsetup can
+  // re-encrypt the volume later.
+  const uint64_t header_min = kMetadataBytes + one_keyslot_bytes(o.key_size) + 4096;
+  if ((inside ? size / 2 : size) < header_min) {
+    fail("--reduce-device-size {}: too small for a LUKS2 header with one {}-bit keyslot{}: "
+         "at least {} bytes (cryptsetup recommends 32M)", o.reduce_device_size, o.key_size,
+         inside ? ", which takes half of it" : "", inside ? 2 * header_min : header_min);
+  }
+  if (inside && o.resilience != "checksum" && o.resilience != "datashift") {
+    fail("--resilience {}: --reduce-device-size without --header moves the data with its own "
+         "resilience (datashift)", o.resilience);
+  }
+}
+
 void check_reencrypt_options(const ReencryptOptions& o) {
   if (o.encrypt && o.decrypt) fail("--encrypt and --decrypt exclude each other");
-  if (o.header.empty()) {
+  if (o.key_size != 256 && o.key_size != 512) fail("--key-size {}: choose 256 or 512", o.key_size);
+  if (!o.reduce_device_size.empty()) {
+    check_reduce_device_size(o);
+  } else if (o.header.empty()) {
     fail("--header FILE is needed: sectorcrypt converts volumes with a detached LUKS2 header "
-         "(a header inside the image needs the data shifted, which it does not do)");
+         "(or, for --encrypt, --reduce-device-size SIZE to make room for one inside the image)");
   }
   if (o.decrypt && !o.volume_key_file.empty()) fail("--volume-key-file is for --encrypt and a key change");
   const IvMode iv = parse_cipher(o.cipher);
   (void)iv;
-  if (o.key_size != 256 && o.key_size != 512) fail("--key-size {}: choose 256 or 512", o.key_size);
   SectorFormat f;
   f.sector_size = o.sector_size;
   check(validate_format(f), "--sector-size");
   if (o.pbkdf != "pbkdf2" && o.pbkdf != "argon2i" && o.pbkdf != "argon2id") {
     fail("--pbkdf '{}': choose pbkdf2, argon2i or argon2id", o.pbkdf);
   }
-  (void)parse_resilience(o.resilience);
+  // datashift is only the name of what --reduce-device-size without --header does.
+  if (o.reduce_device_size.empty() || !o.header.empty()) (void)parse_resilience(o.resilience);
   (void)parse_backend(o.backend);
   if (o.slots == 0) fail("--slots must be at least 1");
   check_idle_spin(o.idle_spin_us);
@@ -124,9 +189,16 @@ void sync_dir_of(const std::string& path) {
   }
 }
 
+// The header's place: data_offset and file_bytes as NewHeader's; keyslots 0: the default.
+struct HeaderRoom {
+  uint64_t data_offset = 0;
+  uint64_t file_bytes = 16 << 20;
+  uint64_t keyslots = 0;
+};
+
 // Writes the staged header for a new volume key (given or random), durably.
 void stage_new_header(const ReencryptOptions& o, const Passphrase& pass, const std::string& staged,
-                      uint32_t sector_size, const std::string& cipher) {
+                      uint32_t sector_size, const std::string& cipher, const HeaderRoom& room = {}) {
   KeyBytes vk;
   if (!o.volume_key_file.empty()) {
     read_key_file(o.volume_key_file, o.key_size, &vk);
@@ -146,6 +218,9 @@ void stage_new_header(const ReencryptOptions& o, const Passphrase& pass, const s
   h.passphrase = pass.text;
   h.pbkdf = o.pbkdf;
   h.pbkdf_iterations = o.pbkdf_iterations;
+  h.data_offset_bytes = room.data_offset;
+  h.file_bytes = room.file_bytes;
+  h.keyslots_bytes = room.keyslots;
   try {
     create_detached_header(h);
   } catch (const Error&) {
@@ -166,8 +241,195 @@ void unlock(const std::string& image, const std::string& header, const Passphras
         fmt::format("LUKS2 header '{}'", header));
 }
 
+std::unique_ptr<Engine> start_engine(const ReencryptOptions& o) {
+  EngineConfig cfg;
+  cfg.backend = parse_backend(o.backend);
+  cfg.threads = o.threads;
+  cfg.idle_spin_us = o.idle_spin_us;
+  cfg.slot_count = o.slots;
+  std::unique_ptr<Engine> engine;
+  block_interrupts();
+  const Status created = Engine::create(cfg, &engine);
+  unblock_interrupts();
+  check(created, "cannot start the engine");
+  return engine;
+}
+
+// Copies the staged header (all of its file, which is the room before the data) over the
+// start of the image, durably. Done only once the data shift is complete; done again, the
+// same, by a rerun killed in the middle of it.
+void place_header(const std::string& staged, const InputFile& image, uint64_t room) {
+  const int fd = ::open(staged.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) fail("cannot open the new header '{}': {}", staged, std::strerror(errno));
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || static_cast<uint64_t>(st.st_size) != room) {
+    ::close(fd);
+    fail("the new header '{}' is not {} bytes, the room before the data", staged, room);
+  }
+  std::vector<uint8_t> buf(1 << 20);
+  for (uint64_t off = 0; off < room;) {
+    const std::size_t want = static_cast<std::size_t>(std::min<uint64_t>(buf.size(), room - off));
+    const ssize_t r = ::pread(fd, buf.data(), want, static_cast<off_t>(off));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) {
+      const int e = r < 0 ? errno : EIO;
+      ::close(fd);
+      fail("cannot read the new header '{}': {}", staged, std::strerror(e));
+    }
+    std::size_t put = 0;
+    while (put < static_cast<std::size_t>(r)) {
+      const ssize_t w = ::pwrite(image.fd, buf.data() + put, static_cast<std::size_t>(r) - put,
+                                 static_cast<off_t>(off + put));
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0) {
+        const int e = errno;
+        ::close(fd);
+        fail("'{}' is encrypted, but writing its header from '{}' failed: {}; run the same "
+             "command again to finish", image.name, staged, std::strerror(e));
+      }
+      put += static_cast<std::size_t>(w);
+    }
+    off += static_cast<uint64_t>(r);
+  }
+  ::close(fd);
+  if (::fdatasync(image.fd) != 0) {
+    fail("cannot flush the header written into '{}': {}; run the same command again to "
+         "finish", image.name, std::strerror(errno));
+  }
+}
+
+bool starts_with_luks_magic(const InputFile& image) {
+  static const uint8_t magic[6] = {'L', 'U', 'K', 'S', 0xba, 0xbe};
+  uint8_t head[6] = {};
+  return ::pread(image.fd, head, sizeof head, 0) == static_cast<ssize_t>(sizeof head) &&
+         std::memcmp(head, magic, sizeof magic) == 0;
+}
+
+// --encrypt --reduce-device-size without --header: the header goes inside the image.
+int run_encrypt_in_image(const ReencryptOptions& o) {
+  const uint64_t size = reduce_bytes(o);
+  const uint64_t room = size / 2;  // the data offset, as cryptsetup's
+  install_interrupt_handlers();
+  Passphrase pass;
+  read_passphrase(o.key_file, &pass);
+  const std::string resume_path = o.journal.empty() ? default_resume_path(o.image) : o.journal;
+  // Next to the resume file: both are the run's state (the image may be a block device).
+  const std::string staged =
+      o.journal.empty() ? resume_path.substr(0, resume_path.size() - 7) + "-new-header"
+                        : o.journal + ".new-header";
+
+  InputFile image;
+  open_input(o.image, true, &image);
+  if (!image.positional()) fail("'{}' is not a file or block device", image.name);
+  if (image.kind == FileKind::block && o.journal.empty()) {
+    fail("on block device '{}': name a --journal FILE on persistent storage for the resume "
+         "state", image.name);
+  }
+  if (!image.size || *image.size <= size) {
+    fail("'{}' ({} bytes) is not larger than --reduce-device-size {} ({} bytes): no data would "
+         "be left", image.name, image.size.value_or(0), o.reduce_device_size, size);
+  }
+  if (*image.size % o.sector_size != 0) {
+    fail("'{}' ({} bytes) is not a whole number of {}-byte sectors", image.name, *image.size,
+         o.sector_size);
+  }
+  const uint64_t area_bytes = *image.size - room;
+
+  // What an earlier run left: its resume file, and the staged header until it is placed.
+  if (const auto run = ResumeFile::recorded_run(resume_path)) {
+    if (run->mode != static_cast<uint32_t>(Resilience::datashift)) {
+      static const char* const kinds[] = {"encryption", "decryption", "key change", "key change"};
+      fail("the resume file '{}' belongs to an interrupted {} of '{}' without "
+           "--reduce-device-size: rerun that command to finish it first", resume_path,
+           kinds[std::min<uint32_t>(run->direction, 3)], image.name);
+    }
+    if (run->area_offset != room) {
+      fail("the resume file '{}' belongs to an interrupted run with --reduce-device-size {} "
+           "bytes: rerun that command to finish it", resume_path, 2 * run->area_offset);
+    }
+    if (ResumeFile::finished(resume_path)) {
+      // Killed after the shift: the header is left to place (again), or only the files.
+      if (exists(staged)) {
+        place_header(staged, image, room);
+        if (::unlink(staged.c_str()) != 0) {
+          fail("cannot remove the placed header's staged copy '{}': {}", staged, std::strerror(errno));
+        }
+        sync_dir_of(staged);
+      }
+      remove_resume_file(resume_path);
+      std::fprintf(stderr, "sectorcrypt: '%s' is encrypted (finished the interrupted run)\n",
+                   image.name.c_str());
+      return kExitOk;
+    }
+    if (!exists(staged)) {
+      fail("the resume file '{}' records an unfinished data shift of '{}', but the new header "
+           "'{}' that holds its volume key is gone: the run cannot be finished", resume_path,
+           image.name, staged);
+    }
+  } else {
+    // A staged header without a resume file is from a run killed before it moved any data.
+    if (exists(staged) && ::unlink(staged.c_str()) != 0) {
+      fail("cannot remove the unfinished header '{}': {}", staged, std::strerror(errno));
+    }
+    if (starts_with_luks_magic(image)) {
+      fail("'{}' starts with a LUKS header already; not encrypting it again", image.name);
+    }
+  }
+  if (!exists(staged)) {
+    HeaderRoom where;
+    where.data_offset = room;
+    where.file_bytes = room;
+    stage_new_header(o, pass, staged, o.sector_size, o.cipher, where);
+  }
+  luks2::Volume vol;
+  unlock(o.image, staged, pass, &vol);
+  const luks2::SegmentLayout& layout = vol.layout;
+  if (layout.data_offset_bytes != room || layout.format.sector_size != o.sector_size) {
+    fail("the staged header '{}' puts the data at byte {} in {}-byte sectors, not at {} in {}: "
+         "it is from another command", staged, layout.data_offset_bytes,
+         layout.format.sector_size, room, o.sector_size);
+  }
+
+  std::unique_ptr<Engine> engine = start_engine(o);
+  KeyHandle handle;
+  check(engine->add_key(vol.key.data(), vol.key.size(), KeyOptions{}, &handle), "volume key");
+  vol.key.reset();
+  Progress progress(o.progress.value_or(::isatty(STDERR_FILENO) == 1), area_bytes);
+  if (o.progress_json) progress.set_json(o.image);
+  ShiftJob job;
+  job.pump.engine = engine.get();
+  job.pump.key = handle;
+  job.pump.dir = Direction::encrypt;
+  job.pump.format = layout.format;
+  job.pump.iv_sector = layout.iv_offset;
+  job.fd = image.fd;
+  job.name = image.name;
+  job.shift = room;
+  job.area_bytes = area_bytes;
+  job.resume_path = resume_path;
+  const ShiftResult r = run_data_shift(job, &progress);
+  if (r.interrupted) {
+    std::fprintf(stderr, "sectorcrypt: interrupted after %llu of %llu bytes; '%s' records "
+                 "where: run the same command again to resume\n",
+                 static_cast<unsigned long long>(r.bytes_done),
+                 static_cast<unsigned long long>(area_bytes), resume_path.c_str());
+    return kExitInterrupted;
+  }
+  engine.reset();
+  // The resume file now holds the completion record: from here a rerun only places the
+  // header (again) and removes the files.
+  place_header(staged, image, room);
+  if (::unlink(staged.c_str()) != 0) {
+    fail("cannot remove the placed header's staged copy '{}': {}", staged, std::strerror(errno));
+  }
+  sync_dir_of(staged);
+  remove_resume_file(resume_path);
+  return kExitOk;
+}
+
 int run_reencrypt(const ReencryptOptions& o) {
   check_reencrypt_options(o);
+  if (!o.reduce_device_size.empty() && o.header.empty()) return run_encrypt_in_image(o);
   install_interrupt_handlers();
   Passphrase pass;
   read_passphrase(o.key_file, &pass);
@@ -182,6 +444,14 @@ int run_reencrypt(const ReencryptOptions& o) {
   if (resilience != Resilience::none && image.kind == FileKind::block && o.journal.empty()) {
     fail("on block device '{}': name a --journal FILE on persistent storage for the resume "
          "state (or --resilience none)", image.name);
+  }
+
+  // A data shift half done is that run's to finish, before anything is staged here.
+  if (const auto run = ResumeFile::recorded_run(resume_path);
+      run && run->mode == static_cast<uint32_t>(Resilience::datashift)) {
+    fail("the resume file '{}' belongs to an interrupted --encrypt --reduce-device-size of "
+         "'{}' (a header inside the image): rerun that command to finish it first",
+         resume_path, image.name);
   }
 
   // --encrypt and a key change stage a new header. One left without a resume file is from
@@ -224,7 +494,15 @@ int run_reencrypt(const ReencryptOptions& o) {
       fail("the header '{}' exists; not overwriting it (is '{}' already encrypted?)", o.header,
            image.name);
     }
-    if (!exists(staged)) stage_new_header(o, pass, staged, o.sector_size, o.cipher);
+    if (!exists(staged)) {
+      HeaderRoom room;
+      if (const uint64_t size = reduce_bytes(o)) {
+        // cryptsetup sizes a detached header by --reduce-device-size and leaves the data.
+        room.file_bytes = size;
+        room.keyslots = size - kMetadataBytes;
+      }
+      stage_new_header(o, pass, staged, o.sector_size, o.cipher, room);
+    }
     unlock(o.image, staged, pass, &vol);
   } else {
     unlock(o.image, o.header, pass, &vol);
@@ -247,16 +525,7 @@ int run_reencrypt(const ReencryptOptions& o) {
          area_bytes, layout.format.sector_size);
   }
 
-  EngineConfig cfg;
-  cfg.backend = parse_backend(o.backend);
-  cfg.threads = o.threads;
-  cfg.idle_spin_us = o.idle_spin_us;
-  cfg.slot_count = o.slots;
-  std::unique_ptr<Engine> engine;
-  block_interrupts();
-  const Status created = Engine::create(cfg, &engine);
-  unblock_interrupts();
-  check(created, "cannot start the engine");
+  std::unique_ptr<Engine> engine = start_engine(o);
   KeyHandle handle, new_handle;
   check(engine->add_key(vol.key.data(), vol.key.size(), KeyOptions{}, &handle), "volume key");
   vol.key.reset();
@@ -334,12 +603,20 @@ void add_reencrypt_command(CLI::App& app, int* exit_code, RunMode mode) {
   auto o = std::make_shared<ReencryptOptions>();
   CLI::App* c = app.add_subcommand(
       "reencrypt", "Convert IMAGE in place: plain to LUKS2 (--encrypt), LUKS2 to plain "
-                   "(--decrypt), or to a new volume key (neither), with a detached --header "
-                   "(cryptsetup reencrypt compatible)");
+                   "(--decrypt), or to a new volume key (neither), with a detached --header, or for "
+                   "--encrypt a header inside IMAGE with --reduce-device-size (cryptsetup "
+                   "reencrypt compatible)");
   c->add_option("IMAGE", o->image, "The data: a file or block device")->required();
   c->add_flag("--encrypt", o->encrypt, "Encrypt a plain IMAGE into a new LUKS2 volume");
   c->add_flag("--decrypt", o->decrypt, "Decrypt a LUKS2 volume back to plain");
   c->add_option("--header", o->header, "Detached LUKS2 header file (--encrypt creates it)");
+  c->add_option("--reduce-device-size", o->reduce_device_size,
+                "--encrypt without --header: put the header inside IMAGE, moving the data by "
+                "SIZE/2 (the header's room) while it is encrypted; the last SIZE bytes of IMAGE "
+                "must be free (shrink the filesystem first). Units as cryptsetup's: bytes, S "
+                "(sectors), K/M/G (binary), KB/MB/GB; a multiple of 8 KiB, 32M recommended. "
+                "With --header: the detached header's size")
+      ->type_name("SIZE");
   c->add_option("-d,--key-file", o->key_file, "Passphrase file (whole file) of the keyslot")->required();
   c->add_option("--volume-key-file", o->volume_key_file,
                 "--encrypt or a key change: the new volume key, raw (default: random)");
@@ -351,7 +628,9 @@ void add_reencrypt_command(CLI::App& app, int* exit_code, RunMode mode) {
   c->add_option("--pbkdf", o->pbkdf, "Keyslot PBKDF: argon2id, argon2i or pbkdf2")->capture_default_str();
   c->add_option("--pbkdf-force-iterations", o->pbkdf_iterations,
                 "PBKDF iterations (no benchmark); default: libcryptsetup benchmarks 2 s");
-  c->add_option("--resilience", o->resilience, "checksum (default), journal or none")
+  c->add_option("--resilience", o->resilience,
+                "checksum (default), journal or none; --reduce-device-size without --header "
+                "always moves the data with datashift")
       ->capture_default_str();
   c->add_option("--journal", o->journal,
                 "The resume file (default: .IMAGE.sectorcrypt-resume next to IMAGE)");

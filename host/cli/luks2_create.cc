@@ -28,10 +28,11 @@ class Device {
 }  // namespace
 
 void create_detached_header(const NewHeader& h) {
-  // libcryptsetup writes into an existing file; 16 MiB as cryptsetup's own --header files.
+  // libcryptsetup writes into an existing file; whatever of it the header does not use
+  // stays zeros.
   const int fd = ::open(h.path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0) fail("cannot create the header file '{}': {}", h.path, std::strerror(errno));
-  const bool sized = ::ftruncate(fd, 16 << 20) == 0;
+  const bool sized = ::ftruncate(fd, static_cast<off_t>(h.file_bytes)) == 0;
   ::close(fd);
   if (!sized) fail("cannot size the header file '{}': {}", h.path, std::strerror(errno));
 
@@ -59,8 +60,14 @@ void create_detached_header(const NewHeader& h) {
   params.pbkdf = &pbkdf;
   params.sector_size = h.sector_size;
   params.data_device = h.data_device.c_str();
-  if ((r = crypt_set_data_offset(dev.get(), 0)) < 0) {
-    fail("libcryptsetup refused data offset 0 for '{}': {}", h.path, std::strerror(-r));
+  if ((r = crypt_set_data_offset(dev.get(), h.data_offset_bytes / 512)) < 0) {
+    fail("libcryptsetup refused data offset {} for '{}': {}", h.data_offset_bytes, h.path,
+         std::strerror(-r));
+  }
+  // The metadata areas as cryptsetup's: 16 KiB each.
+  if (h.keyslots_bytes != 0 && (r = crypt_set_metadata_size(dev.get(), 16384, h.keyslots_bytes)) < 0) {
+    fail("libcryptsetup refused a keyslots area of {} bytes for '{}': {}", h.keyslots_bytes,
+         h.path, std::strerror(-r));
   }
   r = crypt_format(dev.get(), CRYPT_LUKS2, "aes", h.cipher_mode.c_str(), nullptr,
                    reinterpret_cast<const char*>(h.volume_key), h.volume_key_bytes, &params);

@@ -1,5 +1,6 @@
 // Makes a detached LUKS2 header with libcryptsetup for a volume key the caller supplies,
-// and one passphrase keyslot for it: what `reencrypt --encrypt` writes.
+// and one passphrase keyslot for it: what `reencrypt --encrypt` writes (to --header, or
+// staged in a file and copied to the start of the image with --reduce-device-size).
 #pragma once
 
 #include <cstddef>
@@ -20,9 +21,16 @@ struct NewHeader {
   std::string passphrase;          // the keyslot's
   std::string pbkdf = "argon2id";  // or pbkdf2, argon2i
   uint32_t pbkdf_iterations = 0;   // 0: benchmarked by libcryptsetup (its default)
+  // Where the data segment starts in data_device. Not 0: the keyslots area fills the room
+  // up to it (at most 128 MiB, libcryptsetup's rule), as cryptsetup lays out a header
+  // made to be placed at the start of the data device (--reduce-device-size).
+  uint64_t data_offset_bytes = 0;
+  uint64_t file_bytes = 16 << 20;  // the file's size (cryptsetup's --header files: 16 MiB)
+  uint64_t keyslots_bytes = 0;     // 0: libcryptsetup's choice; else the keyslots area
 };
 
-// Writes the header (data segment at offset 0 of data_device) and a keyslot, durably.
+// Writes the header (data segment at data_offset_bytes of data_device) and a keyslot,
+// durably.
 // Throws Error naming the path and libcryptsetup's errno.
 void create_detached_header(const NewHeader& h);
 

@@ -89,6 +89,10 @@ void check_same_run(const RewriteParams& have, const RewriteParams& want, const 
   differ("IV mode", have.iv_mode, want.iv_mode);
   differ("sector size", have.sector_size, want.sector_size);
   differ("--iv-large-sectors", have.iv_large_sectors, want.iv_large_sectors);
+  if (have.mode == static_cast<uint32_t>(Resilience::datashift)) {
+    // The data moves by the area offset: half of --reduce-device-size.
+    differ("--reduce-device-size (bytes)", 2 * have.area_offset, 2 * want.area_offset);
+  }
   differ("area offset (bytes)", have.area_offset, want.area_offset);
   differ("area length (bytes)", have.area_bytes, want.area_bytes);
   differ("IV offset (--skip)", have.iv_sector, want.iv_sector);
@@ -112,6 +116,7 @@ const char* resilience_name(Resilience r) {
     case Resilience::none: return "none";
     case Resilience::checksum: return "checksum";
     case Resilience::journal: return "journal";
+    case Resilience::datashift: return "datashift";
   }
   return "?";
 }
@@ -120,8 +125,9 @@ ResumeFile::~ResumeFile() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-// A slot covers up to two zones.
+// A slot covers up to two zones; a datashift slot has no payload.
 uint64_t ResumeFile::payload_capacity() const {
+  if (params_.mode == static_cast<uint32_t>(Resilience::datashift)) return 0;
   if (params_.mode == static_cast<uint32_t>(Resilience::journal)) return 2 * params_.zone_bytes;
   return 2 * params_.zone_bytes / params_.sector_size * kSectorHashBytes;
 }

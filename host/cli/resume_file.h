@@ -13,7 +13,9 @@
 
 namespace sectorcrypt::cli {
 
-enum class Resilience : uint32_t { none = 0, checksum = 1, journal = 2 };
+// datashift: `reencrypt --encrypt --reduce-device-size` moving the data while it encrypts
+// it (data_shift.h); never parsed from --resilience, which names the other three.
+enum class Resilience : uint32_t { none = 0, checksum = 1, journal = 2, datashift = 3 };
 Resilience parse_resilience(const std::string& name);  // throws Error naming the choices
 const char* resilience_name(Resilience r);
 
@@ -38,6 +40,9 @@ struct RewriteParams {
 // One slot: the zone [zone_start, zone_start + zone_len) of the area is about to be (or
 // is being) overwritten; everything before zone_start is durably rewritten. A zone of
 // length 0 at the end of the area records that the whole area is.
+// datashift (the area filled from its end backward) reads it the other way round: the
+// zone is the last one durably written, and everything from zone_start on is; there is
+// no payload, and done_check hashes the sector at zone_start as written.
 struct ZoneRecord {
   uint64_t seq = 0;
   uint64_t zone_start = 0;  // bytes from the start of the area

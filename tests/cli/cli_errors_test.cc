@@ -130,6 +130,41 @@ TEST_F(CliErrors, BadCipherAndBackendNames) {
                "--sector-size");
 }
 
+// `reencrypt --reduce-device-size`: each bad SIZE or misuse is one error, and the image,
+// its directory (no resume file, no staged header) stay as they were.
+TEST_F(CliErrors, ReduceDeviceSizeMisuse) {
+  const auto image = read_file(dir.file("pt"));
+  auto reencrypt = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args = {"reencrypt", "-d", dir.file("key"), "--no-progress"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    args.push_back(dir.file("pt"));
+    return args;
+  };
+  expect_error(reencrypt({"--encrypt", "--reduce-device-size", "1052672"}), "must be a multiple of 8 KiB", "");
+  expect_error(reencrypt({"--encrypt", "--reduce-device-size", "100S"}), "must be a multiple of 8 KiB", "");
+  expect_error(reencrypt({"--encrypt", "--header", dir.file("h"), "--reduce-device-size", "6K"}),
+               "must be a multiple of 4 KiB", "h");
+  expect_error(reencrypt({"--encrypt", "--reduce-device-size", "568K"}),
+               "too small for a LUKS2 header with one 512-bit keyslot, which takes half of it: at "
+               "least 589824 bytes", "");
+  expect_error(reencrypt({"--encrypt", "--key-size", "256", "--reduce-device-size", "320K"}),
+               "at least 335872 bytes", "");
+  expect_error(reencrypt({"--encrypt", "--reduce-device-size", "2GiB"}), "at most 1 GiB", "");
+  expect_error(reencrypt({"--encrypt", "--reduce-device-size", "32Q"}), "is not a size", "");
+  expect_error(reencrypt({"--encrypt", "--reduce-device-size", "32M"}),
+               "is not larger than --reduce-device-size 32M", "");
+  expect_error(reencrypt({"--encrypt", "--reduce-device-size", "64K", "--key-size", "256"}),
+               "too small", "");
+  expect_error(reencrypt({"--decrypt", "--reduce-device-size", "32M"}), "--reduce-device-size is for --encrypt", "");
+  expect_error(reencrypt({"--header", dir.file("h"), "--reduce-device-size", "32M"}),
+               "--reduce-device-size is for --encrypt", "h");
+  expect_error(reencrypt({"--encrypt", "--reduce-device-size", "32M", "--resilience", "journal"}),
+               "moves the data with its own resilience (datashift)", "");
+  expect_error(reencrypt({"--encrypt", "--resilience", "datashift", "--header", dir.file("h")}),
+               "--resilience 'datashift'", "h");
+  EXPECT_EQ(read_file(dir.file("pt")), image);
+}
+
 TEST_F(CliErrors, UsageErrorsExitTwo) {
   for (const std::vector<std::string>& args :
        {std::vector<std::string>{"encrypt", dir.file("pt")}, {"frobnicate"}, {"bench", "--time"}}) {

@@ -2,12 +2,14 @@
 # Kills in-place `sectorcrypt encrypt|decrypt` runs with SIGKILL at random instants, fails
 # their writes part-way, tears their resume file at a kill, reruns the same command until
 # it completes, and compares the result byte for byte with an uninterrupted run; the same
-# for `reencrypt --encrypt` and `--decrypt` with a detached header.
-# Usage: inplace_crash_test.sh SECTORCRYPT FAULT_SHIM [KILLS_PER_MODE] [IMAGE_MIB] [SEED]
+# for `reencrypt --encrypt` and `--decrypt` with a detached header, and for `reencrypt
+# --encrypt --reduce-device-size` (the header inside the image, the data moved).
+# Usage: inplace_crash_test.sh SECTORCRYPT FAULT_SHIM [KILLS_PER_MODE] [IMAGE_MIB] [SEED] [ONLY]
+# (ONLY=reduce: the --reduce-device-size mode alone, as bench/reencrypt_crash.sh can ask)
 # (absolute paths: it runs in a temporary directory)
 # Prints one "kills MODE DIR landed=N resumed=N differ=0" line per mode, for the bench.
 set -euo pipefail
-SC=$1 SHIM=$2 KILLS=${3:-4} MIB=${4:-256} SEED=${5:-$$}
+SC=$1 SHIM=$2 KILLS=${3:-4} MIB=${4:-256} SEED=${5:-$$} ONLY=${6:-}
 RANDOM=$SEED
 echo "seed $SEED, $KILLS kills per mode, ${MIB} MiB image"
 T=$(mktemp -d)
@@ -31,6 +33,89 @@ run_to_end() {  # dir, mode, extra...: reruns until the command succeeds (at mos
 
 # Seconds as a decimal: uniform in [0, $1 ms).
 rand_delay() { printf '0.%03d' $(( (RANDOM * 32768 + RANDOM) % $1 )); }
+
+# `reencrypt --encrypt --reduce-device-size 32M` (volume key given): the data moves by 16 MiB
+# (the header's room, as cryptsetup's) from the end backward while it is encrypted, and the
+# header is copied in at the end. The header's salts and UUID are random, so the result is
+# checked as: the data area equal to plain-mode encryption of the first (size - 16 MiB)
+# bytes with the key, and cryptsetup unlocking that very key from the header in the image.
+reduce_mode() {
+  local room=$((16 << 20)) landed=0 midway=0 resumed=0 trials=0 rc pid ms start
+  printf 'passphrase' > pass
+  head -c $(( (MIB << 20) - room )) plain.img > part.img
+  "$SC" encrypt -d key --no-progress part.img want_area.img
+  local reenc=("$SC" reencrypt --encrypt --reduce-device-size 32M --volume-key-file key -d pass
+               --pbkdf pbkdf2 --pbkdf-force-iterations 1000 --no-progress)
+  done_ok() {  # the finished result: no state files, the data area and the header right
+    [[ ! -e .w.img.sectorcrypt-resume && ! -e .w.img.sectorcrypt-new-header ]] &&
+      cmp -s -i "$room:0" w.img want_area.img &&
+      cryptsetup luksDump --dump-volume-key --volume-key-file got.vk --key-file pass -q w.img \
+        >/dev/null 2>&1 && cmp -s got.vk key && rm -f got.vk
+  }
+  cp plain.img w.img
+  start=$(date +%s%N)
+  "${reenc[@]}" w.img
+  ms=$(( ($(date +%s%N) - start) / 1000000 + 1 ))
+  (( ms < 999 )) || ms=999
+  done_ok || die "reduce uninterrupted: wrong result"
+  grep -q "offset: $room \[bytes\]" <<<"$(cryptsetup luksDump w.img)" || die "reduce: data offset is not $room"
+  while (( landed < KILLS || midway == 0 )); do
+    (( ++trials <= KILLS * 4 + 10 )) || die "reduce: $landed of $KILLS kills landed, $midway mid-shift"
+    cp plain.img w.img
+    rm -f got.vk
+    : > log
+    while :; do
+      "${reenc[@]}" w.img 2>>log &
+      pid=$!
+      sleep "$(rand_delay "$ms")"
+      kill -9 "$pid" 2>/dev/null || true
+      rc=0; wait "$pid" || rc=$?
+      if (( rc == 0 )); then break; fi
+      (( rc == 137 )) || { cat log >&2; die "reduce exited $rc"; }
+      # Killed after the last file went: done (a rerun would refuse the LUKS image).
+      if done_ok; then break; fi
+      landed=$((landed + 1))
+      if [[ -s .w.img.sectorcrypt-resume ]]; then resumed=$((resumed + 1)); fi
+      # The header is written only once the whole area is moved and recorded as such.
+      if head -c 6 w.img | cmp -s - <(printf 'LUKS\272\276') && ! cmp -s -i "$room:0" w.img want_area.img; then
+        die "reduce: the header is in the image before the data is moved"
+      fi
+      if ! cmp -s w.img plain.img; then midway=$((midway + 1)); fi
+    done
+    done_ok || { cat log >&2; die "reduce after kills (trial $trials): wrong result"; }
+  done
+  (( midway > 0 )) || die "reduce: no kill landed in the middle of the shift"
+  echo "kills reencrypt-datashift encrypt landed=$landed with_resume_file=$resumed midway=$midway trials=$trials differ=0"
+
+  # Faults at chosen places: a kill tearing the header's copy into the image (after every
+  # data byte is written), a write failing in the middle of the shift, and the resume file
+  # torn by a kill at a random byte of a record.
+  local area=$(( (MIB << 20) - room )) fault after path action
+  for fault in header eio resume; do
+    cp plain.img w.img
+    : > log
+    case $fault in
+      header) after=$(( area + (RANDOM * 32768 + RANDOM) % room )) path=/w.img action=kill ;;
+      eio) after=$(( (RANDOM * 32768 + RANDOM) % area )) path=/w.img action=eio ;;
+      # The records: a 16-byte mark, then ~180 bytes per zone (no payload).
+      resume) after=$(( 16 + (RANDOM * 32768 + RANDOM) % (MIB / 16 * 176) )) path=/.w.img.sectorcrypt-resume action=kill ;;
+    esac
+    rc=0
+    SECTORCRYPT_TEST_FAULT_PATH=$path SECTORCRYPT_TEST_FAULT_AFTER=$after \
+      SECTORCRYPT_TEST_FAULT_ACTION=$action SECTORCRYPT_TEST_FAULT_GRAIN=1 LD_PRELOAD="$SHIM" \
+      "${reenc[@]}" w.img 2>err || rc=$?
+    if [[ $action == kill ]]; then
+      (( rc == 137 )) || die "reduce $fault fault at $after: exited $rc, not killed: $(cat err)"
+    else
+      (( rc == 1 )) && grep -q "run the same command again to resume" err ||
+        die "reduce $fault fault at $after: exit $rc: $(cat err)"
+    fi
+    "${reenc[@]}" w.img 2>>log || { cat log >&2; die "reduce: the rerun after the $fault fault failed"; }
+    done_ok || die "reduce $fault fault at byte $after: wrong result after the rerun"
+    echo "reduce fault $fault at byte $after: resumed, differ=0"
+  done
+}
+if [[ $ONLY == reduce ]]; then reduce_mode; echo "PASS"; exit 0; fi
 
 for dir in encrypt decrypt; do
   if [[ $dir == encrypt ]]; then src=plain.img want=cipher.img; else src=cipher.img want=plain.img; fi
@@ -117,6 +202,7 @@ for dir in encrypt change decrypt; do
   (( midway > 0 )) || die "reencrypt $dir: no kill landed in the middle of the rewrite"
   echo "kills reencrypt-checksum $dir landed=$landed midway=$midway trials=$trials differ=0"
 done
+reduce_mode
 
 # Writes to the target fail part-way (a failing disk, a full disk): the run stops with an
 # error naming the range and the resume file; the rerun finishes; nothing differs.

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # `sectorcrypt reencrypt` against the real cryptsetup 2.6.1 on regular files (no
 # device-mapper or loop device here): cryptsetup reencrypt works offline on a file with a
-# detached --header (--decrypt needs --force-offline-reencrypt), so every volume here has
-# one. What sectorcrypt makes, cryptsetup reads (luksDump, the volume key) and decrypts
+# detached --header (--decrypt needs --force-offline-reencrypt), and with the header inside
+# the image made by --encrypt --reduce-device-size (its --decrypt then exports the header
+# to a --header file it creates and moves the data back). What sectorcrypt makes, cryptsetup reads (luksDump, the volume key) and decrypts
 # back to the original; what cryptsetup makes, sectorcrypt decrypts.
 # Usage: reencrypt_cryptsetup_test.sh SECTORCRYPT FAULT_SHIM (absolute paths)
 set -euo pipefail
@@ -111,4 +112,108 @@ cmp -s e.hdr e.hdr.saved && cmp -s e.img e.half && [[ ! -e e.hdr.sectorcrypt-new
 cmp -s e.img plain.img || die "the resumed --decrypt did not give the original"
 [[ ! -e .e.img.sectorcrypt-resume ]] || die "the resumed --decrypt left its resume file"
 echo "an interrupted --decrypt is resumed, not overridden"
+
+# 6. --reduce-device-size: the header inside the image. cryptsetup 2.6.1 puts the data
+#    segment at SIZE/2 (the header's room, its keyslots area filling it) and moves the data
+#    there; the volume's first (size - SIZE) bytes are the original's. sectorcrypt lays it
+#    out the same, cryptsetup reads it and moves it back; and the other way round.
+for spec in "32M 32M 512" "2048S 1M 4096" "8MiB 8M 512"; do
+  read -r size bytes ss <<<"$spec"
+  bytes=$(( $(numfmt --from=iec "$bytes") ))
+  room=$((bytes / 2))
+  keep=$(( (40 << 20) - bytes ))  # the image: 40 MiB
+  head -c $((40 << 20)) /dev/urandom > r.orig
+  cp r.orig r.img
+  "$SC" reencrypt --encrypt --reduce-device-size "$size" --sector-size "$ss" -d pass \
+    --volume-key-file vk "${FAST[@]}" --no-progress r.img
+  [[ ! -e .r.img.sectorcrypt-resume && ! -e .r.img.sectorcrypt-new-header ]] || die "reduce $size: files left: $(ls -a)"
+  dump=$(cryptsetup luksDump r.img)
+  grep -q "offset: $room \[bytes\]" <<<"$dump" || die "reduce $size: data offset is not $room: $dump"
+  grep -q "length: (whole device)" <<<"$dump" || die "reduce $size: not a whole-device segment: $dump"
+  grep -q "Keyslots area:[[:space:]]*$((room - 32768)) \[bytes\]" <<<"$dump" || die "reduce $size: keyslots area is not room - 32 KiB: $dump"
+  grep -q "sector: $ss \[bytes\]" <<<"$dump" || die "reduce $size: sector size is not $ss: $dump"
+  cryptsetup luksDump r.img --dump-volume-key --volume-key-file dumped.vk --key-file pass -q >/dev/null
+  cmp -s dumped.vk vk || die "reduce $size: cryptsetup unlocks another volume key"
+  rm -f dumped.vk
+  head -c $(( (40 << 20) - room )) r.orig > r.part
+  "$SC" encrypt -d vk --sector-size "$ss" --no-progress r.part r.want
+  cmp -s -i "$room:0" r.img r.want || die "reduce $size: the data area differs from encryption with the key"
+  "$SC" decrypt --type luks2 -d pass --no-progress r.img r.dec
+  cmp -s -n "$keep" r.dec r.orig || die "reduce $size: sectorcrypt's own decrypt differs"
+  rm -f r.hdr
+  cryptsetup reencrypt --decrypt --header r.hdr --key-file pass -q --force-offline-reencrypt r.img
+  cmp -s -n "$keep" r.img r.orig || die "reduce $size: cryptsetup reencrypt --decrypt did not give the original"
+  echo "reduce $size sector $ss: cryptsetup reads and decrypts sectorcrypt's in-image header"
+done
+# cryptsetup's own --reduce-device-size result, decrypted by sectorcrypt.
+head -c $((24 << 20)) /dev/urandom > r.orig
+cp r.orig r.img
+cryptsetup reencrypt --encrypt --type luks2 --reduce-device-size 8M "${CS_FAST[@]}" --key-file pass -q \
+  --force-offline-reencrypt r.img
+grep -q "offset: $((4 << 20)) \[bytes\]" <<<"$(cryptsetup luksDump r.img)" || die "cryptsetup's data offset is not SIZE/2"
+"$SC" decrypt --type luks2 -d pass --no-progress r.img r.dec
+cmp -s -n $((16 << 20)) r.dec r.orig || die "sectorcrypt did not decrypt cryptsetup's --reduce-device-size volume"
+echo "sectorcrypt decrypts cryptsetup's in-image header"
+# With --header as well, cryptsetup 2.6.1 only sizes the detached header by SIZE (keyslots
+# area SIZE - 32 KiB) and encrypts the data where it is: sectorcrypt does the same.
+cp plain.img g.img
+rm -f g.hdr
+"$SC" reencrypt --encrypt --header g.hdr --reduce-device-size 8M -d pass --volume-key-file vk \
+  "${FAST[@]}" --no-progress g.img
+[[ $(stat -c %s g.hdr) == $((8 << 20)) ]] || die "--header with --reduce-device-size 8M: header is $(stat -c %s g.hdr) bytes"
+dump=$(cryptsetup luksDump g.hdr)
+grep -q "offset: 0 \[bytes\]" <<<"$dump" && grep -q "Keyslots area:[[:space:]]*$(( (8 << 20) - 32768 )) \[bytes\]" <<<"$dump" ||
+  die "--header with --reduce-device-size: not cryptsetup's layout: $dump"
+"$SC" encrypt -d vk --no-progress plain.img want.img
+cmp -s g.img want.img || die "--header with --reduce-device-size: the data is not encrypted in place"
+cryptsetup reencrypt --decrypt --header g.hdr --key-file pass -q --force-offline-reencrypt g.img
+cmp -s g.img plain.img || die "--header with --reduce-device-size: cryptsetup did not decrypt it"
+echo "--header with --reduce-device-size: a detached header of SIZE, as cryptsetup's"
+# Bad --reduce-device-size: one clear error each, nothing written.
+cp plain.img f.img
+bad() {  # expected-text, args...
+  local want=$1; shift
+  "$SC" reencrypt -d pass --no-progress "$@" f.img 2>err && die "accepted: $*"
+  grep -q -- "$want" err || die "$*: $(cat err)"
+  cmp -s f.img plain.img || die "a refused run wrote data: $*"
+  [[ ! -e .f.img.sectorcrypt-resume && ! -e .f.img.sectorcrypt-new-header ]] || die "a refused run left files: $*"
+}
+bad "multiple of 8 KiB" --encrypt --reduce-device-size 1052672
+bad "multiple of 8 KiB" --encrypt --reduce-device-size 12345
+bad "too small for a LUKS2 header" --encrypt --reduce-device-size 512K
+bad "too small for a LUKS2 header" --encrypt --reduce-device-size 568K
+# The smallest SIZE is cryptsetup's: 576K for a 512-bit key works for both, 568K for neither.
+head -c $((4 << 20)) /dev/urandom > m.img
+cp m.img m2.img
+cryptsetup reencrypt --encrypt --type luks2 --reduce-device-size 568K "${CS_FAST[@]}" --key-file pass -q m2.img \
+  >/dev/null 2>&1 && die "cryptsetup took 568K: the minimum here is not cryptsetup's"
+cp m.img m2.img
+cryptsetup reencrypt --encrypt --type luks2 --reduce-device-size 576K "${CS_FAST[@]}" --key-file pass -q m2.img 2>/dev/null
+"$SC" reencrypt --encrypt --reduce-device-size 576K -d pass "${FAST[@]}" --no-progress m.img 2>/dev/null
+layout() { cryptsetup luksDump "$1" | grep -E 'offset:|Keyslots area|Area length'; }
+[[ "$(layout m.img)" == "$(layout m2.img)" ]] ||
+  die "576K: the layout differs from cryptsetup's: $(layout m.img) / $(layout m2.img)"
+bad "is not larger than --reduce-device-size" --encrypt --reduce-device-size 16M
+bad "is not larger than --reduce-device-size" --encrypt --reduce-device-size 32M
+bad "at most 1 GiB" --encrypt --reduce-device-size 2G
+bad "is for --encrypt" --decrypt --reduce-device-size 32M
+bad "is for --encrypt" --header a.hdr --reduce-device-size 32M
+bad "is not a size" --encrypt --reduce-device-size 32X
+# An interrupted shift is that command's to finish: a detached-header run is refused.
+cp plain.img f2.img
+rc=0
+SECTORCRYPT_TEST_FAULT_PATH=/f2.img SECTORCRYPT_TEST_FAULT_AFTER=$((3 << 20)) \
+  SECTORCRYPT_TEST_FAULT_ACTION=kill LD_PRELOAD="$SHIM" \
+  "$SC" reencrypt --encrypt --reduce-device-size 2M -d pass "${FAST[@]}" --no-progress f2.img 2>/dev/null || rc=$?
+(( rc == 137 )) && [[ -s .f2.img.sectorcrypt-resume && -s .f2.img.sectorcrypt-new-header ]] || die "the shift kill did not land ($rc)"
+cp f2.img f2.half
+"$SC" reencrypt --encrypt --header f2.hdr -d pass "${FAST[@]}" --no-progress f2.img 2>err && die "a detached --encrypt ran over a half-done shift"
+grep -q "belongs to an interrupted --encrypt --reduce-device-size" err || die "detached over a shift: $(cat err)"
+"$SC" reencrypt --encrypt --reduce-device-size 4M -d pass "${FAST[@]}" --no-progress f2.img 2>err && die "another SIZE resumed the shift"
+grep -q "with --reduce-device-size 2097152 bytes" err || die "another SIZE: $(cat err)"
+cmp -s f2.img f2.half && [[ ! -e f2.hdr && ! -e f2.hdr.sectorcrypt-new ]] || die "a refused rerun changed something"
+"$SC" reencrypt --encrypt --reduce-device-size 2M -d pass "${FAST[@]}" --no-progress f2.img 2>/dev/null
+"$SC" decrypt --type luks2 -d pass --no-progress f2.img f2.dec
+cmp -s -n $(( (16 << 20) - (2 << 20) )) f2.dec plain.img || die "the resumed shift did not give the original"
+echo "bad --reduce-device-size refused"
 echo "PASS"

@@ -53,6 +53,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
         break;
       }
       case 1:
+        try {
+          // cryptsetup's units: a bare number is bytes, "S" 512-byte sectors.
+          const uint64_t v = cli::parse_cryptsetup_size(text, "--reduce-device-size");
+          if (!text.empty() && text.find_first_not_of("0123456789") == std::string::npos &&
+              v != std::stoull(text)) {
+            std::abort();
+          }
+        } catch (const cli::Error&) {
+        }
         (void)cli::parse_size(text);
         break;
       case 2:
