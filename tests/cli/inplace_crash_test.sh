@@ -97,8 +97,10 @@ reduce_mode() {
     case $fault in
       header) after=$(( area + (RANDOM * 32768 + RANDOM) % room )) path=/w.img action=kill ;;
       eio) after=$(( (RANDOM * 32768 + RANDOM) % area )) path=/w.img action=eio ;;
-      # The records: a 16-byte mark, then ~180 bytes per zone (no payload).
-      resume) after=$(( 16 + (RANDOM * 32768 + RANDOM) % (MIB / 16 * 176) )) path=/.w.img.sectorcrypt-resume action=kill ;;
+      # The records: a 16-byte mark, then one header per zone and one for completion (no
+      # payload; 168 bytes each today). Counted at 160 so that the kill lands inside the
+      # records, never past the last byte written (the run would then just succeed).
+      resume) after=$(( 16 + (RANDOM * 32768 + RANDOM) % ((area / room + 1) * 160) )) path=/.w.img.sectorcrypt-resume action=kill ;;
     esac
     rc=0
     SECTORCRYPT_TEST_FAULT_PATH=$path SECTORCRYPT_TEST_FAULT_AFTER=$after \
