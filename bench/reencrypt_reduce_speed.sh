@@ -34,18 +34,5 @@ for ((i = 0; i < REPS; i++)); do
     --key-file pass --pbkdf pbkdf2 --pbkdf-force-iterations 1000 --force-offline-reencrypt -q w.img
 done
 
-python3 - "$LOG" "$MIB" <<'PY'
-import statistics, sys
-times = {}
-for line in open(sys.argv[1]):
-    k, v = line.split()
-    times.setdefault(k, []).append(int(v))
-mib = int(sys.argv[2])
-med = {k: statistics.median(v) for k, v in times.items()}
-print(f"| run | n | median ms | MiB/s | all ms |\n| --- | --- | --- | --- | --- |")
-for k, v in times.items():
-    print(f"| {k} | {len(v)} | {med[k]:.0f} | {mib * 1000 / med[k]:.0f} | {' '.join(map(str, v))} |")
-print()
-print(f"- sectorcrypt / cryptsetup --reduce-device-size throughput: "
-      f"{med['reduce_cryptsetup'] / med['reduce_sectorcrypt']:.1f}x")
-PY
+bench/timings_table.py "$LOG" "$MIB" \
+  "sectorcrypt / cryptsetup --reduce-device-size throughput=reduce_sectorcrypt/reduce_cryptsetup"

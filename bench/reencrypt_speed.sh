@@ -64,22 +64,8 @@ for ((i = 0; i < (REPS + 1) / 2; i++)); do
     --key-file "$W/pass" --pbkdf pbkdf2 --pbkdf-force-iterations 1000 -q "$W/w.img"
 done
 
-python3 - "$LOG" "$MIB" <<'PY'
-import statistics, sys
-times = {}
-for line in open(sys.argv[1]):
-    k, v = line.split()
-    times.setdefault(k, []).append(int(v))
-mib = int(sys.argv[2])
-med = {k: statistics.median(v) for k, v in times.items()}
-print(f"| run | n | median ms | MiB/s | all ms |\n| --- | --- | --- | --- | --- |")
-for k, v in times.items():
-    print(f"| {k} | {len(v)} | {med[k]:.0f} | {mib * 1000 / med[k]:.0f} | {' '.join(map(str, v))} |")
-print()
-print(f"- checksum / none throughput: {med['inplace_none'] / med['inplace_checksum']:.2f}x")
-print(f"- journal / none throughput: {med['inplace_none'] / med['inplace_journal']:.2f}x")
-print(f"- sectorcrypt reencrypt --encrypt / cryptsetup reencrypt --encrypt throughput: "
-      f"{med['reencrypt_cryptsetup'] / med['reencrypt_sectorcrypt']:.1f}x")
-print(f"- sectorcrypt key change / cryptsetup key change throughput: "
-      f"{med['rekey_cryptsetup'] / med['rekey_sectorcrypt']:.1f}x")
-PY
+bench/timings_table.py "$LOG" "$MIB" \
+  "checksum / none throughput=inplace_checksum/inplace_none" \
+  "journal / none throughput=inplace_journal/inplace_none" \
+  "sectorcrypt reencrypt --encrypt / cryptsetup reencrypt --encrypt throughput=reencrypt_sectorcrypt/reencrypt_cryptsetup" \
+  "sectorcrypt key change / cryptsetup key change throughput=rekey_sectorcrypt/rekey_cryptsetup"
