@@ -210,4 +210,20 @@ void install_interrupt_handlers() {
 void block_interrupts() { set_mask(SIG_BLOCK); }
 void unblock_interrupts() { set_mask(SIG_UNBLOCK); }
 
+std::unique_ptr<Engine> start_command_engine(const std::string& backend, unsigned threads,
+                                             uint32_t idle_spin_us, std::size_t slots) {
+  EngineConfig cfg;
+  cfg.backend = parse_backend(backend);
+  cfg.threads = threads;
+  cfg.idle_spin_us = idle_spin_us;
+  cfg.slot_count = slots;
+  std::unique_ptr<Engine> engine;
+  block_interrupts();
+  const Status created = Engine::create(cfg, &engine);
+  unblock_interrupts();
+  if (created.code() == Errc::unavailable) fail("--backend {}: {}", backend, created.message());
+  check(created, "cannot start the engine");
+  return engine;
+}
+
 }  // namespace sectorcrypt::cli

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -106,5 +107,11 @@ void install_interrupt_handlers();
 // threads, so the signal interrupts the main thread's read()), and unblocks it again.
 void block_interrupts();
 void unblock_interrupts();
+
+// The engine of a crypt or rewrite command, from its --backend, --threads, --idle-spin-us
+// and --slots, started with SIGINT/SIGTERM blocked in its threads (block_interrupts). A
+// backend that is not usable here fails naming --backend; anything else, the engine.
+std::unique_ptr<Engine> start_command_engine(const std::string& backend, unsigned threads,
+                                             uint32_t idle_spin_us, std::size_t slots);
 
 }  // namespace sectorcrypt::cli

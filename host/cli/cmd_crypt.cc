@@ -166,7 +166,6 @@ void open_luks2(const CryptOptions& o, KeyBytes* key, CryptArea* area) {
 int run_crypt(const CryptOptions& o) {
   check_crypt_options(o);
   install_interrupt_handlers();
-  const BackendKind backend = parse_backend(o.backend);
   KeyBytes key;
   CryptArea area;
   if (o.type == "luks2") {
@@ -221,21 +220,10 @@ int run_crypt(const CryptOptions& o) {
   if (total && *total == 0) fail("nothing to {}: the area of '{}' is empty",
                                  o.dir == Direction::encrypt ? "encrypt" : "decrypt", in.name);
 
-  // The engine starts its threads with SIGINT blocked, so the signal interrupts this
-  // thread's read() of a pipe instead of landing on a worker.
-  EngineConfig cfg;
-  cfg.backend = backend;
-  cfg.threads = o.threads;
-  cfg.idle_spin_us = o.idle_spin_us;
-  cfg.slot_count = o.slots;
-  std::unique_ptr<Engine> engine;
-  block_interrupts();
-  const Status created = Engine::create(cfg, &engine);
-  unblock_interrupts();
-  if (!created.ok()) {
-    if (created.code() == Errc::unavailable) fail("--backend {}: {}", o.backend, created.message());
-    check(created, "cannot start the engine");
-  }
+  // Its threads start with SIGINT blocked, so the signal interrupts this thread's read()
+  // of a pipe instead of landing on a worker.
+  std::unique_ptr<Engine> engine =
+      start_command_engine(o.backend, o.threads, o.idle_spin_us, o.slots);
   KeyHandle handle;
   check(engine->add_key(key.data(), key.size(), KeyOptions{}, &handle), "key file '" + o.key_file + "'");
 

@@ -241,18 +241,17 @@ void unlock(const std::string& image, const std::string& header, const Passphras
         fmt::format("LUKS2 header '{}'", header));
 }
 
+// SIGINT/SIGTERM stopped a resumable run: where it got to, and how to go on.
+int report_resumable_interrupt(uint64_t done, uint64_t total, const std::string& resume_path) {
+  std::fprintf(stderr, "sectorcrypt: interrupted after %llu of %llu bytes; '%s' records "
+               "where: run the same command again to resume\n",
+               static_cast<unsigned long long>(done), static_cast<unsigned long long>(total),
+               resume_path.c_str());
+  return kExitInterrupted;
+}
+
 std::unique_ptr<Engine> start_engine(const ReencryptOptions& o) {
-  EngineConfig cfg;
-  cfg.backend = parse_backend(o.backend);
-  cfg.threads = o.threads;
-  cfg.idle_spin_us = o.idle_spin_us;
-  cfg.slot_count = o.slots;
-  std::unique_ptr<Engine> engine;
-  block_interrupts();
-  const Status created = Engine::create(cfg, &engine);
-  unblock_interrupts();
-  check(created, "cannot start the engine");
-  return engine;
+  return start_command_engine(o.backend, o.threads, o.idle_spin_us, o.slots);
 }
 
 // Copies the staged header (all of its file, which is the room before the data) over the
@@ -408,13 +407,7 @@ int run_encrypt_in_image(const ReencryptOptions& o) {
   job.area_bytes = area_bytes;
   job.resume_path = resume_path;
   const ShiftResult r = run_data_shift(job, &progress);
-  if (r.interrupted) {
-    std::fprintf(stderr, "sectorcrypt: interrupted after %llu of %llu bytes; '%s' records "
-                 "where: run the same command again to resume\n",
-                 static_cast<unsigned long long>(r.bytes_done),
-                 static_cast<unsigned long long>(area_bytes), resume_path.c_str());
-    return kExitInterrupted;
-  }
+  if (r.interrupted) return report_resumable_interrupt(r.bytes_done, area_bytes, resume_path);
   engine.reset();
   // The resume file now holds the completion record: from here a rerun only places the
   // header (again) and removes the files.
@@ -573,13 +566,7 @@ int run_reencrypt(const ReencryptOptions& o) {
     job.zone_bytes = resilience == Resilience::journal ? kJournalZoneBytes : kChecksumZoneBytes;
     job.resume_path = resume_path;
     const RewriteResult r = run_resumable_rewrite(job, &progress);
-    if (r.interrupted) {
-      std::fprintf(stderr, "sectorcrypt: interrupted after %llu of %llu bytes; '%s' records "
-                   "where: run the same command again to resume\n",
-                   static_cast<unsigned long long>(r.bytes_done),
-                   static_cast<unsigned long long>(area_bytes), resume_path.c_str());
-      return kExitInterrupted;
-    }
+    if (r.interrupted) return report_resumable_interrupt(r.bytes_done, area_bytes, resume_path);
   }
   engine.reset();
   if (!o.decrypt) {
