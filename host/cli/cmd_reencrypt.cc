@@ -374,6 +374,8 @@ int run_encrypt_in_image(const ReencryptOptions& o) {
       fail("'{}' starts with a LUKS header already; not encrypting it again", image.name);
     }
   }
+  // Started before anything is staged, so a backend that cannot start leaves no file.
+  std::unique_ptr<Engine> engine = start_engine(o);
   if (!exists(staged)) {
     HeaderRoom where;
     where.data_offset = room;
@@ -389,7 +391,6 @@ int run_encrypt_in_image(const ReencryptOptions& o) {
          layout.format.sector_size, room, o.sector_size);
   }
 
-  std::unique_ptr<Engine> engine = start_engine(o);
   KeyHandle handle;
   check(engine->add_key(vol.key.data(), vol.key.size(), KeyOptions{}, &handle), "volume key");
   vol.key.reset();
@@ -480,6 +481,8 @@ int run_reencrypt(const ReencryptOptions& o) {
     }
   }
 
+  // Started before anything is staged, so a backend that cannot start leaves no file.
+  std::unique_ptr<Engine> engine = start_engine(o);
   luks2::Volume vol;      // the key the data is crypted with first
   luks2::Volume new_vol;  // a key change: the key it is encrypted with then
   if (o.encrypt) {
@@ -518,7 +521,6 @@ int run_reencrypt(const ReencryptOptions& o) {
          area_bytes, layout.format.sector_size);
   }
 
-  std::unique_ptr<Engine> engine = start_engine(o);
   KeyHandle handle, new_handle;
   check(engine->add_key(vol.key.data(), vol.key.size(), KeyOptions{}, &handle), "volume key");
   vol.key.reset();

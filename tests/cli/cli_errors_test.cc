@@ -119,6 +119,11 @@ TEST_F(CliErrors, CudaWithoutGpu) {
   expect_error({"encrypt", "-d", dir.file("key"), "--backend", "cuda", dir.file("pt"), dir.file("out")},
                "--backend cuda: ");
   expect_error({"compare", "--backends", "cuda", "--time", "0.01"}, "backend cuda: ", "");
+  // reencrypt starts its engine before it stages a header: nothing is left behind.
+  expect_error({"reencrypt", "--encrypt", "--header", dir.file("h"), "-d", dir.file("key"),
+                "--pbkdf", "pbkdf2", "--pbkdf-force-iterations", "1000", "--backend", "cuda",
+                "--no-progress", dir.file("pt")},
+               "--backend cuda: ", "h");
 }
 
 TEST_F(CliErrors, BadCipherAndBackendNames) {
