@@ -65,12 +65,13 @@ Resilience in_place_resilience(const CryptOptions& o) {
   return o.resilience ? parse_resilience(*o.resilience) : Resilience::checksum;
 }
 
-uint64_t zone_bytes(const CryptOptions& o, Resilience mode) {
+// `sector_size`: the volume's (with --type luks2, the header's, known once it is opened).
+uint64_t zone_bytes(const CryptOptions& o, Resilience mode, uint32_t sector_size) {
   if (!o.zone_size) return mode == Resilience::journal ? kJournalZoneBytes : kChecksumZoneBytes;
   const uint64_t z = parse_size(*o.zone_size);
-  if (z == 0 || z % o.sector_size != 0 || z > (1ull << 30)) {
+  if (z == 0 || z % sector_size != 0 || z > (1ull << 30)) {
     fail("--zone-size {} must be a whole number of {}-byte sectors, at most 1 GiB", *o.zone_size,
-         o.sector_size);
+         sector_size);
   }
   return z;
 }
@@ -111,7 +112,8 @@ void check_crypt_options(const CryptOptions& o) {
   }
   check_key_bits(o.key_size);
   check_idle_spin(o.idle_spin_us);
-  (void)zone_bytes(o, in_place_resilience(o));
+  // With --type luks2 the sector size is the header's: checked again once it is read.
+  (void)zone_bytes(o, in_place_resilience(o), o.type == "luks2" ? 512 : o.sector_size);
 }
 
 // The message of a resumable rewrite stopped by SIGINT/SIGTERM.
@@ -239,7 +241,7 @@ int run_crypt(const CryptOptions& o) {
     job.area_offset = offset_bytes;
     job.area_bytes = *total;
     job.mode = resilience;
-    job.zone_bytes = zone_bytes(o, resilience);
+    job.zone_bytes = zone_bytes(o, resilience, format.sector_size);
     job.resume_path = o.journal.empty() ? default_resume_path(o.input) : o.journal;
     Progress progress(o.progress.value_or(::isatty(STDERR_FILENO) == 1), total);
     const RewriteResult r = run_resumable_rewrite(job, &progress);

@@ -101,6 +101,23 @@ TEST_F(CliLuks2, InfoOfADetachedHeaderAndJson) {
   EXPECT_EQ(text.find("key\":"), std::string::npos) << "no key in the report";
 }
 
+// --zone-size is checked against the header's sector size, which only --type luks2
+// knows: 6 KiB is whole 512-byte sectors but not whole 4096-byte ones.
+TEST_F(CliLuks2, ZoneSizeMustBeWholeSectorsOfTheHeader) {
+  write_file(dir.file("l2"), random_bytes(20 << 20));
+  sh(cryptsetup() + " luksFormat --type luks2 --sector-size 4096 --key-file " +
+     dir.file("pass") + kFastKdf + " " + dir.file("l2"));
+  const auto before = read_file(dir.file("l2"));
+  const RunResult r = run_cli({"decrypt", "--type", "luks2", "--key-file", dir.file("pass"),
+                               "--zone-size", "6K", "--no-progress", dir.file("l2"),
+                               dir.file("l2")});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("--zone-size 6K must be a whole number of 4096-byte sectors"),
+            std::string::npos) << r.err;
+  EXPECT_EQ(read_file(dir.file("l2")), before);
+  EXPECT_FALSE(file_exists(dir.file(".l2.sectorcrypt-resume")));
+}
+
 TEST_F(CliLuks2, MisuseGetsOneClearError) {
   write_file(dir.file("image"), random_bytes(4 << 20));
   sh(cryptsetup() + " luksFormat --type luks1 --key-file " + dir.file("pass") + kFastKdf + " " +
