@@ -231,7 +231,7 @@ done
 # only pages: a journal slot is checksummed as a whole), and a resume file write that fails.
 for mode in checksum journal; do
   if [[ $mode == journal ]]; then slot=$((64 << 20)); else slot=$((4 << 20)); fi  # payload per slot
-  for i in 1 2 3; do
+  for _ in 1 2 3; do  # three tears at random bytes
     cp plain.img w.img
     after=$(( (RANDOM * 32768 + RANDOM) % (slot * 3) ))
     rc=0
