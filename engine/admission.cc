@@ -34,13 +34,17 @@ Batch* Engine::Impl::admit(bool& token) {
     --admit_waiters;
     busy_since = Clock::now();
   };
-  // Sleeps for work, unless a channel published some after this worker last looked: a
+  // Sleeps for work or a slot, unless a channel published work after this worker last
+  // looked and it could take it now (it holds an open batch, or a slot is free): a
   // channel's owner takes no lock to publish, and notifies only when it sees a sleeper
-  // (counted in admit_waiters, then the look: channel_intake.cc).
+  // (counted in admit_waiters, then the look: channel_intake.cc). Slots change only under
+  // mu, so a worker without one must sleep even with channel work waiting: looping here
+  // under mu kept the completing worker from ever returning a slot (a livelock found by
+  // ManyThreadsEachOnItsOwnChannel with idle_spin_us = 0).
   auto sleep_for_work = [&] {
     sleep([&] {
       std::atomic_thread_fence(std::memory_order_seq_cst);
-      if (!channel_work()) admit_cv.wait(lk);
+      if (!(channel_work() && (open != nullptr || slots.any_free()))) admit_cv.wait(lk);
     });
   };
   auto give_back_token = [&] {

@@ -357,10 +357,13 @@ TEST(EngineChannel, CompletionFdBecomesReadable) {
 // Producers on their own channels, each checking every result and that every accepted
 // request completes exactly once. inline_max 0: every request through the workers'
 // lock-free intake (channel_intake.cc), as on a GPU.
-void run_many_producers(int producers, std::size_t inline_max) {
+void run_many_producers(int producers, std::size_t inline_max, std::size_t slots = 4,
+                        uint32_t idle_spin_us = EngineConfig{}.idle_spin_us) {
   Watchdog dog(std::chrono::seconds(120), "many producers");
   EngineConfig c = channel_config(inline_max);
   c.channel_count = static_cast<std::size_t>(producers);
+  c.slot_count = slots;
+  c.idle_spin_us = idle_spin_us;
   auto e = make_engine(c);
   TestKey keys[3] = {add_test_key(*e, 64, 20), add_test_key(*e, 32, 21), add_test_key(*e, 64, 22)};
   std::atomic<int> failures{0};
@@ -426,6 +429,12 @@ void run_many_producers(int producers, std::size_t inline_max) {
 
 TEST(EngineChannel, ManyProducersEachOnItsOwnChannel) { run_many_producers(8, 4096); }
 TEST(EngineChannel, ManyProducersAllThroughTheWorkers) { run_many_producers(32, 0); }
+// One slot and no polling: a worker often finds channel work waiting and no slot free.
+// It must sleep until a slot comes back, not loop under the engine mutex, which would keep
+// the completing worker from returning the slot (that livelock hung the test).
+TEST(EngineChannel, ChannelWorkButNoFreeSlotSleepsForTheSlot) {
+  for (int round = 0; round < 3; ++round) run_many_producers(8, 0, 1, 0);
+}
 
 // Shutdown while producers submit: every request a submit accepted completes exactly
 // once (ok or shut_down), later submits are refused with shut_down, nothing hangs. With
