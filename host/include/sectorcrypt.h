@@ -121,7 +121,8 @@ struct sectorcrypt_config {
    * and registered memory reach every one. Listing one GPU twice opens it as two devices
    * (a test mode). Device-resident requests need memory every device reaches. */
   size_t gpu_ordinal_count;
-  int gpu_ordinals[16];         /* SECTORCRYPT_MAX_GPUS entries; past the count: 0 */
+  int gpu_ordinals[16];         /* SECTORCRYPT_MAX_GPUS entries; those past the count
+                                   are not read (get_config writes them 0) */
 };
 #define SECTORCRYPT_MAX_GPUS 16
 
