@@ -34,6 +34,15 @@ TEST(EngineMultiGpu, WithoutAGpuItSaysWhy) {
   c.backend = BackendKind::automatic;
   ASSERT_TRUE(Engine::create(c, &e).ok());
   EXPECT_EQ(e->backend(), BackendKind::cpu);
+  // Every usable GPU (gpu_ordinal -1): none here, so cuda says why and auto takes the CPU.
+  c.gpu_ordinals.clear();
+  c.gpu_ordinal = -1;
+  ASSERT_TRUE(Engine::create(c, &e).ok());
+  EXPECT_EQ(e->backend(), BackendKind::cpu);
+  c.backend = BackendKind::cuda;
+  const Status all = Engine::create(c, &e);
+  EXPECT_EQ(all.code(), Errc::unavailable);
+  EXPECT_NE(std::strstr(all.message(), "no GPU is usable"), nullptr) << all.message();
 }
 
 TEST(EngineMultiGpu, BadListsAreRefusedNamingTheEntry) {
