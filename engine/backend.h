@@ -26,6 +26,10 @@ class Backend {
   // The CPU needs nothing.
   virtual Status register_host(void* /*ptr*/, std::size_t /*len*/) { return Status(); }
   virtual void unregister_host(void* /*ptr*/) {}
+  // True when one register_host makes the range DMA-able for every device of this kind
+  // in the process (CUDA: cudaHostRegisterPortable; registering it again fails), so a
+  // set of such devices registers it once (engine/multi_device_backend.h).
+  virtual bool registers_process_wide() const { return false; }
   // Device-resident requests: ok when [ptr, ptr + len) is memory this backend's kernels
   // can read and write.
   virtual Status check_device_buffer(const void* /*ptr*/, std::size_t /*len*/) const {

@@ -155,6 +155,9 @@ class CudaBackend final : public Backend {
     return Status();
   }
 
+  // cudaHostRegisterPortable: pinned for every GPU in the process, once.
+  bool registers_process_wide() const override { return true; }
+
   void unregister_host(void* ptr) override {
     cudaSetDevice(cfg_.ordinal);
     (void)cudaHostUnregister(ptr);

@@ -58,6 +58,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "kernels/sector_format.h"
 #include "kernels/status.h"
@@ -72,6 +73,9 @@ enum class BackendKind {
   hybrid,     // both: each batch to the CPU workers or the GPU (engine/hybrid_split.h)
 };
 const char* backend_kind_name(BackendKind kind);  // "auto", "cpu", "cuda", "hybrid"
+
+// The most CUDA devices one engine drives (EngineConfig::gpu_ordinals).
+inline constexpr std::size_t kMaxGpus = 16;
 
 // Which AES the CUDA kernels run (kernels/cuda/xts_cuda.h). constant_time (the default)
 // has no data-dependent memory access: the bitsliced kernel with 32 blocks per thread,
@@ -107,7 +111,19 @@ struct EngineConfig {
   bool require_locked_memory = false;   // fail create if slot memory cannot be locked
   bool cpu_fallback = false;            // a batch the backend fails (backend_failure) is
                                         // re-run once on the CPU kernels; see FAULTS
-  int gpu_ordinal = 0;                  // CUDA device for the cuda and hybrid backends
+  // The CUDA devices of the cuda and hybrid backends (and of auto when it picks the GPU).
+  // gpu_ordinals empty: the one device gpu_ordinal, or, with gpu_ordinal = -1, every
+  // usable GPU (discover_gpus()). gpu_ordinals set (at most kMaxGpus): those devices,
+  // gpu_ordinal ignored. With two or more, each device gets its own slots (engine slot i
+  // is device i % N's), streams, device buffers and key table copy; add_key and
+  // register_memory reach every device (engine/README.md, "Several GPUs"). An ordinal
+  // may be listed twice only as a test mode: the same GPU opened as two devices, each
+  // with its own resources. slot_count must be at least the number of devices.
+  // auto uses the GPU(s) only when every one asked for is usable; cuda and hybrid fail
+  // naming the first that is not. create() leaves the devices it opened in
+  // config().gpu_ordinals.
+  int gpu_ordinal = 0;
+  std::vector<int> gpu_ordinals;
   // hybrid: the share of the bytes (of batches of hybrid_min_gpu_bytes and more) that
   // the GPU crypts: -1 adaptive (what each side delivers, measured as the run goes),
   // 0..100 forced (to test or pin a split). Smaller batches stay on the CPU.

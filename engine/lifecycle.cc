@@ -7,6 +7,7 @@
 #include "engine/engine_impl.h"
 #include "engine/hybrid_backend.h"
 #include "engine/gpu_devices.h"
+#include "engine/multi_device_backend.h"
 #include "engine/numa_node.h"
 #ifdef SECTORCRYPT_HAVE_CUDA
 #include "engine/cuda_backend.h"
@@ -84,18 +85,52 @@ Status Engine::create(const EngineConfig& config, std::unique_ptr<Engine>* out) 
                          "inline_max_bytes = %zu; use a multiple of 512 up to 16 MiB (0: off)",
                          c.inline_max_bytes);
   }
-  // The backend.
+  if (c.gpu_ordinals.size() > kMaxGpus) {
+    return Status::error(Errc::invalid_length, "gpu_ordinals lists %zu GPUs; at most %zu",
+                         c.gpu_ordinals.size(), kMaxGpus);
+  }
+  for (std::size_t i = 0; i < c.gpu_ordinals.size(); ++i) {
+    if (c.gpu_ordinals[i] < 0) {
+      return Status::error(Errc::invalid_length,
+                           "gpu_ordinals[%zu] = %d; list device ordinals (>= 0), or leave the "
+                           "list empty and set gpu_ordinal = -1 for every usable GPU",
+                           i, c.gpu_ordinals[i]);
+    }
+  }
+  if (c.gpu_ordinals.empty() && c.gpu_ordinal < -1) {
+    return Status::error(Errc::invalid_length,
+                         "gpu_ordinal = %d; use a device ordinal, or -1 for every usable GPU",
+                         c.gpu_ordinal);
+  }
+  // The backend: the GPUs asked for (engine.h, gpu_ordinals), each of them usable.
   bool use_cuda = false;
 #ifdef SECTORCRYPT_HAVE_CUDA
   GpuInventory inventory;
-  const GpuInfo* gpu = nullptr;
+  std::vector<const GpuInfo*> gpus;  // one per device, in the order asked for
   if (c.backend != BackendKind::cpu) {
     inventory = discover_gpus();
-    for (const GpuInfo& g : inventory.gpus) {
-      if (g.ordinal == c.gpu_ordinal) gpu = &g;
+    std::vector<int> want = c.gpu_ordinals;
+    if (want.empty() && c.gpu_ordinal >= 0) want.push_back(c.gpu_ordinal);
+    if (want.empty()) {  // gpu_ordinal = -1: every usable GPU (the first kMaxGpus)
+      for (const GpuInfo& g : inventory.gpus) {
+        if (want.size() < kMaxGpus) want.push_back(g.ordinal);
+      }
     }
-    if (gpu != nullptr) {
+    int unusable = -1;
+    for (int o : want) {
+      const GpuInfo* found = nullptr;
+      for (const GpuInfo& g : inventory.gpus) {
+        if (g.ordinal == o) found = &g;
+      }
+      if (found == nullptr) {
+        unusable = o;
+        break;
+      }
+      gpus.push_back(found);
+    }
+    if (!want.empty() && unusable < 0) {
       use_cuda = true;
+      c.gpu_ordinals = want;
     } else if (c.backend == BackendKind::cuda || c.backend == BackendKind::hybrid) {
       if (!inventory.usable()) {
         return Status::error(Errc::unavailable,
@@ -104,7 +139,13 @@ Status Engine::create(const EngineConfig& config, std::unique_ptr<Engine>* out) 
       }
       return Status::error(Errc::unavailable,
                            "backend %s asked for GPU %d, which is not usable (%zu usable)",
-                           backend_kind_name(c.backend), c.gpu_ordinal, inventory.gpus.size());
+                           backend_kind_name(c.backend), unusable, inventory.gpus.size());
+    }
+    if (use_cuda && gpus.size() > c.slot_count) {
+      return Status::error(Errc::invalid_length,
+                           "slot_count = %zu; %zu GPUs need at least one slot each (slot i "
+                           "belongs to GPU i %% %zu)",
+                           c.slot_count, gpus.size(), gpus.size());
     }
   }
 #else
@@ -131,8 +172,9 @@ Status Engine::create(const EngineConfig& config, std::unique_ptr<Engine>* out) 
   mem.cuda = use_cuda;
   mem.require_locked = c.require_locked_memory;
 #ifdef SECTORCRYPT_HAVE_CUDA
-  // DMA from the GPU's own node does not cross the socket link.
-  if (use_cuda && numa_node_count("/sys") > 1) mem.numa_node = gpu->numa_node;
+  // DMA from the GPU's own node does not cross the socket link. One allocation holds
+  // every slot, so with several GPUs it sits on the first one's node (engine/README.md).
+  if (use_cuda && numa_node_count("/sys") > 1) mem.numa_node = gpus[0]->numa_node;
 #endif
   if (Status s = impl->slots.init(c.slot_count, c.slot_bytes, c.max_parts_per_batch, mem); !s) {
     return s;
@@ -159,14 +201,27 @@ Status Engine::create(const EngineConfig& config, std::unique_ptr<Engine>* out) 
 
 #ifdef SECTORCRYPT_HAVE_CUDA
   if (use_cuda) {
-    engine::CudaBackendConfig bc;
-    bc.ordinal = c.gpu_ordinal;
-    bc.slot_count = c.slot_count;
-    bc.slot_bytes = c.slot_bytes;
-    bc.key_capacity = c.key_capacity;
-    bc.aes = c.gpu_aes;
-    bc.gpu_name = gpu->name.c_str();
-    if (Status s = engine::make_cuda_backend(bc, &impl->backend); !s) return s;
+    // One CUDA backend per device, each with its own slots (engine slot i is device
+    // i % N's), streams, device buffers and key table; several go under one backend.
+    std::vector<std::unique_ptr<engine::Backend>> devices;
+    for (std::size_t d = 0; d < gpus.size(); ++d) {
+      engine::CudaBackendConfig bc;
+      bc.ordinal = gpus[d]->ordinal;
+      bc.slot_count = engine::multi_device_slot_count(c.slot_count, gpus.size(), d);
+      bc.slot_bytes = c.slot_bytes;
+      bc.key_capacity = c.key_capacity;
+      bc.aes = c.gpu_aes;
+      bc.gpu_name = gpus[d]->name.c_str();
+      std::unique_ptr<engine::Backend> dev;
+      if (Status s = engine::make_cuda_backend(bc, &dev); !s) {
+        if (gpus.size() == 1) return s;
+        return Status::error(s.code(), "GPU %d (device %zu of %zu): %s", bc.ordinal, d,
+                             gpus.size(), s.message());
+      }
+      devices.push_back(std::move(dev));
+    }
+    impl->backend = devices.size() == 1 ? std::move(devices[0])
+                                        : engine::make_multi_device_backend(std::move(devices));
     if (hybrid) {
       impl->backend = engine::make_hybrid_backend(std::move(impl->backend),
                                                   engine::make_cpu_backend(c.threads),

@@ -273,7 +273,11 @@ void to_c_config(const sectorcrypt::EngineConfig& c, int backend, sectorcrypt_co
   out->channel_count = c.channel_count;
   out->channel_depth = c.channel_depth;
   out->inline_max_bytes = c.inline_max_bytes;
+  out->gpu_ordinal_count = std::min<std::size_t>(c.gpu_ordinals.size(), SECTORCRYPT_MAX_GPUS);
+  for (std::size_t i = 0; i < out->gpu_ordinal_count; ++i) out->gpu_ordinals[i] = c.gpu_ordinals[i];
 }
+static_assert(SECTORCRYPT_MAX_GPUS == sectorcrypt::kMaxGpus);
+static_assert(sizeof(sectorcrypt_config::gpu_ordinals) == SECTORCRYPT_MAX_GPUS * sizeof(int));
 
 }  // namespace
 
@@ -353,6 +357,10 @@ int sectorcrypt_create(const struct sectorcrypt_config* cfg, sectorcrypt_engine*
     ec.channel_count = c.channel_count;
     ec.channel_depth = c.channel_depth;
     ec.inline_max_bytes = c.inline_max_bytes;
+    if (c.gpu_ordinal_count > SECTORCRYPT_MAX_GPUS) {
+      return fail(SECTORCRYPT_EINVAL_LENGTH, "gpu_ordinal_count out of range (at most 16)");
+    }
+    ec.gpu_ordinals.assign(c.gpu_ordinals, c.gpu_ordinals + c.gpu_ordinal_count);
     auto w = std::make_unique<sectorcrypt_engine>();
     if (Status s = sectorcrypt::Engine::create(ec, &w->engine); !s) return result(s);
     *out = w.release();

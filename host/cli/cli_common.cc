@@ -38,6 +38,27 @@ BackendKind parse_backend(const std::string& name) {
   fail("unknown backend '{}' (cpu, cuda, hybrid, auto)", name);
 }
 
+void apply_gpus(const std::string& gpus, EngineConfig* cfg) {
+  cfg->gpu_ordinals.clear();
+  if (gpus.empty()) return;
+  if (gpus == "all") {
+    cfg->gpu_ordinal = -1;
+    return;
+  }
+  std::size_t at = 0;
+  for (;;) {
+    const std::size_t comma = gpus.find(',', at);
+    const std::string item = gpus.substr(at, comma == std::string::npos ? std::string::npos : comma - at);
+    const bool digits = !item.empty() && item.size() <= 4 &&
+                        item.find_first_not_of("0123456789") == std::string::npos;
+    if (!digits) fail("--gpus {}: '{}' is not a GPU ordinal (use e.g. 0,1 or all)", gpus, item);
+    if (cfg->gpu_ordinals.size() == kMaxGpus) fail("--gpus {}: at most {} GPUs", gpus, kMaxGpus);
+    cfg->gpu_ordinals.push_back(std::stoi(item));
+    if (comma == std::string::npos) break;
+    at = comma + 1;
+  }
+}
+
 uint64_t parse_size(const std::string& text) {
   std::size_t pos = 0;
   unsigned long long value = 0;
@@ -210,10 +231,12 @@ void install_interrupt_handlers() {
 void block_interrupts() { set_mask(SIG_BLOCK); }
 void unblock_interrupts() { set_mask(SIG_UNBLOCK); }
 
-std::unique_ptr<Engine> start_command_engine(const std::string& backend, unsigned threads,
-                                             uint32_t idle_spin_us, std::size_t slots) {
+std::unique_ptr<Engine> start_command_engine(const std::string& backend, const std::string& gpus,
+                                             unsigned threads, uint32_t idle_spin_us,
+                                             std::size_t slots) {
   EngineConfig cfg;
   cfg.backend = parse_backend(backend);
+  apply_gpus(gpus, &cfg);
   cfg.threads = threads;
   cfg.idle_spin_us = idle_spin_us;
   cfg.slot_count = slots;
@@ -221,7 +244,10 @@ std::unique_ptr<Engine> start_command_engine(const std::string& backend, unsigne
   block_interrupts();
   const Status created = Engine::create(cfg, &engine);
   unblock_interrupts();
-  if (created.code() == Errc::unavailable) fail("--backend {}: {}", backend, created.message());
+  if (created.code() == Errc::unavailable) {
+    if (!gpus.empty()) fail("--backend {} --gpus {}: {}", backend, gpus, created.message());
+    fail("--backend {}: {}", backend, created.message());
+  }
   check(created, "cannot start the engine");
   return engine;
 }

@@ -53,6 +53,14 @@ std::string cipher_name(IvMode mode);
 // "cpu", "cuda", "auto".
 BackendKind parse_backend(const std::string& name);
 
+// --gpus: "" (not given: the engine's default, GPU 0), "all" (every usable GPU), or a
+// comma-separated list of CUDA ordinals ("0,1"; "0,0" opens GPU 0 as two devices, a test
+// mode) -> cfg->gpu_ordinal / gpu_ordinals. Throws Error naming --gpus on anything else.
+void apply_gpus(const std::string& gpus, EngineConfig* cfg);
+inline constexpr const char* kGpusHelp =
+    "CUDA devices: a list of ordinals (0,1) or all (every usable GPU); default GPU 0. "
+    "Each gets its own slots, so --slots must be at least their number";
+
 // "4096", "4K", "16KiB", "1M", "2G" (binary units) -> bytes.
 uint64_t parse_size(const std::string& text);
 // A size as cryptsetup's options take it (--reduce-device-size): bytes, or a suffix
@@ -108,10 +116,11 @@ void install_interrupt_handlers();
 void block_interrupts();
 void unblock_interrupts();
 
-// The engine of a crypt or rewrite command, from its --backend, --threads, --idle-spin-us
-// and --slots, started with SIGINT/SIGTERM blocked in its threads (block_interrupts). A
+// The engine of a crypt or rewrite command, from its --backend, --gpus, --threads,
+// --idle-spin-us and --slots, started with SIGINT/SIGTERM blocked in its threads (block_interrupts). A
 // backend that is not usable here fails naming --backend; anything else, the engine.
-std::unique_ptr<Engine> start_command_engine(const std::string& backend, unsigned threads,
-                                             uint32_t idle_spin_us, std::size_t slots);
+std::unique_ptr<Engine> start_command_engine(const std::string& backend, const std::string& gpus,
+                                             unsigned threads, uint32_t idle_spin_us,
+                                             std::size_t slots);
 
 }  // namespace sectorcrypt::cli

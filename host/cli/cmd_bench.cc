@@ -28,6 +28,7 @@ struct BenchOptions {
   std::vector<uint32_t> sector_sizes{512, 4096};
   double seconds = 0.3;
   std::string buffer_size = "4M";
+  std::string gpus;  // --gpus: "" GPU 0, "all", or "0,1"
   unsigned threads = 0;
   uint32_t idle_spin_us = EngineConfig{}.idle_spin_us;
   std::string json_path, csv_path;
@@ -91,6 +92,7 @@ int run_bench(const BenchOptions& o) {
     if (n == "cpu" || n.starts_with("cuda") || n == "gpu" || n.starts_with("hybrid")) {
       EngineConfig cfg;
       parse_engine_subject(n, &cfg.backend, &s.path);
+    apply_gpus(o.gpus, &cfg);
       cfg.threads = o.threads;
       cfg.idle_spin_us = o.idle_spin_us;
       if (s.path == DataPath::slots) {
@@ -222,6 +224,7 @@ void add_bench_command(CLI::App& app, int* exit_code, RunMode mode) {
                 "cuda-registered, cuda-slots, cuda-device, hybrid, hybrid-registered, openssl, "
                 "libgcrypt (default: all usable)")
       ->delimiter(',');
+  c->add_option("--gpus", o->gpus, kGpusHelp);
   c->add_option("--key-sizes", o->key_sizes, "Key sizes in bits (256, 512)")
       ->delimiter(',')
       ->capture_default_str();

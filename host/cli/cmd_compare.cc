@@ -38,6 +38,7 @@ struct CompareOptions {
   std::string direction = "encrypt";
   double seconds = 0.2;
   std::size_t depth = 4;
+  std::string gpus;  // --gpus: "" GPU 0, "all", or "0,1"
   unsigned threads = 0;
   uint32_t idle_spin_us = EngineConfig{}.idle_spin_us;
   std::size_t slots = 8;
@@ -164,6 +165,7 @@ int run_compare(const CompareOptions& o) {
     s.kind = "engine";
     EngineConfig cfg;
     parse_engine_subject(n, &cfg.backend, &s.path);
+    apply_gpus(o.gpus, &cfg);
     cfg.threads = o.threads;
     cfg.idle_spin_us = o.idle_spin_us;
     cfg.slot_count = o.slots;
@@ -385,6 +387,7 @@ void add_compare_command(CLI::App& app, int* exit_code, RunMode mode) {
                 "Engine backends and GPU data paths: cpu, cuda (copy), cuda-registered, "
                 "cuda-slots, cuda-device, hybrid, hybrid-registered (default: every usable one)")
       ->delimiter(',');
+  c->add_option("--gpus", o->gpus, kGpusHelp);
   c->add_option("--peers", o->peers, "Peers to verify against and time: openssl, libgcrypt, none")
       ->delimiter(',')
       ->capture_default_str();

@@ -36,6 +36,7 @@ struct CryptOptions {
   uint64_t offset = 0, skip = 0;  // 512-byte sectors
   std::optional<uint64_t> size;   // 512-byte sectors
   std::string backend = "auto";
+  std::string gpus;  // --gpus: "" GPU 0, "all", or "0,1"
   unsigned threads = 0;
   uint32_t idle_spin_us = EngineConfig{}.idle_spin_us;
   std::size_t slots = 8;
@@ -101,6 +102,10 @@ void check_crypt_options(const CryptOptions& o) {
   }
   check(validate_format(crypt_format(o)), "--sector-size");
   (void)parse_backend(o.backend);
+  {
+    EngineConfig gpus_checked;  // a bad --gpus fails before anything is read or written
+    apply_gpus(o.gpus, &gpus_checked);
+  }
   if (o.slots == 0) fail("--slots must be at least 1");
   if (o.iv_large_sectors && (o.skip * 512) % o.sector_size != 0) {
     fail("--skip {} is not a whole number of {}-byte sectors, which --iv-large-sectors needs",
@@ -225,7 +230,7 @@ int run_crypt(const CryptOptions& o) {
   // Its threads start with SIGINT blocked, so the signal interrupts this thread's read()
   // of a pipe instead of landing on a worker.
   std::unique_ptr<Engine> engine =
-      start_command_engine(o.backend, o.threads, o.idle_spin_us, o.slots);
+      start_command_engine(o.backend, o.gpus, o.threads, o.idle_spin_us, o.slots);
   KeyHandle handle;
   check(engine->add_key(key.data(), key.size(), KeyOptions{}, &handle), "key file '" + o.key_file + "'");
 
@@ -335,6 +340,7 @@ void add_crypt_command(CLI::App& app, Direction dir, int* exit_code, RunMode mod
   c->add_option("-b,--size", o->size, "Length of the area in 512-byte sectors (default: to the end of INPUT)");
   c->add_option("--backend", o->backend, "cpu, cuda, hybrid (CPU and GPU together) or auto (the GPU when one is usable)")
       ->capture_default_str();
+  c->add_option("--gpus", o->gpus, kGpusHelp);
   c->add_option("--threads", o->threads, "Engine threads (default: all cores)");
   c->add_option("--idle-spin-us", o->idle_spin_us, kIdleSpinHelp)->capture_default_str();
   c->add_option("--slots", o->slots, "Engine batch slots of 1 MiB (bounds memory)")

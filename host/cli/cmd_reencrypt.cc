@@ -63,6 +63,7 @@ struct ReencryptOptions {
   std::string resilience = "checksum";
   std::string journal;
   std::string backend = "auto";
+  std::string gpus;  // --gpus: "" GPU 0, "all", or "0,1"
   unsigned threads = 0;
   uint32_t idle_spin_us = EngineConfig{}.idle_spin_us;
   std::size_t slots = 8;
@@ -145,6 +146,10 @@ void check_reencrypt_options(const ReencryptOptions& o) {
   // datashift is only the name of what --reduce-device-size without --header does.
   if (o.reduce_device_size.empty() || !o.header.empty()) (void)parse_resilience(o.resilience);
   (void)parse_backend(o.backend);
+  {
+    EngineConfig gpus_checked;  // a bad --gpus fails before anything is read or written
+    apply_gpus(o.gpus, &gpus_checked);
+  }
   if (o.slots == 0) fail("--slots must be at least 1");
   check_idle_spin(o.idle_spin_us);
 }
@@ -251,7 +256,7 @@ int report_resumable_interrupt(uint64_t done, uint64_t total, const std::string&
 }
 
 std::unique_ptr<Engine> start_engine(const ReencryptOptions& o) {
-  return start_command_engine(o.backend, o.threads, o.idle_spin_us, o.slots);
+  return start_command_engine(o.backend, o.gpus, o.threads, o.idle_spin_us, o.slots);
 }
 
 // Copies the staged header (all of its file, which is the room before the data) over the
@@ -624,6 +629,7 @@ void add_reencrypt_command(CLI::App& app, int* exit_code, RunMode mode) {
   c->add_option("--journal", o->journal,
                 "The resume file (default: .IMAGE.sectorcrypt-resume next to IMAGE)");
   c->add_option("--backend", o->backend, "cpu, cuda or auto")->capture_default_str();
+  c->add_option("--gpus", o->gpus, kGpusHelp);
   c->add_option("--threads", o->threads, "Engine threads (default: all cores)");
   c->add_option("--idle-spin-us", o->idle_spin_us, kIdleSpinHelp)->capture_default_str();
   c->add_option("--slots", o->slots, "Engine batch slots of 1 MiB")->capture_default_str();

@@ -93,7 +93,8 @@ struct sectorcrypt_config {
   size_t key_capacity;          /* key table entries (>= 1) */
   uint32_t flush_deadline_us;   /* a partly filled batch waits at most this long */
   int require_locked_memory;    /* nonzero: fail create when slots cannot be locked */
-  int gpu_ordinal;              /* CUDA device for the cuda backend */
+  int gpu_ordinal;              /* CUDA device for the cuda and hybrid backends; -1: every
+                                   usable GPU (when gpu_ordinal_count is 0) */
   uint32_t idle_spin_us;        /* an idle engine thread polls this long before it sleeps;
                                    0 where other busy processes share the CPUs */
   int cpu_fallback;             /* nonzero: a batch the backend fails is re-run once on
@@ -113,7 +114,17 @@ struct sectorcrypt_config {
   size_t inline_max_bytes;      /* CPU: a channel request or sectorcrypt_crypt() call of at
                                    most this many bytes is crypted on the calling thread
                                    when a crypt thread slot is free (0: never) */
+  /* Several GPUs (engine/README.md, "Several GPUs"). gpu_ordinal_count 0 (default): the
+   * one GPU gpu_ordinal (-1: every usable GPU). 1..SECTORCRYPT_MAX_GPUS: the devices
+   * gpu_ordinals[0 .. count), gpu_ordinal ignored; each gets its own slots (slot i is
+   * device i % count's, so slot_count >= count), streams and key table copy, and keys
+   * and registered memory reach every one. Listing one GPU twice opens it as two devices
+   * (a test mode). Device-resident requests need memory every device reaches. */
+  size_t gpu_ordinal_count;
+  int gpu_ordinals[16];         /* SECTORCRYPT_MAX_GPUS entries; those past the count
+                                   are not read (get_config writes them 0) */
 };
+#define SECTORCRYPT_MAX_GPUS 16
 
 /* Fills the first `size` bytes of *cfg with the defaults (auto backend, 8 slots of 1 MiB,
  * ...) and sets cfg->size = size. Call it through sectorcrypt_config_init().

@@ -160,4 +160,51 @@ TEST(CApiStructSize, InitNeverWritesPastTheGivenSize) {
   EXPECT_TRUE(cfg.guard_intact());
 }
 
+// The GPU list (appended after inline_max_bytes): a caller without it gets the one GPU
+// gpu_ordinal; a count past SECTORCRYPT_MAX_GPUS or a negative ordinal is refused before
+// any GPU is looked for; on the CPU a list is kept and handed back as given.
+TEST(CApiStructSize, GpuOrdinalListIsReadAndChecked) {
+  Guarded<sectorcrypt_config> before(offsetof(sectorcrypt_config, gpu_ordinal_count));
+  sectorcrypt_config_init_sized(before.get(), before.size);
+  EXPECT_TRUE(before.guard_intact());
+  sectorcrypt_config c;
+  sectorcrypt_config_init(&c);
+  EXPECT_EQ(c.gpu_ordinal_count, 0u);
+  EXPECT_EQ(c.gpu_ordinal, 0);
+  for (int o : c.gpu_ordinals) EXPECT_EQ(o, 0);
+
+  c.backend = SECTORCRYPT_BACKEND_CPU;
+  c.threads = 1;
+  sectorcrypt_engine* e = nullptr;
+  c.gpu_ordinal_count = SECTORCRYPT_MAX_GPUS + 1;
+  EXPECT_EQ(sectorcrypt_create(&c, &e), SECTORCRYPT_EINVAL_LENGTH);
+  EXPECT_NE(std::string(sectorcrypt_last_error()).find("gpu_ordinal_count"), std::string::npos);
+  c.gpu_ordinal_count = 2;
+  c.gpu_ordinals[0] = 0;
+  c.gpu_ordinals[1] = -3;
+  EXPECT_EQ(sectorcrypt_create(&c, &e), SECTORCRYPT_EINVAL_LENGTH);
+  EXPECT_NE(std::string(sectorcrypt_last_error()).find("gpu_ordinals[1] = -3"), std::string::npos)
+      << sectorcrypt_last_error();
+  EXPECT_EQ(e, nullptr);
+
+  c.gpu_ordinals[1] = 0;  // GPU 0 twice: the test mode, fine to list
+  ASSERT_EQ(sectorcrypt_create(&c, &e), SECTORCRYPT_OK) << sectorcrypt_last_error();
+  sectorcrypt_config got;
+  ASSERT_EQ(sectorcrypt_get_config(e, &got), SECTORCRYPT_OK);
+  EXPECT_EQ(got.gpu_ordinal_count, 2u);
+  EXPECT_EQ(got.gpu_ordinals[0], 0);
+  EXPECT_EQ(got.gpu_ordinals[1], 0);
+  sectorcrypt_destroy(e);
+
+  // Asking the cuda backend for the list: here without a GPU it says none is usable.
+  c.backend = SECTORCRYPT_BACKEND_CUDA;
+  e = nullptr;
+  const int rc = sectorcrypt_create(&c, &e);
+  if (rc == SECTORCRYPT_OK) {
+    sectorcrypt_destroy(e);
+    GTEST_SKIP() << "a GPU is usable here; engine_multi_gpu tests cover it";
+  }
+  EXPECT_EQ(rc, SECTORCRYPT_EUNAVAILABLE) << sectorcrypt_last_error();
+}
+
 }  // namespace

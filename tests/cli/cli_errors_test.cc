@@ -126,6 +126,19 @@ TEST_F(CliErrors, CudaWithoutGpu) {
                "--backend cuda: ", "h");
 }
 
+// --gpus: a bad list fails before anything is written; a list for a GPU that is not
+// here is named with --backend.
+TEST_F(CliErrors, GpusOption) {
+  expect_error({"encrypt", "-d", dir.file("key"), "--gpus", "0,x", dir.file("pt"), dir.file("out")},
+               "--gpus 0,x: 'x' is not a GPU ordinal");
+  expect_error({"encrypt", "-d", dir.file("key"), "--gpus", "0,,1", dir.file("pt"), dir.file("out")},
+               "is not a GPU ordinal");
+  if (discover_gpus().usable()) GTEST_SKIP() << "a GPU is usable here";
+  expect_error({"encrypt", "-d", dir.file("key"), "--backend", "cuda", "--gpus", "0,1",
+                dir.file("pt"), dir.file("out")},
+               "--backend cuda --gpus 0,1: ");
+}
+
 TEST_F(CliErrors, BadCipherAndBackendNames) {
   expect_error({"encrypt", "-d", dir.file("key"), "--cipher", "aes-cbc-essiv:sha256", dir.file("pt"), dir.file("out")},
                "unsupported cipher 'aes-cbc-essiv:sha256'");
