@@ -22,7 +22,11 @@ class HybridBackend final : public Backend {
 
   Status publish_key(uint32_t index, const XtsKey& key) override {
     if (Status s = gpu_->publish_key(index, key); !s) return s;
-    return cpu_->publish_key(index, key);
+    if (Status s = cpu_->publish_key(index, key); !s) {
+      gpu_->clear_key(index);  // never half published
+      return s;
+    }
+    return Status();
   }
   void clear_key(uint32_t index) override {
     gpu_->clear_key(index);

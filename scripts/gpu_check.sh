@@ -43,7 +43,7 @@ run() {
   export LD_LIBRARY_PATH=$PWD/$bundle/lib
   local bin=$bundle/bin
   step cuda_tests 120 "$bin/sectorcrypt_cuda_tests"
-  step engine_cuda_tests 120 "$bin/engine_tests" --gtest_filter='*Cuda*:*cuda*:*Hybrid*'
+  step engine_cuda_tests 120 "$bin/engine_tests" --gtest_filter='*Cuda*:*cuda*:*Hybrid*:EngineMultiGpu.*'
   SECTORCRYPT_ALLOC_TRACE=8 step engine_alloc_test 120 "$bin/engine_alloc_test"
   step engine_fault_tests 120 "$bin/engine_fault_tests"
   # The CPU kernels on this host's Intel AVX-512 (Highway's AVX3_SPR target).

@@ -10,6 +10,7 @@
 
 #include "engine/batch.h"
 #include "engine/cpu_backend.h"
+#include "engine/hybrid_backend.h"
 #include "engine/multi_device_backend.h"
 #include "tests/engine/engine_test_support.h"
 
@@ -282,6 +283,21 @@ TEST(MultiDeviceBackend, CpuStandInsMatchTheReference) {
     }
   }
   multi->clear_key(0);
+}
+
+// The hybrid backend holds the same rule for its two sides: a key the CPU side refuses
+// is cleared from the GPU side again (the fakes stand in for both).
+TEST(HybridBackend, AKeyTheCpuSideRefusesIsClearedFromTheGpuSide) {
+  Log gpu_log, cpu_log;
+  auto gpu = std::make_unique<FakeDevice>(&gpu_log, 0);
+  auto cpu = std::make_unique<FakeDevice>(&cpu_log, 1);
+  cpu->fail_publish = true;
+  auto hybrid = engine::make_hybrid_backend(std::move(gpu), std::move(cpu), -1, 0);
+  XtsKey key{};
+  EXPECT_EQ(hybrid->publish_key(7, key).code(), Errc::backend_failure);
+  EXPECT_EQ(gpu_log.published, std::vector<uint32_t>{7});
+  EXPECT_EQ(gpu_log.cleared, std::vector<uint32_t>{7});
+  EXPECT_TRUE(cpu_log.published.empty());
 }
 
 }  // namespace
