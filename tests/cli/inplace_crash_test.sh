@@ -33,6 +33,15 @@ run_to_end() {  # dir, mode, extra...: reruns until the command succeeds (at mos
 
 # Seconds as a decimal: uniform in [0, $1 ms).
 rand_delay() { printf '0.%03d' $(( (RANDOM * 32768 + RANDOM) % $1 )); }
+# Runs the command (stderr to ./log), SIGKILLs it after a random delay within $ms, and
+# sets rc to its exit status: 137 when the kill landed, 0 when it finished first.
+run_and_kill() {
+  "$@" 2>>log &
+  local pid=$!
+  sleep "$(rand_delay "$ms")"
+  kill -9 "$pid" 2>/dev/null || true
+  rc=0; wait "$pid" || rc=$?
+}
 
 # `reencrypt --encrypt --reduce-device-size 32M` (volume key given): the data moves by 16 MiB
 # (the header's room, as cryptsetup's) from the end backward while it is encrypted, and the
@@ -65,11 +74,7 @@ reduce_mode() {
     rm -f got.vk
     : > log
     while :; do
-      "${reenc[@]}" w.img 2>>log &
-      pid=$!
-      sleep "$(rand_delay "$ms")"
-      kill -9 "$pid" 2>/dev/null || true
-      rc=0; wait "$pid" || rc=$?
+      run_and_kill "${reenc[@]}" w.img
       if (( rc == 0 )); then break; fi
       (( rc == 137 )) || { cat log >&2; die "reduce exited $rc"; }
       # Killed after the last file went: done (a rerun would refuse the LUKS image).
@@ -139,11 +144,7 @@ for dir in encrypt decrypt; do
       # A kill at a random instant, then the rerun killed again at a random instant while it
       # still runs, until a run completes.
       while :; do
-        "$SC" "$dir" --resilience "$mode" -d key --no-progress w.img w.img 2>>log &
-        pid=$!
-        sleep "$(rand_delay "$ms")"
-        kill -9 "$pid" 2>/dev/null || true
-        rc=0; wait "$pid" || rc=$?
+        run_and_kill "$SC" "$dir" --resilience "$mode" -d key --no-progress w.img w.img
         if (( rc == 0 )); then break; fi
         (( rc == 137 )) || { cat log >&2; die "$dir/$mode exited $rc"; }
         # Killed after it removed its resume file, on the way out: the work is done (a
@@ -175,6 +176,16 @@ for dir in encrypt change decrypt; do
   esac
   reenc+=(--header w.hdr -d pass --no-progress)
   [[ $dir == decrypt ]] || reenc+=(--pbkdf pbkdf2 --pbkdf-force-iterations 1000)
+  # How long an uninterrupted run of this command takes here, so the kills spread over
+  # all of it (the in-place modes' timing left too few kills inside the rewrite).
+  cp "$src" w.img
+  if [[ $dir == encrypt ]]; then rm -f w.hdr; else cp enc.hdr w.hdr; fi
+  rm -f w.hdr.sectorcrypt-new
+  start=$(date +%s%N)
+  "${reenc[@]}" w.img 2>>log || { cat log >&2; die "reencrypt $dir uninterrupted failed"; }
+  ms=$(( ($(date +%s%N) - start) / 1000000 + 1 ))
+  (( ms < 999 )) || ms=999
+  same w.img "$want" "reencrypt $dir uninterrupted"
   landed=0 midway=0 trials=0
   while (( landed < KILLS || midway == 0 )); do
     (( ++trials <= KILLS * 4 + 10 )) || die "reencrypt $dir: $landed of $KILLS kills landed, $midway mid-rewrite"
@@ -182,11 +193,7 @@ for dir in encrypt change decrypt; do
     if [[ $dir == encrypt ]]; then rm -f w.hdr; else cp enc.hdr w.hdr; fi
     rm -f w.hdr.sectorcrypt-new
     while :; do
-      "${reenc[@]}" w.img 2>>log &
-      pid=$!
-      sleep "$(rand_delay "$ms")"
-      kill -9 "$pid" 2>/dev/null || true
-      rc=0; wait "$pid" || rc=$?
+      run_and_kill "${reenc[@]}" w.img
       if (( rc == 0 )); then break; fi
       (( rc == 137 )) || { cat log >&2; die "reencrypt $dir exited $rc"; }
       landed=$((landed + 1))
