@@ -279,6 +279,32 @@ void to_c_config(const sectorcrypt::EngineConfig& c, int backend, sectorcrypt_co
 static_assert(SECTORCRYPT_MAX_GPUS == sectorcrypt::kMaxGpus);
 static_assert(sizeof(sectorcrypt_config::gpu_ordinals) == SECTORCRYPT_MAX_GPUS * sizeof(int));
 
+// Reaps into the caller's array of elem_size-byte completions, kChunk at a time:
+// reap(buf, want, first) moves up to `want` completions into buf (first: the call's first
+// round, the one that may wait). Stops when a round brings fewer than it asked for.
+// at_least_once: one round even for max 0 (a channel's reaping runs its callbacks).
+template <typename Reap>
+int reap_in_chunks(sectorcrypt_completion* out, size_t max, size_t elem_size,
+                   bool at_least_once, Reap reap) {
+  if (elem_size < kCompletionFirstSize) {
+    return fail(SECTORCRYPT_EINVAL, "completion size smaller than its first layout");
+  }
+  auto* base = reinterpret_cast<unsigned char*>(out);
+  constexpr size_t kChunk = 32;
+  sectorcrypt::Completion c[kChunk];
+  size_t total = 0;
+  bool first = true;
+  while (total < max || (first && at_least_once)) {
+    const size_t want = std::min(kChunk, max - total);
+    const size_t got = reap(c, want, first);
+    first = false;
+    for (size_t i = 0; i < got; ++i) write_completion(c[i], base + (total + i) * elem_size, elem_size);
+    total += got;
+    if (got < want || want == 0) break;
+  }
+  return static_cast<int>(std::min<size_t>(total, 0x7fffffff));
+}
+
 }  // namespace
 
 extern "C" {
@@ -411,22 +437,11 @@ namespace {
 int poll_impl(sectorcrypt_engine* e, sectorcrypt_completion* out, size_t max, size_t elem_size,
               bool wait, uint64_t timeout_us) {
   if (e == nullptr || (out == nullptr && max > 0)) return fail(SECTORCRYPT_EINVAL, "null engine or out");
-  if (elem_size < kCompletionFirstSize) {
-    return fail(SECTORCRYPT_EINVAL, "completion size smaller than its first layout");
-  }
-  auto* base = reinterpret_cast<unsigned char*>(out);
-  constexpr size_t kChunk = 32;
-  sectorcrypt::Completion c[kChunk];
-  size_t total = 0;
-  while (total < max) {
-    const size_t want = std::min(kChunk, max - total);
-    const size_t got = (wait && total == 0) ? e->engine->wait_completions(c, want, timeout_us)
-                                            : e->engine->poll(c, want);
-    for (size_t i = 0; i < got; ++i) write_completion(c[i], base + (total + i) * elem_size, elem_size);
-    total += got;
-    if (got < want) break;
-  }
-  return static_cast<int>(std::min<size_t>(total, 0x7fffffff));
+  return reap_in_chunks(out, max, elem_size, false,
+                        [&](sectorcrypt::Completion* c, size_t want, bool first) {
+                          return (wait && first) ? e->engine->wait_completions(c, want, timeout_us)
+                                                 : e->engine->poll(c, want);
+                        });
 }
 }  // namespace
 
@@ -528,26 +543,13 @@ int channel_reap(sectorcrypt_channel* channel, sectorcrypt_completion* out, size
   if (channel == nullptr || (out == nullptr && max > 0)) {
     return fail(SECTORCRYPT_EINVAL, "null channel or out");
   }
-  if (elem_size < kCompletionFirstSize) {
-    return fail(SECTORCRYPT_EINVAL, "completion size smaller than its first layout");
-  }
-  auto* base = reinterpret_cast<unsigned char*>(out);
-  constexpr size_t kChunk = 32;
-  sectorcrypt::Completion c[kChunk];
-  size_t total = 0;
-  bool first = true;
   // Always once, even with max 0: reaping runs the callbacks.
-  while (first || total < max) {
-    const size_t want = std::min(kChunk, max - total);
-    const size_t got = (wait && first)
-                           ? channel_of(channel)->wait(c, want, min_count, timeout_us)
-                           : channel_of(channel)->poll(c, want);
-    first = false;
-    for (size_t i = 0; i < got; ++i) write_completion(c[i], base + (total + i) * elem_size, elem_size);
-    total += got;
-    if (got < want || want == 0) break;
-  }
-  return static_cast<int>(std::min<size_t>(total, 0x7fffffff));
+  return reap_in_chunks(out, max, elem_size, true,
+                        [&](sectorcrypt::Completion* c, size_t want, bool first) {
+                          return (wait && first)
+                                     ? channel_of(channel)->wait(c, want, min_count, timeout_us)
+                                     : channel_of(channel)->poll(c, want);
+                        });
 }
 }  // namespace
 
