@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "host/kat_vectors.h"
+#include "tests/capi/guarded_struct.h"
 #include "tests/test_support.h"
 
 namespace {
@@ -706,21 +707,7 @@ TEST(CApiChannelEdge, DestroyDropsUnreapedChannelCompletionsUncalled) {
 
 // ---- sizes ----
 
-constexpr unsigned char kGuard = 0xa5;
-
-template <typename T>
-struct Guarded {
-  explicit Guarded(std::size_t size) : size(size), bytes(size + 64, kGuard) {}
-  T* get() { return reinterpret_cast<T*>(bytes.data()); }
-  bool guard_intact() const {
-    for (std::size_t i = size; i < bytes.size(); ++i) {
-      if (bytes[i] != kGuard) return false;
-    }
-    return true;
-  }
-  std::size_t size;
-  std::vector<unsigned char> bytes;
-};
+using sectorcrypt::capitest::Guarded;
 
 TEST(CApiChannelEdge, OptionsSizeMember) {
   sectorcrypt_channel_options o;

@@ -12,26 +12,12 @@
 #include <string>
 #include <vector>
 
+#include "tests/capi/guarded_struct.h"
 #include "tests/test_support.h"
 
 namespace {
 
-constexpr unsigned char kGuard = 0xa5;
-
-// A struct of `size` bytes (a prefix of T: an older layout) followed by guard bytes.
-template <typename T>
-struct Guarded {
-  explicit Guarded(std::size_t size) : size(size), bytes(size + 64, kGuard) {}
-  T* get() { return reinterpret_cast<T*>(bytes.data()); }
-  bool guard_intact() const {
-    for (std::size_t i = size; i < bytes.size(); ++i) {
-      if (bytes[i] != kGuard) return false;
-    }
-    return true;
-  }
-  std::size_t size;
-  std::vector<unsigned char> bytes;  // operator new: aligned for any of the structs
-};
+using sectorcrypt::capitest::Guarded;
 
 constexpr std::size_t kOldConfigSize = offsetof(sectorcrypt_config, gpu_aes);
 constexpr std::size_t kOldStatsSize = offsetof(sectorcrypt_stats, submit_waits);
