@@ -67,22 +67,20 @@ class MultiDeviceBackend final : public Backend {
   // The device sees its own slot numbers (0 .. its slot count - 1); the engine's is put
   // back before the batch goes on. A batch with no slot (UINT32_MAX: crypted inline by
   // its caller, a CPU-only path) goes to device 0 as it is.
-  void crypt(Batch& b) override {
-    if (b.slot == UINT32_MAX) return devices_[0]->crypt(b);
+  void crypt(Batch& b) override { on_slot_device(b, &Backend::crypt); }
+  void finish(Batch& b) override { on_slot_device(b, &Backend::finish); }
+
+ private:
+  // Calls (device.*step)(b) on the device that owns b's slot, with b.slot that device's
+  // own number during the call.
+  void on_slot_device(Batch& b, void (Backend::*step)(Batch&)) {
+    if (b.slot == UINT32_MAX) return (devices_[0].get()->*step)(b);
     const uint32_t slot = b.slot;
     b.slot = slot / n_;
-    devices_[slot % n_]->crypt(b);
-    b.slot = slot;
-  }
-  void finish(Batch& b) override {
-    if (b.slot == UINT32_MAX) return devices_[0]->finish(b);
-    const uint32_t slot = b.slot;
-    b.slot = slot / n_;
-    devices_[slot % n_]->finish(b);
+    (devices_[slot % n_].get()->*step)(b);
     b.slot = slot;
   }
 
- private:
   std::vector<std::unique_ptr<Backend>> devices_;
   uint32_t n_;
   char detail_[1024] = {};
