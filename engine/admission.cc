@@ -230,13 +230,16 @@ void Engine::Impl::append_part(Batch& b, RequestRecord* r, uint64_t offset, uint
   p.sectors = static_cast<uint32_t>(len / r->format.sector_size);
   p.status = Status();
   if (b.part_count == 1) b.oldest = r->accepted;
+  // submit() requests keep admission order; so does any request cut into parts, whose
+  // status the parts' batches merge one at a time.
+  if (r->channel == nullptr || len != r->bytes) b.ordered = true;
   b.used += p.bytes;
   b.sector_count += p.sectors;
 }
 
 void Engine::Impl::emit_batch(Batch& b) {
   ++batches_in_flight;
-  {
+  if (b.ordered) {
     std::lock_guard pipe(pipe_mu);
     crypted[b.slot] = false;
     in_order.push(&b);

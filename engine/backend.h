@@ -1,6 +1,8 @@
 // What the pipeline asks of a backend. crypt() runs in the parallel stage (several
-// batches at once, one per call); finish() runs in the serial complete stage, in
-// admission order. A backend sets every part's status; it never allocates after create.
+// batches at once, one per call); finish() runs in the complete stage: for ordered
+// batches one at a time in admission order, for batches of whole channel requests on
+// the worker that crypted them, concurrently with other finishes (batch.h, `ordered`).
+// A backend sets every part's status; it never allocates after create.
 #pragma once
 
 #include <cstddef>
@@ -42,8 +44,8 @@ class Backend {
   // belong. A GPU backend waits here for its slot's stream, so the worker that admitted
   // a batch also stages it in and out: the copies run on as many threads as batches.
   virtual void crypt(Batch& b) = 0;
-  // Serial stage, in admission order, before the batch's completions: what must happen
-  // in that order (nothing, for the backends today; the CPU fallback reruns through it).
+  // Complete stage, before the batch's completions (ordered batches: in admission
+  // order). Nothing, for the backends today; the CPU fallback reruns through it.
   virtual void finish(Batch& b) = 0;
 };
 

@@ -60,8 +60,9 @@ struct RequestRecord {
 
   // Parts not yet completed, plus one while admission is still cutting the request.
   std::atomic<uint32_t> pending{0};
-  // The worst status of the parts; written only by the (serial) complete stage, or by
-  // the engine thread after the pipeline has stopped.
+  // The worst status of the parts; written only by the complete stage (a request cut
+  // into several parts is only in ordered batches, completed one at a time), or by the
+  // engine thread after the pipeline has stopped.
   Status status;
 };
 
@@ -99,6 +100,11 @@ struct Batch {
   // batch may be re-run (cpu_fallback). Backends clear it before they write.
   bool rerunnable = true;
   bool on_gpu = false;             // crypted by the GPU (cuda, or hybrid's GPU side)
+  // Completes in admission order (the in_order ring, one thread at a time). Clear for a
+  // batch of whole channel requests only: nothing orders channel requests across the
+  // engine and no other batch holds a part of them, so the worker that crypted it
+  // completes it at once, beside other completers (engine/pipeline.cc).
+  bool ordered = false;
 
   // Per-sector arrays, capacity slot_bytes / 512 (iv and key_index are pinned: the CUDA
   // backend copies them to the device).
@@ -120,6 +126,7 @@ struct Batch {
     zero_copy = false;
     rerunnable = true;
     on_gpu = false;
+    ordered = false;
     admit_ns = 0;
   }
 };

@@ -1,6 +1,8 @@
-// The complete stage (serial, in admission order): statuses merged, a failed batch
-// re-run on the CPU, completions delivered (callbacks, the polled queue, or a channel's
-// ring), the slot returned; and the cancellation of what was never admitted at shutdown.
+// The complete stage (ordered batches one at a time, in admission order; batches of
+// whole channel requests on their crypting worker: engine/pipeline.cc): statuses
+// merged, a failed batch re-run on the CPU, completions delivered (callbacks, the
+// polled queue, or a channel's ring), the slot returned; and the cancellation of what
+// was never admitted at shutdown.
 #include "engine/engine_impl.h"
 
 namespace sectorcrypt {
@@ -21,6 +23,9 @@ using engine::Part;
 using engine::RequestRecord;
 using engine::SlotState;
 
+// cpu_fallback: the batch failed as a whole with its input intact; run it again with the
+// CPU kernels, here in the complete stage (a rare path; the batch keeps its place in the
+// completion order). The CPU backend uses only the batch's preallocated arrays.
 void Engine::Impl::rerun_on_cpu(Batch* b) {
   counters.add(counters.cpu_fallbacks, 1);
   for (uint32_t k = 0; k < b->part_count; ++k) b->parts[k].status = Status();

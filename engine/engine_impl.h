@@ -156,8 +156,8 @@ struct Engine::Impl {
   void wait_for_channel_submitters();
 
   // ---- completion order (pipeline.cc) ----
-  // Batches in admission order, pushed by admit() while it holds mu; the head completes
-  // first. Holds at most slot_count entries, since a batch is a slot.
+  // Ordered batches in admission order, pushed by admit() while it holds mu; the head
+  // completes first. Holds at most slot_count entries, since a batch is a slot.
   std::mutex pipe_mu;
   engine::FixedRing<engine::Batch*> in_order;
   std::unique_ptr<bool[]> crypted;      // per slot, guarded by pipe_mu
@@ -205,12 +205,16 @@ struct Engine::Impl {
   // request has one more part pending and stays the cursor).
   engine::RequestRecord* append_cursor_part(engine::Batch& b, std::size_t room);
   void append_part(engine::Batch& b, engine::RequestRecord* r, uint64_t offset, uint64_t len);
-  void emit_batch(engine::Batch& b);    // under mu: into the completion order
+  void emit_batch(engine::Batch& b);    // under mu: an ordered batch joins the order
   void crypt(engine::Batch* b);
   void crypted_in_order(engine::Batch* b);
   void crypt_and_complete(engine::Batch* b) {
     crypt(b);
-    crypted_in_order(b);
+    if (b->ordered) {
+      crypted_in_order(b);
+    } else {
+      complete(b);  // whole channel requests: no order to wait for (batch.h)
+    }
   }
   void rerun_on_cpu(engine::Batch* b);
   void complete(engine::Batch* b);

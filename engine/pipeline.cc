@@ -6,8 +6,9 @@
 //            idle_spin_us, then sleeps on a condition variable for work, a slot, or
 //            the flush deadline
 //   crypt    parallel: backend->crypt (gather, cipher, CPU scatter)
-//   complete serial, in admission order: backend->finish, statuses, completions, the
-//            slot back to the pool (the credit returns)
+//   complete backend->finish, statuses, completions, the slot back to the pool (the
+//            credit returns): serial and in admission order for ordered batches; at
+//            once, on the crypting worker, for a batch of whole channel requests
 //
 // Each of the `threads` workers runs all three for a batch: admit one, crypt it, then, if
 // it is the oldest batch in flight, complete it and every crypted batch behind it. A batch
@@ -33,10 +34,16 @@
 // fixed rings give the same three stages with zero allocations, and forward progress no
 // longer depends on the TBB market handing the arena a worker while admit sleeps.
 //
-// Completion order: admit() puts each batch in `in_order` while it holds mu, so the ring
-// is in admission order; only the head completes, one thread at a time (`completing`);
-// parts sit in a batch in request order, and a request completes with its last part: so
-// completions are delivered in admission order, one callback at a time.
+// Completion order: admit() puts each ordered batch in `in_order` while it holds mu, so
+// the ring is in admission order; only the head completes, one thread at a time
+// (`completing`); parts sit in a batch in request order, and a request completes with
+// its last part: so completions of submit() requests are delivered in admission order,
+// one callback at a time. A batch that holds only whole channel requests is not
+// ordered: channels promise no engine-wide order (a channel's own order is kept by its
+// owner) and no other batch holds a part of its requests, so its worker completes it
+// as soon as it is crypted. One slow batch (a GPU slot waiting on its stream, a worker
+// descheduled) then holds back no channel's completions but its own, and several
+// workers complete at once.
 #include <algorithm>
 #include <exception>
 #include <stdexcept>
@@ -166,8 +173,4 @@ void Engine::Impl::crypt(Batch* b) {
   engine::crypt_guarded(*backend, *b);
   counters.add(counters.crypt_ns, engine::ns_since(t0));
 }
-
-// cpu_fallback: the batch failed as a whole with its input intact; run it again with the
-// CPU kernels, here in the serial stage (a rare path; it keeps completion order). The
-// CPU backend uses only the batch's preallocated arrays: no allocation.
 }  // namespace sectorcrypt

@@ -585,6 +585,64 @@ TEST(EngineChannel, AFloodingChannelDoesNotStarveAnother) {
   ASSERT_TRUE(e->drain().ok());  // the blocker's completion, with its callback, is done
 }
 
+// A batch of whole channel requests completes on the worker that crypted it, whatever
+// older batch is still completing: one worker is held inside a submit() request's
+// callback (an ordered batch, mid-completion), and channel requests still come back
+// through the other. A submit() request accepted after the held one waits for it.
+TEST(EngineChannel, ChannelBatchesCompleteWhileAnOlderBatchIsHeld) {
+  Watchdog dog(std::chrono::seconds(60), "unordered channel batches");
+  EngineConfig c = channel_config(0);
+  c.threads = 2;
+  auto e = make_engine(c);
+  TestKey k = add_test_key(*e, 64, 42);
+
+  Gate gate;
+  Job blocker(k, 512, 120, true, false);
+  Request b = blocker.request(k, &gate);
+  b.callback = &Gate::hold;
+  b.flush = true;
+  ASSERT_TRUE(e->submit(b).ok());
+  {
+    std::unique_lock lk(gate.mu);
+    gate.cv.wait(lk, [&] { return gate.entered; });
+  }
+
+  Channel* ch = nullptr;
+  ASSERT_TRUE(e->open_channel({}, &ch).ok());
+  std::vector<std::unique_ptr<Job>> jobs;  // alive until reaped, whatever fails
+  for (int round = 0; round < 8; ++round) {
+    jobs.push_back(std::make_unique<Job>(k, 4096, 130 + round, round % 2 == 0, false));
+    Request r = jobs.back()->request(k, nullptr);
+    ASSERT_TRUE(ch->submit(r).ok());
+    Completion got;
+    const std::size_t n = ch->wait(&got, 1, 1, 5'000'000);
+    EXPECT_EQ(n, 1u) << "round " << round
+                     << ": a channel request waited for an older batch's completion";
+    if (n != 1) break;  // reaped after the gate opens
+    EXPECT_TRUE(got.status.ok()) << got.status.message();
+    EXPECT_TRUE(jobs.back()->correct()) << "round " << round;
+  }
+
+  std::atomic<bool> later_done{false};
+  Job later(k, 4096, 140, false, false);
+  Request l = later.request(k, &later_done);
+  l.callback = [](const Status&, void* p) { static_cast<std::atomic<bool>*>(p)->store(true); };
+  l.flush = true;
+  ASSERT_TRUE(e->submit(l).ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_FALSE(later_done.load()) << "a submit() request completed before an older one";
+  {
+    std::lock_guard lk(gate.mu);
+    gate.open = true;
+  }
+  gate.cv.notify_all();
+  ASSERT_TRUE(e->drain().ok());
+  EXPECT_TRUE(later_done.load());
+  EXPECT_TRUE(later.correct());
+  Completion rest[8];
+  while (ch->in_flight() != 0) ch->wait(rest, 8, 1, 1'000'000);
+}
+
 // drain() waits for requests a channel handed to the workers, though no lock saw them.
 TEST(EngineChannel, DrainWaitsForChannelRequestsOnTheWorkers) {
   EngineConfig c = channel_config(0);
