@@ -243,6 +243,80 @@ TEST_F(EngineFaults, InlineCryptsFailAndFallBackLikeBatches) {
   }
 }
 
+// Channel requests on the workers ride in batches that complete on their crypting
+// worker, outside the admission order (engine/pipeline.cc): a fault there still fails
+// each request of the batch once, leaves in-place input as it was, and cpu_fallback
+// re-runs the batch, with two workers completing at once.
+TEST_F(EngineFaults, ChannelBatchesOnTheWorkersFailOnceOrFallBack) {
+  Watchdog w(std::chrono::seconds(60), "channel batch faults");
+  for (bool fallback : {false, true}) {
+    EngineConfig c = small_config();
+    c.cpu_fallback = fallback;
+    c.inline_max_bytes = 0;  // everything to the workers
+    c.channel_count = 1;
+    c.channel_depth = 64;
+    auto e = make_engine(c);
+    const TestKey k = add_test_key(*e, 64, 12);
+    const SectorFormat f{};
+    Channel* ch = nullptr;
+    ASSERT_TRUE(e->open_channel({}, &ch).ok());
+    // 64 requests of 4 KiB fill at least four 64 KiB batches: room for three faults.
+    plan.budget[static_cast<unsigned>(Point::kernel_error)] = 2;
+    plan.budget[static_cast<unsigned>(Point::crypt_throw)] = 1;
+    constexpr int kRequests = 64;
+    std::vector<std::vector<uint8_t>> bufs, inputs, wants;
+    std::vector<iovec> vs(kRequests);
+    std::vector<Request> reqs(kRequests);
+    for (int i = 0; i < kRequests; ++i) {
+      bufs.push_back(bytes_of(4096, 200 + i));
+      inputs.push_back(bufs.back());
+      wants.push_back(reference(k.ref, Direction::encrypt, f, 8 * i, inputs.back()));
+    }
+    for (int i = 0; i < kRequests; ++i) {
+      vs[i] = {bufs[i].data(), bufs[i].size()};
+      reqs[i].key = k.handle;
+      reqs[i].format = f;
+      reqs[i].start_sector = 8 * i;
+      reqs[i].src = &vs[i];
+      reqs[i].src_count = 1;
+      reqs[i].user_context = reinterpret_cast<void*>(static_cast<uintptr_t>(i));
+    }
+    std::size_t accepted = 0;
+    ASSERT_TRUE(ch->submit(reqs.data(), reqs.size(), &accepted).ok());
+    ASSERT_EQ(accepted, static_cast<std::size_t>(kRequests));
+    std::vector<int> seen(kRequests, 0);
+    int failed = 0;
+    Completion got[16];
+    while (ch->in_flight() != 0) {
+      const std::size_t n = ch->wait(got, 16, 1, 10'000'000);
+      ASSERT_NE(n, 0u) << "channel requests never completed";
+      for (std::size_t j = 0; j < n; ++j) {
+        const auto i = static_cast<int>(reinterpret_cast<uintptr_t>(got[j].user_context));
+        ++seen[i];
+        if (got[j].status.ok()) {
+          EXPECT_EQ(bufs[i], wants[i]) << "request " << i << " reported ok";
+        } else {
+          ++failed;
+          EXPECT_EQ(got[j].status.code(), Errc::backend_failure) << got[j].status.message();
+          EXPECT_EQ(bufs[i], inputs[i]) << "a failed in-place request " << i << " was written";
+        }
+      }
+    }
+    for (int i = 0; i < kRequests; ++i) EXPECT_EQ(seen[i], 1) << "request " << i;
+    const EngineStats st = e->stats();
+    EXPECT_EQ(plan.fired[static_cast<unsigned>(Point::kernel_error)].exchange(0), 2);
+    EXPECT_EQ(plan.fired[static_cast<unsigned>(Point::crypt_throw)].exchange(0), 1);
+    EXPECT_EQ(st.backend_failures, 3u) << "fallback " << fallback;
+    if (fallback) {
+      EXPECT_EQ(failed, 0);
+      EXPECT_EQ(st.cpu_fallbacks, 3u);
+    } else {
+      EXPECT_GE(failed, 3) << "each failed batch holds at least one request";
+    }
+    EXPECT_EQ(st.requests_failed, static_cast<uint64_t>(failed));
+  }
+}
+
 TEST_F(EngineFaults, CpuFallbackThatFailsTooReportsFailure) {
   Watchdog w(std::chrono::seconds(60), "fallback fails");
   EngineConfig c = small_config();
