@@ -6,7 +6,10 @@
 #     `cryptsetup reencrypt --encrypt --header` (its default resilience) on the same file,
 #     alternating; then a change of volume key the same way (cryptsetup offline). Both keyslots use pbkdf2 with 1000 iterations, so the PBKDF is not timed.
 # Every run starts from a fresh copy with dirty pages synced; times include the final
-# flush. Prints medians and ratios as markdown; raw times to bench/results/reencrypt_speed.log.
+# flush. Beside them, the disk's own floor: fio writing the same IMAGE_MIB to the file with
+# O_DIRECT at queue depth 32 and a final fsync, the least time any tool that rewrites the
+# file and flushes it can take here (no read, no crypt). Prints medians and ratios as
+# markdown; raw times to bench/results/reencrypt_speed.log.
 # Usage: bench/reencrypt_speed.sh [BUILD_DIR] [IMAGE_MIB] [REPS] [WORKDIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,6 +37,8 @@ for ((i = 0; i < REPS; i++)); do
   for mode in none checksum journal; do
     timed "inplace_$mode" "$SC" encrypt --resilience "$mode" -d "$W/key" --no-progress "$W/w.img" "$W/w.img"
   done
+  timed disk_write_floor fio --name=floor --filename="$W/w.img" --rw=write --bs=1M --iodepth=32 \
+    --ioengine=io_uring --direct=1 --size="${MIB}M" --end_fsync=1
 done
 # A volume to re-key: encrypted with a known key and header, copied for every run.
 "$SC" encrypt -d "$W/key" --no-progress "$W/src.img" "$W/enc.img"
@@ -68,4 +73,6 @@ bench/timings_table.py "$LOG" "$MIB" \
   "checksum / none throughput=inplace_checksum/inplace_none" \
   "journal / none throughput=inplace_journal/inplace_none" \
   "sectorcrypt reencrypt --encrypt / cryptsetup reencrypt --encrypt throughput=reencrypt_sectorcrypt/reencrypt_cryptsetup" \
+  "disk write floor / cryptsetup reencrypt --encrypt (the most any rewrite reaches here) throughput=disk_write_floor/reencrypt_cryptsetup" \
+  "sectorcrypt reencrypt --encrypt / disk write floor throughput=reencrypt_sectorcrypt/disk_write_floor" \
   "sectorcrypt key change / cryptsetup key change throughput=rekey_sectorcrypt/rekey_cryptsetup"

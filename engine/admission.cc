@@ -34,17 +34,20 @@ Batch* Engine::Impl::admit(bool& token) {
     --admit_waiters;
     busy_since = Clock::now();
   };
-  // Sleeps for work or a slot, unless a channel published work after this worker last
-  // looked and it could take it now (it holds an open batch, or a slot is free): a
-  // channel's owner takes no lock to publish, and notifies only when it sees a sleeper
-  // (counted in admit_waiters, then the look: channel_intake.cc). Slots change only under
-  // mu, so a worker without one must sleep even with channel work waiting: looping here
-  // under mu kept the completing worker from ever returning a slot (a livelock found by
+  // Sleeps for work or a slot, unless, after it counted itself in admit_waiters, it
+  // finds what it could take now: a channel's owner publishes work and a completing
+  // worker returns a slot without mu, and each notifies only when it sees a sleeper
+  // (channel_intake.cc, completion.cc's end_batch). Without a free slot it must sleep
+  // even with channel work waiting: looping here under mu kept a completing worker that
+  // needed mu from ever returning one (a livelock found by
   // ManyThreadsEachOnItsOwnChannel with idle_spin_us = 0).
   auto sleep_for_work = [&] {
     sleep([&] {
       std::atomic_thread_fence(std::memory_order_seq_cst);
-      if (!(channel_work() && (open != nullptr || slots.any_free()))) admit_cv.wait(lk);
+      // An open batch takes records; without one, a slot is needed too (admit_has_work).
+      const bool can_take =
+          open != nullptr ? cursor != nullptr || more_queued() : admit_has_work();
+      if (!can_take) admit_cv.wait(lk);
     });
   };
   auto give_back_token = [&] {
@@ -142,7 +145,7 @@ Batch* Engine::Impl::admit(bool& token) {
       if (stopping) {
         slots.put(b.slot);
         open = nullptr;
-        if (slot_waiters != 0) slot_cv.notify_all();
+        if (slot_waiters.load() != 0) slot_cv.notify_all();
         give_back_token();
         return nullptr;
       }
@@ -150,15 +153,20 @@ Batch* Engine::Impl::admit(bool& token) {
       continue;
     }
     // Idle pipeline and nothing else queued: waiting could only add latency.
-    if (!emit && cfg.idle_flush && batches_in_flight == 0 && cursor == nullptr &&
-        !more_queued()) {
-      emit = true;
-    }
+    auto idle = [&] {
+      return cfg.idle_flush && batches_in_flight.load() == 0 && cursor == nullptr &&
+             !more_queued();
+    };
+    if (!emit && idle()) emit = true;
     if (!emit) {
-      // Coalescing: wait for more small requests, but never past the deadline.
+      // Coalescing: wait for more small requests, but never past the deadline. The last
+      // batch in flight ends without mu (end_batch): look again once counted as asleep.
       const Clock::time_point deadline = b.oldest + deadline_span;
       if (Clock::now() < deadline) {
-        sleep([&] { admit_cv.wait_until(lk, deadline); });
+        sleep([&] {
+          std::atomic_thread_fence(std::memory_order_seq_cst);
+          if (!idle()) admit_cv.wait_until(lk, deadline);
+        });
         continue;
       }
     }

@@ -68,17 +68,31 @@ void Engine::Impl::complete(Batch* b) {
     engine::merge_status(&r->status, p.status);
     if (r->pending.fetch_sub(1) == 1) deliver(r);
   }
-  {
-    std::lock_guard lock(mu);
-    if (--batches_in_flight == 0 && stopping) in_flight_cv.notify_all();
-    if (!zero_copy) {
-      slots.put(slot);
-      if (slot_waiters != 0) slot_cv.notify_one();
-    }
-    // Wakes admit for a freed slot, or to send a batch it was holding for company.
-    wake_admit();
-  }
+  end_batch(slot, zero_copy);
   counters.add(counters.complete_ns, engine::ns_since(t0));
+}
+
+// Without mu on the common path: the slot goes back to the lock-free pool, the in-flight
+// count falls, and mu is taken only to wake a sleeper. Each sleeper on these counts
+// itself (admit_waiters, slot_waiters, token_waiters; under mu) and then looks again
+// for a slot, the in-flight count or shutdown before it waits; this side changes them,
+// then looks at the sleepers and at stopping_now. Both sides use seq_cst, so one of the
+// two sees the other, and a sleeper seen here is notified under mu, where it cannot be
+// between its look and its wait. Pollers see work_epoch move.
+void Engine::Impl::end_batch(uint32_t slot, bool zero_copy) {
+  if (!zero_copy) slots.put(slot);
+  const bool last = batches_in_flight.fetch_sub(1) == 1;
+  work_epoch.fetch_add(1, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  const bool wake = (admit_waiters.load() != 0 && spinners.load() == 0) ||
+                    slot_waiters.load() != 0 || token_waiters.load() != 0 ||
+                    (last && stopping_now.load());
+  if (!wake) return;
+  std::lock_guard lock(mu);
+  if (last && stopping) in_flight_cv.notify_all();
+  if (!zero_copy && slot_waiters != 0) slot_cv.notify_one();
+  // Wakes admit for a freed slot, or to send a batch it was holding for company.
+  wake_admit();
 }
 
 void Engine::Impl::deliver(RequestRecord* r) {

@@ -122,9 +122,14 @@ struct Engine::Impl {
     free_tokens.fetch_add(1);
     if (token_waiters != 0 && (admit_has_work() || stopping)) token_cv.notify_one();
   }
-  uint32_t record_waiters = 0, slot_waiters = 0;
+  uint32_t record_waiters = 0;
+  // acquire_slot() callers asleep for a slot: changed under mu, read without it by a
+  // completing worker that gave a slot back (return_slot).
+  std::atomic<uint32_t> slot_waiters{0};
   std::atomic<uint32_t> drain_waiters{0};  // changed under mu; read without it by deliver
-  uint32_t batches_in_flight = 0;  // emitted by admit, not yet completed
+  // Emitted by admit, not yet completed: raised under mu, lowered without it by the
+  // completing worker (return_slot).
+  std::atomic<uint32_t> batches_in_flight{0};
   uint64_t accepted = 0;
   std::atomic<uint64_t> delivered{0};
 
@@ -218,6 +223,10 @@ struct Engine::Impl {
   }
   void rerun_on_cpu(engine::Batch* b);
   void complete(engine::Batch* b);
+  // The end of a batch (completion.cc): its slot back to the pool unless it is a lent
+  // zero-copy slot, one batch fewer in flight, and a wake-up for whoever sleeps on it,
+  // taking mu only when someone does.
+  void end_batch(uint32_t slot, bool zero_copy);
   void deliver(engine::RequestRecord* r);
   void cancel_leftovers();
   // channel.cc: a channel request finished by a worker (or cancelled) goes to its

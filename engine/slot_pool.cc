@@ -21,7 +21,7 @@ Status SlotPool::init(std::size_t count, std::size_t slot_bytes, std::size_t max
   in_ptrs_ = std::make_unique<const uint8_t*[]>(count * sectors);
   out_ptrs_ = std::make_unique<uint8_t*[]>(count * sectors);
   staged_ = std::make_unique<uint8_t[]>(count * sectors);
-  state_ = std::make_unique<SlotState[]>(count);
+  state_ = std::make_unique<std::atomic<SlotState>[]>(count);
   generation_ = std::make_unique<uint32_t[]>(count);  // zeroed
   free_.init(count);
   for (std::size_t i = count; i-- > 0;) {
@@ -35,8 +35,10 @@ Status SlotPool::init(std::size_t count, std::size_t slot_bytes, std::size_t max
     b.staged = &staged_[i * sectors];
     b.iv = iv_base + i * sectors;
     b.key_index = idx_base + i * sectors;
-    state_[i] = SlotState::free;
-    free_.push(static_cast<uint32_t>(i));  // slot 0 on top
+  }
+  for (std::size_t i = 0; i < count; ++i) {
+    state_[i].store(SlotState::free);
+    (void)free_.push(static_cast<uint32_t>(i));  // slot 0 first
   }
   return Status();
 }

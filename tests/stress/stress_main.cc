@@ -47,6 +47,9 @@ struct Options {
   unsigned channel_producers = 0;  // producers on channels of their own (issue 11)
   std::size_t channel_depth = 16;
   std::size_t inline_max = sc::EngineConfig{}.inline_max_bytes;
+  // 0: no thread polls, so every hand-off is a sleep and a notify, and a lost wake-up
+  // hangs the run instead of being covered by a poller.
+  uint32_t idle_spin_us = sc::EngineConfig{}.idle_spin_us;
   uint64_t seed = 1;
   std::string json;
 };
@@ -594,6 +597,7 @@ int parse(int argc, char** argv, Options* o) {
     else if (a == "--channel-producers") o->channel_producers = static_cast<unsigned>(std::atoi(val()));
     else if (a == "--channel-depth") o->channel_depth = std::strtoull(val(), nullptr, 10);
     else if (a == "--inline-max") o->inline_max = std::strtoull(val(), nullptr, 10);
+    else if (a == "--idle-spin-us") o->idle_spin_us = static_cast<uint32_t>(std::strtoul(val(), nullptr, 10));
     else if (a == "--seed") o->seed = std::strtoull(val(), nullptr, 10);
     else if (a == "--json") o->json = val();
     else {
@@ -601,7 +605,7 @@ int parse(int argc, char** argv, Options* o) {
                    "usage: sectorcrypt_stress [--seconds S] [--requests N] [--producers P] "
                    "[--slots K] [--slot-bytes B] [--max-sectors M] [--window W] [--threads T] "
                    "[--fault-rate F] [--fallback] [--channel-producers N] [--channel-depth D] "
-                   "[--inline-max B] [--seed X] [--json FILE]\n");
+                   "[--inline-max B] [--idle-spin-us U] [--seed X] [--json FILE]\n");
       return 2;
     }
   }
@@ -629,6 +633,7 @@ int main(int argc, char** argv) {
     c.channel_depth = o.channel_depth;
   }
   c.inline_max_bytes = o.inline_max;
+  c.idle_spin_us = o.idle_spin_us;
   std::unique_ptr<sc::Engine> e;
   if (sc::Status s = sc::Engine::create(c, &e); !s) {
     std::fprintf(stderr, "create: %s\n", s.message());
