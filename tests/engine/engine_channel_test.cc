@@ -528,6 +528,22 @@ struct Gate {
     g.cv.notify_all();
     g.cv.wait(lk, [&] { return g.open; });
   }
+  // Submits r with hold as its callback; returns once a worker is held inside it.
+  void hold_a_worker(Engine& e, Request r) {
+    r.callback = &Gate::hold;
+    r.user_context = this;
+    r.flush = true;
+    ASSERT_TRUE(e.submit(r).ok());
+    std::unique_lock lk(mu);
+    cv.wait(lk, [&] { return entered; });
+  }
+  void release() {
+    {
+      std::lock_guard lk(mu);
+      open = true;
+    }
+    cv.notify_all();
+  }
 };
 
 TEST(EngineChannel, AFloodingChannelDoesNotStarveAnother) {
@@ -541,13 +557,7 @@ TEST(EngineChannel, AFloodingChannelDoesNotStarveAnother) {
 
   Gate gate;
   Job blocker(k, 512, 98, true, false);
-  Request b = blocker.request(k, &gate);
-  b.callback = &Gate::hold;
-  ASSERT_TRUE(e->submit(b).ok());
-  {
-    std::unique_lock lk(gate.mu);
-    gate.cv.wait(lk, [&] { return gate.entered; });
-  }
+  gate.hold_a_worker(*e, blocker.request(k, nullptr));
 
   Channel* flood = nullptr;
   Channel* quiet = nullptr;
@@ -569,11 +579,7 @@ TEST(EngineChannel, AFloodingChannelDoesNotStarveAnother) {
   ASSERT_TRUE(flood->submit(reqs.data(), reqs.size(), &acc).ok());
   ASSERT_EQ(acc, 64u);
   ASSERT_TRUE(quiet->submit(r).ok());
-  {
-    std::lock_guard lk(gate.mu);
-    gate.open = true;
-  }
-  gate.cv.notify_all();
+  gate.release();
 
   std::vector<Completion> got;
   ASSERT_EQ(reap_all(*flood, &got, 64), 64u);
@@ -598,14 +604,7 @@ TEST(EngineChannel, ChannelBatchesCompleteWhileAnOlderBatchIsHeld) {
 
   Gate gate;
   Job blocker(k, 512, 120, true, false);
-  Request b = blocker.request(k, &gate);
-  b.callback = &Gate::hold;
-  b.flush = true;
-  ASSERT_TRUE(e->submit(b).ok());
-  {
-    std::unique_lock lk(gate.mu);
-    gate.cv.wait(lk, [&] { return gate.entered; });
-  }
+  gate.hold_a_worker(*e, blocker.request(k, nullptr));
 
   Channel* ch = nullptr;
   ASSERT_TRUE(e->open_channel({}, &ch).ok());
@@ -631,11 +630,7 @@ TEST(EngineChannel, ChannelBatchesCompleteWhileAnOlderBatchIsHeld) {
   ASSERT_TRUE(e->submit(l).ok());
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   EXPECT_FALSE(later_done.load()) << "a submit() request completed before an older one";
-  {
-    std::lock_guard lk(gate.mu);
-    gate.open = true;
-  }
-  gate.cv.notify_all();
+  gate.release();
   ASSERT_TRUE(e->drain().ok());
   EXPECT_TRUE(later_done.load());
   EXPECT_TRUE(later.correct());
