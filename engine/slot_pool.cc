@@ -36,9 +36,9 @@ Status SlotPool::init(std::size_t count, std::size_t slot_bytes, std::size_t max
     b.iv = iv_base + i * sectors;
     b.key_index = idx_base + i * sectors;
   }
-  for (std::size_t i = 0; i < count; ++i) {
+  for (std::size_t i = count; i-- > 0;) {
     state_[i].store(SlotState::free);
-    (void)free_.push(static_cast<uint32_t>(i));  // slot 0 first
+    free_.push(static_cast<uint32_t>(i));  // slot 0 on top
   }
   return Status();
 }

@@ -1,10 +1,10 @@
 // The slot pool: N slots of B bytes of pinned host memory, plus each slot's batch
 // descriptor and per-sector arrays, all made at create. A slot is free, in the
-// pipeline, or lent to a caller (zero-copy). The free list is a lock-free ring with many
-// producers and one consumer: any thread gives a slot back (a worker completing its
-// batch takes no lock for it); taking one, and asking whether one is free, is for the
-// holder of the engine mutex only, which makes it the single consumer. A slot's state
-// is atomic because a completing worker sets it to free without that mutex.
+// pipeline, or lent to a caller (zero-copy). The free list is a lock-free stack
+// (free_stack.h): any thread gives a slot back (a worker completing its batch takes no
+// lock for it); taking one is for the holder of the engine mutex only, which makes it
+// the single popper. A slot's state is atomic because a completing worker sets it to
+// free without that mutex.
 #pragma once
 
 #include <atomic>
@@ -13,7 +13,7 @@
 #include <memory>
 
 #include "engine/batch.h"
-#include "engine/mpsc_ring.h"
+#include "engine/free_stack.h"
 #include "engine/pinned_memory.h"
 
 namespace sectorcrypt::engine {
@@ -37,11 +37,11 @@ class SlotPool {
   Batch& batch(uint32_t slot) { return batches_[slot]; }
 
   bool take(uint32_t* slot) { return free_.pop(slot); }  // under the engine mutex
-  void put(uint32_t slot) {  // any thread; the ring holds every slot: never full
+  void put(uint32_t slot) {  // any thread
     state_[slot].store(SlotState::free);
-    (void)free_.push(slot);
+    free_.push(slot);
   }
-  bool any_free() const { return free_.ready(); }  // under the engine mutex
+  bool any_free() const { return !free_.empty(); }
   std::atomic<SlotState>& state(uint32_t slot) { return state_[slot]; }
   // Bumped each time the slot is lent (acquire_slot); handles carry the value they got.
   uint32_t& generation(uint32_t slot) { return generation_[slot]; }
@@ -56,7 +56,7 @@ class SlotPool {
   std::unique_ptr<uint8_t[]> staged_;
   std::unique_ptr<std::atomic<SlotState>[]> state_;
   std::unique_ptr<uint32_t[]> generation_;
-  MpscRing free_;
+  FreeStack free_;
 };
 
 }  // namespace sectorcrypt::engine

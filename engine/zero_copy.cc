@@ -35,6 +35,9 @@ static Status acquire_slot_impl(Engine::Impl& m, SlotHandle* slot, bool blocking
     }
     const Clock::time_point t0 = Clock::now();
     ++m.slot_waiters;
+    // Then the look for a slot: a completing worker returns one without mu, then looks
+    // at slot_waiters (completion.cc, end_batch).
+    std::atomic_thread_fence(std::memory_order_seq_cst);
     m.slot_cv.wait(lk, [&] { return m.stopping || m.slots.any_free(); });
     --m.slot_waiters;
     m.counters.add(m.counters.submit_waits, 1);
