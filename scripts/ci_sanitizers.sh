@@ -36,10 +36,10 @@ PREFIX=${BUILD_PREFIX:-build-}
 JOBS=${JOBS:-$(nproc)}
 EXCLUDE='StreamsOneGibInBoundedMemory|RequireLockedMemoryNamesTheLimit|^install\.|^nbdkit\.|^cli\.inplace_crash$|^cli\.reencrypt_cryptsetup$'
 
-run() {  # name, sanitizer flags, runtime options variable
-  local name=$1 flags=$2
+run() {  # name, sanitizer flags, [compile-only flags]
+  local name=$1 flags=$2 compile_only=${3:-}
   local dir=${PREFIX}${name}
-  local common="-O1 -g -fno-omit-frame-pointer ${flags}"
+  local common="-O1 -g -fno-omit-frame-pointer ${flags} ${compile_only}"
   cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DSECTORCRYPT_ENABLE_CUDA=OFF -DSECTORCRYPT_BUILD_BENCH=OFF \
     -DCMAKE_C_FLAGS_RELWITHDEBINFO="${common}" -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="${common}" \
@@ -58,5 +58,9 @@ fi
 if [[ $MODE == tsan || $MODE == all ]]; then
   export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
   # TSan needs the old mmap layout on kernels with high ASLR entropy.
-  run tsan "-fsanitize=thread"
+  # -Wno-tsan: gcc warns that TSan does not model atomic_thread_fence. The engine's fences
+  # order its wake-up hand-shakes (a store, a fence, a load on each side: engine/
+  # completion.cc, channel_intake.cc), not data; data is handed over by acquire/release
+  # atomics and mutexes, which TSan does model, so it still sees every data race.
+  run tsan "-fsanitize=thread" "-Wno-tsan"
 fi
