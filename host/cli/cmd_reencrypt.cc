@@ -964,13 +964,16 @@ void add_reencrypt_command(CLI::App& app, int* exit_code, RunMode mode) {
   auto o = std::make_shared<ReencryptOptions>();
   CLI::App* c = app.add_subcommand(
       "reencrypt", "Convert IMAGE in place: plain to LUKS2 (--encrypt), LUKS2 to plain "
-                   "(--decrypt), or to a new volume key (neither), with a detached --header, or for "
-                   "--encrypt a header inside IMAGE with --reduce-device-size (cryptsetup "
-                   "reencrypt compatible)");
+                   "(--decrypt), or to a new volume key (neither), with a detached --header or "
+                   "a header inside IMAGE: --encrypt makes one with --reduce-device-size, a key "
+                   "change keeps it, --decrypt exports it to --header NEWFILE and moves the "
+                   "data to the start (cryptsetup reencrypt compatible)");
   c->add_option("IMAGE", o->image, "The data: a file or block device")->required();
   c->add_flag("--encrypt", o->encrypt, "Encrypt a plain IMAGE into a new LUKS2 volume");
   c->add_flag("--decrypt", o->decrypt, "Decrypt a LUKS2 volume back to plain");
-  c->add_option("--header", o->header, "Detached LUKS2 header file (--encrypt creates it)");
+  c->add_option("--header", o->header,
+                "Detached LUKS2 header file (--encrypt creates it); for --decrypt of a header "
+                "inside IMAGE, a new file it is exported to");
   c->add_option("--reduce-device-size", o->reduce_device_size,
                 "--encrypt without --header: put the header inside IMAGE, moving the data by "
                 "SIZE/2 (the header's room) while it is encrypted; the last SIZE bytes of IMAGE "
