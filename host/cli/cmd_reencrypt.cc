@@ -876,8 +876,9 @@ int run_reencrypt(const ReencryptOptions& o) {
     unlock(o.image, o.header, pass, &vol);
     if (change_key) {
       if (vol.layout.data_offset_bytes != 0) {
-        fail("a change of key works on volumes with a detached header and data at offset 0; "
-             "'{}' puts the data at byte {}", o.header, vol.layout.data_offset_bytes);
+        fail("a change of key with --header works on volumes whose data starts at offset 0; "
+             "'{}' puts the data at byte {} (for a header inside the image, leave out "
+             "--header)", o.header, vol.layout.data_offset_bytes);
       }
       if (!exists(staged)) stage_new_header(o, pass, staged, vol.layout.format.sector_size, vol.layout.cipher);
       unlock(o.image, staged, pass, &new_vol);
