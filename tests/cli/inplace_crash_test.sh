@@ -209,21 +209,25 @@ attached_mode() {
     # Faults at chosen places. change: a kill tearing the new header's copy into the image
     # (after every data byte is written), a write failing in the middle of the rewrite.
     # decrypt: a kill tearing the export, a write failing in the middle of the move, the
-    # resume file torn at a random byte of its records (168 bytes each, counted at 160).
+    # resume file torn at a random byte of its records (168 bytes each, counted at 160), a
+    # kill inside libcryptsetup's removal of the export's keyslot (after the room copied:
+    # the keyslot area's wipe, 258048 bytes, then two 16 KiB header copies, O_DIRECT).
     # Checksum resilience assumes whole-sector writes (as cryptsetup's): the change's failed
-    # write is cut on a page boundary; the rest are cut at any byte.
+    # write is cut on a page boundary, and so is libcryptsetup's (O_DIRECT); the rest are
+    # cut at any byte.
     local fault after path action faults grain
-    if [[ $kind == change ]]; then faults="header eio"; else faults="export eio resume"; fi
+    if [[ $kind == change ]]; then faults="header eio"; else faults="export eio resume keyslot"; fi
     for fault in $faults; do
       fresh
       : > log
       grain=1
-      [[ $kind == change && $fault == eio ]] && grain=4096
+      [[ $kind == change && $fault == eio || $fault == keyslot ]] && grain=4096
       case $fault in
         header) after=$(( area + (RANDOM * 32768 + RANDOM) % room )) path=/w.img action=kill ;;
         eio) after=$(( (RANDOM * 32768 + RANDOM) % area )) path=/w.img action=eio ;;
         export) after=$(( (RANDOM * 32768 + RANDOM) % room )) path=/w.hdr.sectorcrypt-export action=kill ;;
         resume) after=$(( 16 + (RANDOM * 32768 + RANDOM) % ((area / room + 1) * 160) )) path=/.w.img.sectorcrypt-resume action=kill ;;
+        keyslot) after=$(( room + (RANDOM * 32768 + RANDOM) % (258048 + 32768) )) path=/w.hdr.sectorcrypt-export action=kill ;;
       esac
       rc=0
       SECTORCRYPT_TEST_FAULT_PATH=$path SECTORCRYPT_TEST_FAULT_AFTER=$after \
