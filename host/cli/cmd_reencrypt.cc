@@ -345,8 +345,8 @@ void add_reencrypt_command(CLI::App& app, int* exit_code, RunMode mode) {
   c->add_option("--pbkdf-force-iterations", o->pbkdf_iterations,
                 "PBKDF iterations (no benchmark); default: libcryptsetup benchmarks 2 s");
   c->add_option("--resilience", o->resilience,
-                "checksum (default), journal or none; --reduce-device-size without --header "
-                "always moves the data with datashift")
+                "checksum (default), journal or none; --reduce-device-size without --header, "
+                "and --decrypt of a header inside IMAGE, always move the data with datashift")
       ->capture_default_str();
   c->add_option("--journal", o->journal,
                 "The resume file (default: .IMAGE.sectorcrypt-resume next to IMAGE)");

@@ -333,6 +333,10 @@ bool decrypt_moves_data(const ReencryptOptions& o) {
 // removed and the export renamed to NEWFILE, then the resume file goes: a rerun at any
 // point in between does what is left of that and nothing else.
 int run_decrypt_from_image(const ReencryptOptions& o) {
+  if (o.resilience != "checksum") {
+    fail("--resilience {}: --decrypt of '{}', whose header is inside it, moves the data with "
+         "its own resilience (datashift)", o.resilience, o.image);
+  }
   install_interrupt_handlers();
   Passphrase pass;
   read_passphrase(o.key_file, &pass);

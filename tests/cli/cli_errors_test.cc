@@ -220,6 +220,10 @@ TEST_F(CliErrors, HeaderInsideTheImageMisuse) {
   expect_error(reencrypt(change, image), "wrong passphrase", "");
   expect_error(reencrypt({"--decrypt", "--header", dir.file("new.hdr"), "-d", dir.file("wrong")}, image),
                "wrong passphrase", "new.hdr");
+  expect_error(reencrypt({"--decrypt", "--header", dir.file("new.hdr"), "-d", pass, "--resilience",
+                          "journal"}, image),
+               "--resilience journal: --decrypt of '" + image + "', whose header is inside it, "
+               "moves the data with its own resilience (datashift)", "new.hdr");
   EXPECT_FALSE(file_exists(dir.file("new.hdr.sectorcrypt-export")));
   EXPECT_EQ(read_file(image), volume);
 
