@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The crash test at bench scale: >= 50 SIGKILLs at random instants per mode (in-place
 # encrypt/decrypt with checksum and journal resilience, reencrypt --encrypt/--decrypt,
-# reencrypt --encrypt --reduce-device-size), each run resumed and compared byte for byte.
+# reencrypt --encrypt --reduce-device-size, a key change and --decrypt of a volume whose
+# header is inside the image), each run resumed and compared byte for byte.
 # Writes bench/results/reencrypt_kills.log (ONLY=reduce: the --reduce-device-size mode
-# alone, to bench/results/reencrypt_kills_reduce.log).
+# alone, to bench/results/reencrypt_kills_reduce.log; ONLY=attached: the two modes of a
+# header inside the image, to bench/results/reencrypt_kills_attached.log).
 # Usage: bench/reencrypt_crash.sh [BUILD_DIR] [KILLS] [IMAGE_MIB] [ONLY]
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -9,18 +9,12 @@
 // volume with the new header; until then that file keeps the new volume key (in its
 // keyslot) for a rerun to resume with.
 //
-// --encrypt --reduce-device-size SIZE without --header puts the header inside the image,
-// laid out as cryptsetup 2.6 does: the data segment starts at SIZE/2 (the header, its
-// keyslots area filling that room up to 128 MiB), the data moves there while it is
-// encrypted (data_shift.h), and the volume's data is the first image size - SIZE/2 bytes
-// of the original (of which cryptsetup keeps image size - SIZE: the last SIZE bytes are
-// the user's to give up). The header is staged in .IMAGE.sectorcrypt-new-header (next to
-// the resume file) and copied over the first SIZE/2 bytes only after the shift is complete
-// and durable; then the staged file goes, then the resume file. With --header FILE,
-// --reduce-device-size only sizes the detached header as cryptsetup does (SIZE bytes, its
-// keyslots area SIZE - 32 KiB) and the data stays where it is, as cryptsetup leaves it.
+// With --header FILE, --reduce-device-size only sizes the detached header as cryptsetup
+// does (SIZE bytes, its keyslots area SIZE - 32 KiB) and the data stays where it is, as
+// cryptsetup leaves it. A header inside the image (--encrypt --reduce-device-size without
+// --header, a key change without --header, --decrypt of such a volume):
+// reencrypt_in_image.h.
 #include <fcntl.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -38,9 +32,10 @@
 #include "host/cli/cli_common.h"
 #include "host/cli/commands.h"
 #include "host/cli/crypt_files.h"
-#include "host/cli/data_shift.h"
 #include "host/cli/luks2_create.h"
 #include "host/cli/progress.h"
+#include "host/cli/reencrypt_in_image.h"
+#include "host/cli/reencrypt_steps.h"
 #include "host/cli/resumable_rewrite.h"
 #include "host/cli/resume_file.h"
 #include "host/luks2/luks2_volume.h"
@@ -48,37 +43,8 @@
 namespace sectorcrypt::cli {
 namespace {
 
-struct ReencryptOptions {
-  std::string image;
-  bool encrypt = false, decrypt = false;
-  std::string header;
-  std::string reduce_device_size;  // --encrypt: room for the header (cryptsetup's units)
-  std::string key_file;            // passphrase
-  std::string volume_key_file;     // --encrypt: the new volume key (default: random)
-  std::string cipher = "aes-xts-plain64";
-  unsigned key_size = 512;
-  uint32_t sector_size = 512;
-  std::string pbkdf = "argon2id";
-  uint32_t pbkdf_iterations = 0;
-  std::string resilience = "checksum";
-  std::string journal;
-  std::string backend = "auto";
-  std::string gpus;  // --gpus: "" GPU 0, "all", or "0,1"
-  unsigned threads = 0;
-  uint32_t idle_spin_us = EngineConfig{}.idle_spin_us;
-  std::size_t slots = 8;
-  bool progress_json = false;
-  std::optional<bool> progress;
-};
+using namespace reencrypt;  // NOLINT: the steps this file's runs are made of
 
-// A passphrase, zeroed when it goes away.
-struct Passphrase {
-  std::string text;
-  ~Passphrase() { explicit_bzero(text.data(), text.size()); }
-};
-
-// LUKS2's two metadata areas of 16 KiB each, as cryptsetup makes them.
-constexpr uint64_t kMetadataBytes = 2 * 16384;
 // cryptsetup's limit for --reduce-device-size.
 constexpr uint64_t kMaxReduceBytes = 1ull << 30;
 
@@ -86,12 +52,6 @@ constexpr uint64_t kMaxReduceBytes = 1ull << 30;
 // (LUKS2's anti-forensic splitter), in whole 4 KiB pages.
 uint64_t one_keyslot_bytes(unsigned key_bits) {
   return (key_bits / 8 * 4000ull + 4095) / 4096 * 4096;
-}
-
-// --reduce-device-size in bytes; 0 when not given.
-uint64_t reduce_bytes(const ReencryptOptions& o) {
-  if (o.reduce_device_size.empty()) return 0;
-  return parse_cryptsetup_size(o.reduce_device_size, "--reduce-device-size");
 }
 
 void check_reduce_device_size(const ReencryptOptions& o) {
@@ -130,9 +90,19 @@ void check_reencrypt_options(const ReencryptOptions& o) {
   if (o.key_size != 256 && o.key_size != 512) fail("--key-size {}: choose 256 or 512", o.key_size);
   if (!o.reduce_device_size.empty()) {
     check_reduce_device_size(o);
-  } else if (o.header.empty()) {
-    fail("--header FILE is needed: sectorcrypt converts volumes with a detached LUKS2 header "
-         "(or, for --encrypt, --reduce-device-size SIZE to make room for one inside the image)");
+  } else if (o.header.empty() && o.encrypt) {
+    fail("--header FILE is needed: --encrypt writes a detached LUKS2 header there (or give "
+         "--reduce-device-size SIZE to make room for one inside the image)");
+  } else if (o.header.empty() && o.decrypt) {
+    fail("--header FILE is needed: --decrypt reads a detached LUKS2 header there, or exports "
+         "a header inside the image to it (a new file), since the data moves over it (as "
+         "cryptsetup)");
+  }
+  if (o.header.empty() && !o.encrypt && !o.decrypt && o.resilience != "checksum" &&
+      o.resilience != "journal") {
+    fail("--resilience {}: a change of key with the header inside the image puts the new "
+         "header in only after the data, so the run must be resumable: choose checksum or "
+         "journal", o.resilience);
   }
   if (o.decrypt && !o.volume_key_file.empty()) fail("--volume-key-file is for --encrypt and a key change");
   const IvMode iv = parse_cipher(o.cipher);
@@ -154,286 +124,25 @@ void check_reencrypt_options(const ReencryptOptions& o) {
   check_idle_spin(o.idle_spin_us);
 }
 
-void read_passphrase(const std::string& path, Passphrase* out) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) fail("cannot open the key file '{}': {}", path, std::strerror(errno));
-  char buf[4096];
-  for (;;) {
-    const ssize_t r = ::read(fd, buf, sizeof buf);
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) {
-      const int e = errno;
-      ::close(fd);
-      explicit_bzero(buf, sizeof buf);
-      fail("cannot read the key file '{}': {}", path, std::strerror(e));
-    }
-    if (r == 0) break;
-    out->text.append(buf, static_cast<std::size_t>(r));
-    if (out->text.size() > (8u << 20)) {
-      ::close(fd);
-      fail("the key file '{}' is larger than 8 MiB", path);
-    }
+// A header with no keyslot opens nothing: refused by name before the passphrase is tried,
+// since it is most likely what a finished --decrypt exported (whose data is plain now).
+void refuse_header_without_keyslots(const ReencryptOptions& o) {
+  if (exists(o.header) && !has_keyslots(o.header)) {
+    fail("the header '{}' has no keyslot: nothing opens it (is it what a finished --decrypt "
+         "exported? then '{}' is plain already)", o.header, o.image);
   }
-  ::close(fd);
-  explicit_bzero(buf, sizeof buf);
-  if (out->text.empty()) fail("the key file '{}' is empty", path);
-}
-
-bool exists(const std::string& path) {
-  struct stat st {};
-  return ::stat(path.c_str(), &st) == 0;
-}
-
-void sync_dir_of(const std::string& path) {
-  const auto slash = path.rfind('/');
-  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
-  const int d = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (d >= 0) {
-    (void)::fsync(d);
-    ::close(d);
-  }
-}
-
-// The header's place: data_offset and file_bytes as NewHeader's; keyslots 0: the default.
-struct HeaderRoom {
-  uint64_t data_offset = 0;
-  uint64_t file_bytes = 16 << 20;
-  uint64_t keyslots = 0;
-};
-
-// Writes the staged header for a new volume key (given or random), durably.
-void stage_new_header(const ReencryptOptions& o, const Passphrase& pass, const std::string& staged,
-                      uint32_t sector_size, const std::string& cipher, const HeaderRoom& room = {}) {
-  KeyBytes vk;
-  if (!o.volume_key_file.empty()) {
-    read_key_file(o.volume_key_file, o.key_size, &vk);
-  } else {
-    vk.bytes().resize(o.key_size / 8);
-    if (::getrandom(vk.bytes().data(), vk.size(), 0) != static_cast<ssize_t>(vk.size())) {
-      fail("cannot get random bytes for the volume key: {}", std::strerror(errno));
-    }
-  }
-  NewHeader h;
-  h.path = staged;
-  h.data_device = o.image;
-  h.cipher_mode = cipher.substr(4);  // "aes-xts-plain64" -> "xts-plain64"
-  h.sector_size = sector_size;
-  h.volume_key = vk.data();
-  h.volume_key_bytes = vk.size();
-  h.passphrase = pass.text;
-  h.pbkdf = o.pbkdf;
-  h.pbkdf_iterations = o.pbkdf_iterations;
-  h.data_offset_bytes = room.data_offset;
-  h.file_bytes = room.file_bytes;
-  h.keyslots_bytes = room.keyslots;
-  try {
-    create_detached_header(h);
-  } catch (const Error&) {
-    explicit_bzero(h.passphrase.data(), h.passphrase.size());
-    ::unlink(staged.c_str());
-    throw;
-  }
-  explicit_bzero(h.passphrase.data(), h.passphrase.size());
-  sync_dir_of(staged);
-}
-
-void unlock(const std::string& image, const std::string& header, const Passphrase& pass,
-            luks2::Volume* vol) {
-  luks2::HeaderLocation where;
-  where.image = image;
-  where.header = header;
-  check(luks2::open_volume(where, pass.text.data(), pass.text.size(), -1, vol),
-        fmt::format("LUKS2 header '{}'", header));
-}
-
-// SIGINT/SIGTERM stopped a resumable run: where it got to, and how to go on.
-int report_resumable_interrupt(uint64_t done, uint64_t total, const std::string& resume_path) {
-  std::fprintf(stderr, "sectorcrypt: interrupted after %llu of %llu bytes; '%s' records "
-               "where: run the same command again to resume\n",
-               static_cast<unsigned long long>(done), static_cast<unsigned long long>(total),
-               resume_path.c_str());
-  return kExitInterrupted;
-}
-
-std::unique_ptr<Engine> start_engine(const ReencryptOptions& o) {
-  return start_command_engine(o.backend, o.gpus, o.threads, o.idle_spin_us, o.slots);
-}
-
-// Copies the staged header (all of its file, which is the room before the data) over the
-// start of the image, durably. Done only once the data shift is complete; done again, the
-// same, by a rerun killed in the middle of it.
-void place_header(const std::string& staged, const InputFile& image, uint64_t room) {
-  const int fd = ::open(staged.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) fail("cannot open the new header '{}': {}", staged, std::strerror(errno));
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || static_cast<uint64_t>(st.st_size) != room) {
-    ::close(fd);
-    fail("the new header '{}' is not {} bytes, the room before the data", staged, room);
-  }
-  std::vector<uint8_t> buf(1 << 20);
-  for (uint64_t off = 0; off < room;) {
-    const std::size_t want = static_cast<std::size_t>(std::min<uint64_t>(buf.size(), room - off));
-    const ssize_t r = ::pread(fd, buf.data(), want, static_cast<off_t>(off));
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) {
-      const int e = r < 0 ? errno : EIO;
-      ::close(fd);
-      fail("cannot read the new header '{}': {}", staged, std::strerror(e));
-    }
-    std::size_t put = 0;
-    while (put < static_cast<std::size_t>(r)) {
-      const ssize_t w = ::pwrite(image.fd, buf.data() + put, static_cast<std::size_t>(r) - put,
-                                 static_cast<off_t>(off + put));
-      if (w < 0 && errno == EINTR) continue;
-      if (w < 0) {
-        const int e = errno;
-        ::close(fd);
-        fail("'{}' is encrypted, but writing its header from '{}' failed: {}; run the same "
-             "command again to finish", image.name, staged, std::strerror(e));
-      }
-      put += static_cast<std::size_t>(w);
-    }
-    off += static_cast<uint64_t>(r);
-  }
-  ::close(fd);
-  if (::fdatasync(image.fd) != 0) {
-    fail("cannot flush the header written into '{}': {}; run the same command again to "
-         "finish", image.name, std::strerror(errno));
-  }
-}
-
-bool starts_with_luks_magic(const InputFile& image) {
-  static const uint8_t magic[6] = {'L', 'U', 'K', 'S', 0xba, 0xbe};
-  uint8_t head[6] = {};
-  return ::pread(image.fd, head, sizeof head, 0) == static_cast<ssize_t>(sizeof head) &&
-         std::memcmp(head, magic, sizeof magic) == 0;
-}
-
-// --encrypt --reduce-device-size without --header: the header goes inside the image.
-int run_encrypt_in_image(const ReencryptOptions& o) {
-  const uint64_t size = reduce_bytes(o);
-  const uint64_t room = size / 2;  // the data offset, as cryptsetup's
-  install_interrupt_handlers();
-  Passphrase pass;
-  read_passphrase(o.key_file, &pass);
-  const std::string resume_path = o.journal.empty() ? default_resume_path(o.image) : o.journal;
-  // Next to the resume file: both are the run's state (the image may be a block device).
-  const std::string staged =
-      o.journal.empty() ? resume_path.substr(0, resume_path.size() - 7) + "-new-header"
-                        : o.journal + ".new-header";
-
-  InputFile image;
-  open_input(o.image, true, &image);
-  if (!image.positional()) fail("'{}' is not a file or block device", image.name);
-  if (image.kind == FileKind::block && o.journal.empty()) {
-    fail("on block device '{}': name a --journal FILE on persistent storage for the resume "
-         "state", image.name);
-  }
-  if (!image.size || *image.size <= size) {
-    fail("'{}' ({} bytes) is not larger than --reduce-device-size {} ({} bytes): no data would "
-         "be left", image.name, image.size.value_or(0), o.reduce_device_size, size);
-  }
-  if (*image.size % o.sector_size != 0) {
-    fail("'{}' ({} bytes) is not a whole number of {}-byte sectors", image.name, *image.size,
-         o.sector_size);
-  }
-  const uint64_t area_bytes = *image.size - room;
-
-  // What an earlier run left: its resume file, and the staged header until it is placed.
-  if (const auto run = ResumeFile::recorded_run(resume_path)) {
-    if (run->mode != static_cast<uint32_t>(Resilience::datashift)) {
-      static const char* const kinds[] = {"encryption", "decryption", "key change", "key change"};
-      fail("the resume file '{}' belongs to an interrupted {} of '{}' without "
-           "--reduce-device-size: rerun that command to finish it first", resume_path,
-           kinds[std::min<uint32_t>(run->direction, 3)], image.name);
-    }
-    if (run->area_offset != room) {
-      fail("the resume file '{}' belongs to an interrupted run with --reduce-device-size {} "
-           "bytes: rerun that command to finish it", resume_path, 2 * run->area_offset);
-    }
-    if (ResumeFile::finished(resume_path)) {
-      // Killed after the shift: the header is left to place (again), or only the files.
-      if (exists(staged)) {
-        place_header(staged, image, room);
-        if (::unlink(staged.c_str()) != 0) {
-          fail("cannot remove the placed header's staged copy '{}': {}", staged, std::strerror(errno));
-        }
-        sync_dir_of(staged);
-      }
-      remove_resume_file(resume_path);
-      std::fprintf(stderr, "sectorcrypt: '%s' is encrypted (finished the interrupted run)\n",
-                   image.name.c_str());
-      return kExitOk;
-    }
-    if (!exists(staged)) {
-      fail("the resume file '{}' records an unfinished data shift of '{}', but the new header "
-           "'{}' that holds its volume key is gone: the run cannot be finished", resume_path,
-           image.name, staged);
-    }
-  } else {
-    // A staged header without a resume file is from a run killed before it moved any data.
-    if (exists(staged) && ::unlink(staged.c_str()) != 0) {
-      fail("cannot remove the unfinished header '{}': {}", staged, std::strerror(errno));
-    }
-    if (starts_with_luks_magic(image)) {
-      fail("'{}' starts with a LUKS header already; not encrypting it again", image.name);
-    }
-  }
-  // Started before anything is staged, so a backend that cannot start leaves no file.
-  std::unique_ptr<Engine> engine = start_engine(o);
-  if (!exists(staged)) {
-    HeaderRoom where;
-    where.data_offset = room;
-    where.file_bytes = room;
-    stage_new_header(o, pass, staged, o.sector_size, o.cipher, where);
-  }
-  luks2::Volume vol;
-  unlock(o.image, staged, pass, &vol);
-  const luks2::SegmentLayout& layout = vol.layout;
-  if (layout.data_offset_bytes != room || layout.format.sector_size != o.sector_size) {
-    fail("the staged header '{}' puts the data at byte {} in {}-byte sectors, not at {} in {}: "
-         "it is from another command", staged, layout.data_offset_bytes,
-         layout.format.sector_size, room, o.sector_size);
-  }
-
-  KeyHandle handle;
-  check(engine->add_key(vol.key.data(), vol.key.size(), KeyOptions{}, &handle), "volume key");
-  vol.key.reset();
-  Progress progress(o.progress.value_or(::isatty(STDERR_FILENO) == 1), area_bytes);
-  if (o.progress_json) progress.set_json(o.image);
-  ShiftJob job;
-  job.pump.engine = engine.get();
-  job.pump.key = handle;
-  job.pump.dir = Direction::encrypt;
-  job.pump.format = layout.format;
-  job.pump.iv_sector = layout.iv_offset;
-  job.fd = image.fd;
-  job.name = image.name;
-  job.shift = room;
-  job.area_bytes = area_bytes;
-  job.resume_path = resume_path;
-  const ShiftResult r = run_data_shift(job, &progress);
-  if (r.interrupted) return report_resumable_interrupt(r.bytes_done, area_bytes, resume_path);
-  engine.reset();
-  // The resume file now holds the completion record: from here a rerun only places the
-  // header (again) and removes the files.
-  place_header(staged, image, room);
-  if (::unlink(staged.c_str()) != 0) {
-    fail("cannot remove the placed header's staged copy '{}': {}", staged, std::strerror(errno));
-  }
-  sync_dir_of(staged);
-  remove_resume_file(resume_path);
-  return kExitOk;
 }
 
 int run_reencrypt(const ReencryptOptions& o) {
   check_reencrypt_options(o);
   if (!o.reduce_device_size.empty() && o.header.empty()) return run_encrypt_in_image(o);
+  if (o.header.empty()) return run_change_key_in_image(o);
+  if (o.decrypt && decrypt_moves_data(o)) return run_decrypt_from_image(o);
   install_interrupt_handlers();
   Passphrase pass;
   read_passphrase(o.key_file, &pass);
   const std::string staged = o.header + ".sectorcrypt-new";
-  const std::string resume_path = o.journal.empty() ? default_resume_path(o.image) : o.journal;
+  const std::string resume_path = resume_path_of(o);
   const Resilience resilience = parse_resilience(o.resilience);
   const bool change_key = !o.encrypt && !o.decrypt;
 
@@ -448,8 +157,16 @@ int run_reencrypt(const ReencryptOptions& o) {
   // A data shift half done is that run's to finish, before anything is staged here.
   if (const auto run = ResumeFile::recorded_run(resume_path);
       run && run->mode == static_cast<uint32_t>(Resilience::datashift)) {
-    fail("the resume file '{}' belongs to an interrupted --encrypt --reduce-device-size of "
-         "'{}' (a header inside the image): rerun that command to finish it first",
+    fail("the resume file '{}' belongs to an interrupted {} of '{}' (a header inside the "
+         "image): rerun that command to finish it first", resume_path, run_kind(*run),
+         image.name);
+  }
+  // A key change with the header inside the image records where its data starts; one with
+  // a detached header has it at 0.
+  if (const auto run = ResumeFile::recorded_run(resume_path);
+      run && run->direction == 3 && run->area_offset != 0) {
+    fail("the resume file '{}' belongs to an interrupted key change of '{}' with its header "
+         "inside the image: rerun that command (without --header) to finish it first",
          resume_path, image.name);
   }
 
@@ -506,11 +223,13 @@ int run_reencrypt(const ReencryptOptions& o) {
     }
     unlock(o.image, staged, pass, &vol);
   } else {
+    if (!exists(staged)) refuse_header_without_keyslots(o);
     unlock(o.image, o.header, pass, &vol);
     if (change_key) {
       if (vol.layout.data_offset_bytes != 0) {
-        fail("a change of key works on volumes with a detached header and data at offset 0; "
-             "'{}' puts the data at byte {}", o.header, vol.layout.data_offset_bytes);
+        fail("a change of key with --header works on volumes whose data starts at offset 0; "
+             "'{}' puts the data at byte {} (for a header inside the image, leave out "
+             "--header)", o.header, vol.layout.data_offset_bytes);
       }
       if (!exists(staged)) stage_new_header(o, pass, staged, vol.layout.format.sector_size, vol.layout.cipher);
       unlock(o.image, staged, pass, &new_vol);
@@ -597,13 +316,16 @@ void add_reencrypt_command(CLI::App& app, int* exit_code, RunMode mode) {
   auto o = std::make_shared<ReencryptOptions>();
   CLI::App* c = app.add_subcommand(
       "reencrypt", "Convert IMAGE in place: plain to LUKS2 (--encrypt), LUKS2 to plain "
-                   "(--decrypt), or to a new volume key (neither), with a detached --header, or for "
-                   "--encrypt a header inside IMAGE with --reduce-device-size (cryptsetup "
-                   "reencrypt compatible)");
+                   "(--decrypt), or to a new volume key (neither), with a detached --header or "
+                   "a header inside IMAGE: --encrypt makes one with --reduce-device-size, a key "
+                   "change keeps it, --decrypt exports it to --header NEWFILE and moves the "
+                   "data to the start (cryptsetup reencrypt compatible)");
   c->add_option("IMAGE", o->image, "The data: a file or block device")->required();
   c->add_flag("--encrypt", o->encrypt, "Encrypt a plain IMAGE into a new LUKS2 volume");
   c->add_flag("--decrypt", o->decrypt, "Decrypt a LUKS2 volume back to plain");
-  c->add_option("--header", o->header, "Detached LUKS2 header file (--encrypt creates it)");
+  c->add_option("--header", o->header,
+                "Detached LUKS2 header file (--encrypt creates it); for --decrypt of a header "
+                "inside IMAGE, a new file it is exported to");
   c->add_option("--reduce-device-size", o->reduce_device_size,
                 "--encrypt without --header: put the header inside IMAGE, moving the data by "
                 "SIZE/2 (the header's room) while it is encrypted; the last SIZE bytes of IMAGE "
@@ -623,8 +345,8 @@ void add_reencrypt_command(CLI::App& app, int* exit_code, RunMode mode) {
   c->add_option("--pbkdf-force-iterations", o->pbkdf_iterations,
                 "PBKDF iterations (no benchmark); default: libcryptsetup benchmarks 2 s");
   c->add_option("--resilience", o->resilience,
-                "checksum (default), journal or none; --reduce-device-size without --header "
-                "always moves the data with datashift")
+                "checksum (default), journal or none; --reduce-device-size without --header, "
+                "and --decrypt of a header inside IMAGE, always move the data with datashift")
       ->capture_default_str();
   c->add_option("--journal", o->journal,
                 "The resume file (default: .IMAGE.sectorcrypt-resume next to IMAGE)");

@@ -1,4 +1,4 @@
-// LUKS2 header creation through libcryptsetup.
+// LUKS2 header creation, and keyslot removal, through libcryptsetup.
 #include "host/cli/luks2_create.h"
 
 #include <fcntl.h>
@@ -69,9 +69,13 @@ void create_detached_header(const NewHeader& h) {
     fail("libcryptsetup refused a keyslots area of {} bytes for '{}': {}", h.keyslots_bytes,
          h.path, std::strerror(-r));
   }
-  r = crypt_format(dev.get(), CRYPT_LUKS2, "aes", h.cipher_mode.c_str(), nullptr,
+  r = crypt_format(dev.get(), CRYPT_LUKS2, "aes", h.cipher_mode.c_str(),
+                   h.uuid.empty() ? nullptr : h.uuid.c_str(),
                    reinterpret_cast<const char*>(h.volume_key), h.volume_key_bytes, &params);
   if (r < 0) fail("libcryptsetup cannot format the LUKS2 header '{}': {}", h.path, std::strerror(-r));
+  if (!h.label.empty() && (r = crypt_set_label(dev.get(), h.label.c_str(), nullptr)) < 0) {
+    fail("libcryptsetup cannot set the label of '{}': {}", h.path, std::strerror(-r));
+  }
   r = crypt_keyslot_add_by_volume_key(dev.get(), CRYPT_ANY_SLOT,
                                       reinterpret_cast<const char*>(h.volume_key),
                                       h.volume_key_bytes, h.passphrase.data(), h.passphrase.size());
@@ -83,6 +87,41 @@ void create_detached_header(const NewHeader& h) {
     fail("cannot flush the header file '{}': {}", h.path, std::strerror(e));
   }
   ::close(sync_fd);
+}
+
+bool has_keyslots(const std::string& path) {
+  Device dev;
+  if (crypt_init(dev.out(), path.c_str()) < 0 || crypt_load(dev.get(), CRYPT_LUKS2, nullptr) < 0) {
+    return true;
+  }
+  for (int slot = 0; slot < crypt_keyslot_max(CRYPT_LUKS2); ++slot) {
+    if (crypt_keyslot_status(dev.get(), slot) >= CRYPT_SLOT_ACTIVE) return true;
+  }
+  return false;
+}
+
+void remove_all_keyslots(const std::string& path) {
+  Device dev;
+  int r = crypt_init(dev.out(), path.c_str());
+  if (r < 0) fail("libcryptsetup cannot open '{}': {}", path, std::strerror(-r));
+  if ((r = crypt_load(dev.get(), CRYPT_LUKS2, nullptr)) < 0) {
+    fail("libcryptsetup cannot load the LUKS2 header '{}': {}", path, std::strerror(-r));
+  }
+  const int slots = crypt_keyslot_max(CRYPT_LUKS2);
+  for (int slot = 0; slot < slots; ++slot) {
+    const crypt_keyslot_info info = crypt_keyslot_status(dev.get(), slot);
+    if (info != CRYPT_SLOT_ACTIVE && info != CRYPT_SLOT_ACTIVE_LAST && info != CRYPT_SLOT_UNBOUND) continue;
+    if ((r = crypt_keyslot_destroy(dev.get(), slot)) < 0) {
+      fail("libcryptsetup cannot remove keyslot {} of '{}': {}", slot, path, std::strerror(-r));
+    }
+  }
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0 || ::fsync(fd) != 0) {
+    const int e = errno;
+    if (fd >= 0) ::close(fd);
+    fail("cannot flush the header file '{}': {}", path, std::strerror(e));
+  }
+  ::close(fd);
 }
 
 }  // namespace sectorcrypt::cli

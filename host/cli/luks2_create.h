@@ -27,11 +27,24 @@ struct NewHeader {
   uint64_t data_offset_bytes = 0;
   uint64_t file_bytes = 16 << 20;  // the file's size (cryptsetup's --header files: 16 MiB)
   uint64_t keyslots_bytes = 0;     // 0: libcryptsetup's choice; else the keyslots area
+  // A new key for a volume keeps its name: empty uuid, a random one; empty label, none.
+  std::string uuid;
+  std::string label;
 };
 
 // Writes the header (data segment at data_offset_bytes of data_device) and a keyslot,
 // durably.
 // Throws Error naming the path and libcryptsetup's errno.
 void create_detached_header(const NewHeader& h);
+
+// Destroys (and wipes) every keyslot of the LUKS2 header file at `path`, durably, so that
+// nothing opens it any more: what is left of a header exported by `reencrypt --decrypt`
+// once the data is plain (cryptsetup's exported header has no keyslot either). Doing it
+// again is harmless. Throws Error naming the path and libcryptsetup's errno.
+void remove_all_keyslots(const std::string& path);
+
+// False when the file at `path` is a LUKS2 header with no keyslot in use; true otherwise
+// (also when it is no LUKS2 header at all: opening it then says what is wrong).
+bool has_keyslots(const std::string& path);
 
 }  // namespace sectorcrypt::cli

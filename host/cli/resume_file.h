@@ -40,9 +40,11 @@ struct RewriteParams {
 // One slot: the zone [zone_start, zone_start + zone_len) of the area is about to be (or
 // is being) overwritten; everything before zone_start is durably rewritten. A zone of
 // length 0 at the end of the area records that the whole area is.
-// datashift (the area filled from its end backward) reads it the other way round: the
-// zone is the last one durably written, and everything from zone_start on is; there is
-// no payload, and done_check hashes the sector at zone_start as written.
+// datashift reads it otherwise: the zone is the last one durably written at its new place,
+// and so is everything from zone_start on (moving up, the area filled from its end
+// backward) or everything before zone_start + zone_len (moving down, from its start
+// forward); there is no payload, and done_check hashes the zone's sector that borders
+// what is left (its first, or its last) as written.
 struct ZoneRecord {
   uint64_t seq = 0;
   uint64_t zone_start = 0;  // bytes from the start of the area

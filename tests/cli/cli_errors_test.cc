@@ -183,6 +183,60 @@ TEST_F(CliErrors, ReduceDeviceSizeMisuse) {
   EXPECT_EQ(read_file(dir.file("pt")), image);
 }
 
+// A volume whose header is inside the image: a key change without --header and --decrypt
+// --header NEWFILE. Each refusal is one error, and the image and its directory (no resume
+// file, no staged or exported header) stay as they were.
+TEST_F(CliErrors, HeaderInsideTheImageMisuse) {
+  const std::string image = dir.file("vol");
+  write_file(image, random_bytes(2 << 20));
+  write_file(dir.file("pass"), std::string("a passphrase"));
+  write_file(dir.file("wrong"), std::string("not it"));
+  const std::vector<std::string> fast = {"--pbkdf", "pbkdf2", "--pbkdf-force-iterations", "1000"};
+  std::vector<std::string> make = {"reencrypt", "--encrypt", "--reduce-device-size", "1M", "-d",
+                                   dir.file("pass"), "--no-progress", image};
+  make.insert(make.end() - 1, fast.begin(), fast.end());
+  const RunResult made = run_cli(make);
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  const auto volume = read_file(image);
+  auto reencrypt = [&](std::vector<std::string> extra, const std::string& target) {
+    std::vector<std::string> args = {"reencrypt", "--no-progress"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    args.push_back(target);
+    return args;
+  };
+  const std::string pass = dir.file("pass");
+  expect_error(reencrypt({"--decrypt", "-d", pass}, image),
+               "--header FILE is needed: --decrypt reads a detached LUKS2 header there, or "
+               "exports a header inside the image to it", "");
+  expect_error(reencrypt({"--encrypt", "-d", pass}, image),
+               "--header FILE is needed: --encrypt writes a detached LUKS2 header there", "");
+  expect_error(reencrypt({"-d", pass, "--resilience", "none"}, image),
+               "--resilience none: a change of key with the header inside the image", "");
+  // No LUKS2 header at the start of the file: nothing to change the key of.
+  expect_error(reencrypt({"-d", pass, "--pbkdf", "pbkdf2"}, dir.file("pt")),
+               "LUKS2 header in '" + dir.file("pt") + "'", "");
+  std::vector<std::string> change = {"-d", dir.file("wrong")};
+  change.insert(change.end(), fast.begin(), fast.end());
+  expect_error(reencrypt(change, image), "wrong passphrase", "");
+  expect_error(reencrypt({"--decrypt", "--header", dir.file("new.hdr"), "-d", dir.file("wrong")}, image),
+               "wrong passphrase", "new.hdr");
+  expect_error(reencrypt({"--decrypt", "--header", dir.file("new.hdr"), "-d", pass, "--resilience",
+                          "journal"}, image),
+               "--resilience journal: --decrypt of '" + image + "', whose header is inside it, "
+               "moves the data with its own resilience (datashift)", "new.hdr");
+  EXPECT_FALSE(file_exists(dir.file("new.hdr.sectorcrypt-export")));
+  EXPECT_EQ(read_file(image), volume);
+
+  // The header a finished --decrypt exported has no keyslot: a rerun is refused by name,
+  // not taken for a detached header (it would decrypt the plain data again).
+  RunResult r = run_cli(reencrypt({"--decrypt", "--header", dir.file("new.hdr"), "-d", pass}, image));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto plain = read_file(image);
+  expect_error(reencrypt({"--decrypt", "--header", dir.file("new.hdr"), "-d", pass}, image),
+               "the header '" + dir.file("new.hdr") + "' has no keyslot: nothing opens it", "");
+  EXPECT_EQ(read_file(image), plain);
+}
+
 TEST_F(CliErrors, UsageErrorsExitTwo) {
   for (const std::vector<std::string>& args :
        {std::vector<std::string>{"encrypt", dir.file("pt")}, {"frobnicate"}, {"bench", "--time"}}) {

@@ -2,10 +2,12 @@
 # Kills in-place `sectorcrypt encrypt|decrypt` runs with SIGKILL at random instants, fails
 # their writes part-way, tears their resume file at a kill, reruns the same command until
 # it completes, and compares the result byte for byte with an uninterrupted run; the same
-# for `reencrypt --encrypt` and `--decrypt` with a detached header, and for `reencrypt
-# --encrypt --reduce-device-size` (the header inside the image, the data moved).
+# for `reencrypt --encrypt` and `--decrypt` with a detached header, for `reencrypt
+# --encrypt --reduce-device-size` (the header inside the image, the data moved), and for a
+# key change and `--decrypt` of a volume whose header is inside the image.
 # Usage: inplace_crash_test.sh SECTORCRYPT FAULT_SHIM [KILLS_PER_MODE] [IMAGE_MIB] [SEED] [ONLY]
-# (ONLY=reduce: the --reduce-device-size mode alone, as bench/reencrypt_crash.sh can ask)
+# (ONLY=reduce: the --reduce-device-size mode alone; ONLY=attached: the two modes of a
+# header inside the image alone, as bench/reencrypt_crash.sh can ask)
 # (absolute paths: it runs in a temporary directory)
 # Prints one "kills MODE DIR landed=N resumed=N differ=0" line per mode, for the bench.
 set -euo pipefail
@@ -124,6 +126,128 @@ reduce_mode() {
 }
 if [[ $ONLY == reduce ]]; then reduce_mode; echo "PASS"; exit 0; fi
 
+# A volume with its header inside the image (made by `--encrypt --reduce-device-size 32M`
+# with the volume key given: data at 16 MiB): a key change without --header (to
+# other.key), and `--decrypt --header w.hdr`, which exports the header and moves the data
+# down to byte 0. Checked as: the key change's data area equal to plain-mode encryption of
+# the volume's plaintext with the new key, cryptsetup unlocking the new key from the header
+# in the image, the volume's UUID kept; the decryption's first (size - 16 MiB) bytes equal
+# to the volume's plaintext, w.hdr left with no keyslot. After every kill: the new header
+# never in the image before the data is all rewritten, w.hdr never at its name before the
+# data is all moved.
+attached_mode() {
+  local room=$((16 << 20)) area=$(( (MIB << 20) - (16 << 20) )) rc ms start kind
+  printf 'passphrase' > pass
+  head -c "$area" plain.img > part.img
+  "$SC" encrypt -d key --no-progress part.img in_key.area
+  "$SC" encrypt -d other.key --no-progress part.img in_other.area
+  cp plain.img luks.img
+  "$SC" reencrypt --encrypt --reduce-device-size 32M --volume-key-file key -d pass \
+    --pbkdf pbkdf2 --pbkdf-force-iterations 1000 --no-progress luks.img
+  cmp -s -i "$room:0" luks.img in_key.area || die "attached: the source volume is wrong"
+  local uuid
+  uuid=$(cryptsetup luksUUID luks.img)
+  head -c "$room" luks.img > luks.head
+  for kind in change decrypt; do
+    local reenc=("$SC" reencrypt -d pass --no-progress)
+    if [[ $kind == change ]]; then
+      reenc+=(--volume-key-file other.key --pbkdf pbkdf2 --pbkdf-force-iterations 1000)
+    else
+      reenc+=(--decrypt --header w.hdr)
+    fi
+    fresh() { cp luks.img w.img; rm -f w.hdr w.hdr.sectorcrypt-export got.vk; }
+    done_ok() {  # the finished result, no state files left
+      [[ ! -e .w.img.sectorcrypt-resume && ! -e .w.img.sectorcrypt-new-header &&
+         ! -e w.hdr.sectorcrypt-export ]] || return 1
+      if [[ $kind == change ]]; then
+        cmp -s -i "$room:0" w.img in_other.area &&
+          [[ $(cryptsetup luksUUID w.img) == "$uuid" ]] &&
+          cryptsetup luksDump --dump-volume-key --volume-key-file got.vk --key-file pass -q w.img \
+            >/dev/null 2>&1 && cmp -s got.vk other.key && rm -f got.vk
+      else
+        cmp -s -n "$area" w.img part.img && [[ -e w.hdr ]] &&
+          ! grep -q '^  [0-9]*: luks2' <<<"$(cryptsetup luksDump w.hdr)"
+      fi
+    }
+    # What must never be seen after a kill: the final header before the final data.
+    check_order() {
+      if [[ $kind == change ]]; then
+        if ! cmp -s -n "$room" w.img luks.head && ! cmp -s -i "$room:0" w.img in_other.area; then
+          die "attached change: the new header is in the image before the data is rewritten"
+        fi
+      elif [[ -e w.hdr ]] && ! cmp -s -n "$area" w.img part.img; then
+        die "attached decrypt: w.hdr is at its name before the data is moved"
+      fi
+    }
+    fresh
+    start=$(date +%s%N)
+    "${reenc[@]}" w.img 2>>log || { cat log >&2; die "attached $kind uninterrupted failed"; }
+    ms=$(( ($(date +%s%N) - start) / 1000000 + 1 ))
+    (( ms < 999 )) || ms=999
+    done_ok || die "attached $kind uninterrupted: wrong result"
+    local landed=0 midway=0 resumed=0 trials=0
+    while (( landed < KILLS || midway == 0 )); do
+      (( ++trials <= KILLS * 4 + 10 )) || die "attached $kind: $landed of $KILLS kills landed, $midway midway"
+      fresh
+      : > log
+      while :; do
+        run_and_kill "${reenc[@]}" w.img
+        if (( rc == 0 )); then break; fi
+        (( rc == 137 )) || { cat log >&2; die "attached $kind exited $rc"; }
+        # Killed after the last file went: done (a rerun would find nothing to do).
+        if done_ok; then break; fi
+        landed=$((landed + 1))
+        if [[ -s .w.img.sectorcrypt-resume ]]; then resumed=$((resumed + 1)); fi
+        check_order
+        if ! cmp -s w.img luks.img; then midway=$((midway + 1)); fi
+      done
+      done_ok || { cat log >&2; die "attached $kind after kills (trial $trials): wrong result"; }
+    done
+    (( midway > 0 )) || die "attached $kind: no kill landed in the middle"
+    echo "kills reencrypt-attached $kind landed=$landed with_resume_file=$resumed midway=$midway trials=$trials differ=0"
+
+    # Faults at chosen places. change: a kill tearing the new header's copy into the image
+    # (after every data byte is written), a write failing in the middle of the rewrite.
+    # decrypt: a kill tearing the export, a write failing in the middle of the move, the
+    # resume file torn at a random byte of its records (168 bytes each, counted at 160), a
+    # kill inside libcryptsetup's removal of the export's keyslot (after the room copied:
+    # the keyslot area's wipe, 258048 bytes, then two 16 KiB header copies, O_DIRECT).
+    # Checksum resilience assumes whole-sector writes (as cryptsetup's): the change's failed
+    # write is cut on a page boundary, and so is libcryptsetup's (O_DIRECT); the rest are
+    # cut at any byte.
+    local fault after path action faults grain
+    if [[ $kind == change ]]; then faults="header eio"; else faults="export eio resume keyslot"; fi
+    for fault in $faults; do
+      fresh
+      : > log
+      grain=1
+      [[ $kind == change && $fault == eio || $fault == keyslot ]] && grain=4096
+      case $fault in
+        header) after=$(( area + (RANDOM * 32768 + RANDOM) % room )) path=/w.img action=kill ;;
+        eio) after=$(( (RANDOM * 32768 + RANDOM) % area )) path=/w.img action=eio ;;
+        export) after=$(( (RANDOM * 32768 + RANDOM) % room )) path=/w.hdr.sectorcrypt-export action=kill ;;
+        resume) after=$(( 16 + (RANDOM * 32768 + RANDOM) % ((area / room + 1) * 160) )) path=/.w.img.sectorcrypt-resume action=kill ;;
+        keyslot) after=$(( room + (RANDOM * 32768 + RANDOM) % (258048 + 32768) )) path=/w.hdr.sectorcrypt-export action=kill ;;
+      esac
+      rc=0
+      SECTORCRYPT_TEST_FAULT_PATH=$path SECTORCRYPT_TEST_FAULT_AFTER=$after \
+        SECTORCRYPT_TEST_FAULT_ACTION=$action SECTORCRYPT_TEST_FAULT_GRAIN=$grain LD_PRELOAD="$SHIM" \
+        "${reenc[@]}" w.img 2>err || rc=$?
+      if [[ $action == kill ]]; then
+        (( rc == 137 )) || die "attached $kind $fault fault at $after: exited $rc, not killed: $(cat err)"
+        check_order
+      else
+        (( rc == 1 )) && grep -q "run the same command again to resume" err ||
+          die "attached $kind $fault fault at $after: exit $rc: $(cat err)"
+      fi
+      "${reenc[@]}" w.img 2>>log || { cat log >&2; die "attached $kind: the rerun after the $fault fault failed"; }
+      done_ok || die "attached $kind $fault fault at byte $after: wrong result after the rerun"
+      echo "attached $kind fault $fault at byte $after: resumed, differ=0"
+    done
+  done
+}
+if [[ $ONLY == attached ]]; then attached_mode; echo "PASS"; exit 0; fi
+
 for dir in encrypt decrypt; do
   if [[ $dir == encrypt ]]; then src=plain.img want=cipher.img; else src=cipher.img want=plain.img; fi
   for mode in checksum journal; do
@@ -212,6 +336,7 @@ for dir in encrypt change decrypt; do
   echo "kills reencrypt-checksum $dir landed=$landed midway=$midway trials=$trials differ=0"
 done
 reduce_mode
+attached_mode
 
 # Writes to the target fail part-way (a failing disk, a full disk): the run stops with an
 # error naming the range and the resume file; the rerun finishes; nothing differs.

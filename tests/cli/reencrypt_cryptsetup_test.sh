@@ -3,8 +3,10 @@
 # device-mapper or loop device here): cryptsetup reencrypt works offline on a file with a
 # detached --header (--decrypt needs --force-offline-reencrypt), and with the header inside
 # the image made by --encrypt --reduce-device-size (its --decrypt then exports the header
-# to a --header file it creates and moves the data back). What sectorcrypt makes, cryptsetup reads (luksDump, the volume key) and decrypts
-# back to the original; what cryptsetup makes, sectorcrypt decrypts.
+# to a --header file it creates and moves the data back), and with the header inside an
+# image luksFormat made (a key change in place; --decrypt only with --header NEWFILE, the
+# data moved to byte 0). What sectorcrypt makes, cryptsetup reads (luksDump, the volume
+# key) and decrypts back to the original; what cryptsetup makes, sectorcrypt decrypts.
 # Usage: reencrypt_cryptsetup_test.sh SECTORCRYPT FAULT_SHIM (absolute paths)
 set -euo pipefail
 SC=$1 SHIM=$2
@@ -216,4 +218,102 @@ cmp -s f2.img f2.half && [[ ! -e f2.hdr && ! -e f2.hdr.sectorcrypt-new ]] || die
 "$SC" decrypt --type luks2 -d pass --no-progress f2.img f2.dec
 cmp -s -n $(( (16 << 20) - (2 << 20) )) f2.dec plain.img || die "the resumed shift did not give the original"
 echo "bad --reduce-device-size refused"
+
+# 7. The header inside an image that luksFormat made (data at 16 MiB), holding known data.
+#    sectorcrypt changes its key in place (UUID kept) and cryptsetup opens the result and
+#    decrypts it; sectorcrypt --decrypt --header NEWFILE moves the plain data to byte 0 as
+#    cryptsetup 2.6.1's own does, leaving NEWFILE with no keyslot.
+state_left() { ls -a | grep -E 'sectorcrypt-(resume|new-header|export)' || true; }
+for ss in 512 4096; do
+  head -c $((20 << 20)) /dev/urandom > l.plain
+  head -c $((36 << 20)) /dev/zero > l.img
+  cryptsetup luksFormat --type luks2 --sector-size $ss "${CS_FAST[@]}" --key-file pass -q l.img
+  grep -q "offset: $((16 << 20)) \[bytes\]" <<<"$(cryptsetup luksDump l.img)" || die "luksFormat: data not at 16 MiB"
+  rm -f l.vk
+  cryptsetup luksDump l.img --dump-volume-key --volume-key-file l.vk --key-file pass -q >/dev/null
+  "$SC" encrypt -d l.vk --sector-size $ss --no-progress l.plain l.area
+  dd if=l.area of=l.img bs=1M seek=16 conv=notrunc status=none
+  uuid=$(cryptsetup luksUUID l.img)
+  cp l.img l.formatted
+  # cryptsetup 2.6.1 itself: no --decrypt of it without --header.
+  cryptsetup reencrypt --decrypt --key-file pass -q --force-offline-reencrypt l.img 2>err && die "cryptsetup decrypted without --header"
+  grep -q "LUKS2 decryption requires --header option" err || die "cryptsetup without --header: $(cat err)"
+  cmp -s l.img l.formatted || die "cryptsetup's refusal wrote"
+
+  head -c 64 /dev/urandom > l.vk2
+  "$SC" reencrypt -d pass --volume-key-file l.vk2 "${FAST[@]}" --no-progress l.img
+  [[ -z $(state_left) ]] || die "in-image key change left files: $(state_left)"
+  dump=$(cryptsetup luksDump l.img)
+  grep -q "offset: $((16 << 20)) \[bytes\]" <<<"$dump" && grep -q "sector: $ss \[bytes\]" <<<"$dump" ||
+    die "in-image key change: not the layout it had: $dump"
+  [[ $(cryptsetup luksUUID l.img) == "$uuid" ]] || die "in-image key change: the UUID changed"
+  cryptsetup luksDump l.img --dump-volume-key --volume-key-file dumped.vk --key-file pass -q >/dev/null
+  cmp -s dumped.vk l.vk2 || die "in-image key change: cryptsetup unlocks another volume key"
+  rm -f dumped.vk
+  "$SC" encrypt -d l.vk2 --sector-size $ss --no-progress l.plain l.want
+  cmp -s -i $((16 << 20)):0 l.img l.want || die "in-image key change: data differs from encryption with the new key"
+  cp l.img l2.img
+  rm -f l2.hdr
+  cryptsetup reencrypt --decrypt --header l2.hdr --key-file pass -q --force-offline-reencrypt l2.img
+  cmp -s -n $((20 << 20)) l2.img l.plain || die "cryptsetup's --decrypt of the re-keyed volume did not give the original"
+
+  rm -f l.hdr
+  "$SC" reencrypt --decrypt --header l.hdr -d pass --no-progress l.img 2>/dev/null
+  [[ -z $(state_left) ]] || die "in-image --decrypt left files: $(state_left)"
+  cmp -s -n $((20 << 20)) l.img l.plain || die "sectorcrypt --decrypt did not move the original to byte 0"
+  cmp -s -n $((20 << 20)) l.img l2.img || die "sectorcrypt's and cryptsetup's --decrypt differ"
+  [[ $(stat -c %s l.hdr) == $((16 << 20)) ]] || die "the exported header is not the 16 MiB before the data"
+  dump=$(cryptsetup luksDump l.hdr)
+  grep -q '^  [0-9]*: luks2' <<<"$dump" && die "the exported header still has a keyslot: $dump"
+  "$SC" reencrypt --decrypt --header l.hdr -d pass --no-progress l.img 2>err && die "a rerun decrypted again"
+  grep -q "has no keyslot" err || die "rerun on the exported header: $(cat err)"
+  cmp -s -n $((20 << 20)) l.img l.plain || die "the refused rerun wrote"
+  echo "sector $ss: a luksFormat volume re-keyed and decrypted in place, as cryptsetup does"
+done
+# cryptsetup's own key change of such a volume (offline); sectorcrypt decrypts the result
+# (cryptsetup 2.6.1 itself fails on it: "Failed to initialize LUKS2 reencryption in metadata").
+cp l.formatted l.img
+cryptsetup reencrypt "${CS_FAST[@]}" --key-file pass -q --force-offline-reencrypt l.img
+cmp -s l.img l.formatted && die "cryptsetup did not change the key"
+rm -f l.hdr
+"$SC" reencrypt --decrypt --header l.hdr -d pass --no-progress l.img 2>/dev/null
+cmp -s -n $((20 << 20)) l.img l.plain || die "sectorcrypt did not decrypt cryptsetup's re-keyed volume"
+echo "sectorcrypt decrypts a volume cryptsetup re-keyed in place"
+# Volumes with the data moved up for their header: sectorcrypt's and cryptsetup's
+# --reduce-device-size, decrypted in place by sectorcrypt; the original comes back at
+# byte 0: the first size - SIZE/2 bytes that sectorcrypt's volume holds, or the first
+# size - SIZE of cryptsetup's (the rest of its volume is left over from its move).
+for maker in sectorcrypt cryptsetup; do
+  head -c $((24 << 20)) /dev/urandom > u.orig
+  cp u.orig u.img
+  keep=$((20 << 20))
+  if [[ $maker == sectorcrypt ]]; then
+    "$SC" reencrypt --encrypt --reduce-device-size 8M -d pass "${FAST[@]}" --no-progress u.img
+  else
+    keep=$((16 << 20))
+    cryptsetup reencrypt --encrypt --type luks2 --reduce-device-size 8M "${CS_FAST[@]}" --key-file pass -q \
+      --force-offline-reencrypt u.img
+  fi
+  rm -f u.hdr
+  "$SC" reencrypt --decrypt --header u.hdr -d pass --no-progress u.img 2>/dev/null
+  cmp -s -n $keep u.img u.orig || die "--decrypt of $maker's --reduce-device-size did not give the original"
+  [[ -z $(state_left) ]] || die "--decrypt of $maker's volume left files: $(state_left)"
+  echo "sectorcrypt --decrypt undoes $maker's --reduce-device-size"
+done
+# An interrupted in-image key change is that command's to finish: --decrypt is refused and
+# nothing changes; the key change resumes.
+cp l.formatted v.img
+rc=0
+SECTORCRYPT_TEST_FAULT_PATH=/v.img SECTORCRYPT_TEST_FAULT_AFTER=$((8 << 20)) \
+  SECTORCRYPT_TEST_FAULT_ACTION=kill LD_PRELOAD="$SHIM" \
+  "$SC" reencrypt -d pass --volume-key-file l.vk2 "${FAST[@]}" --no-progress v.img 2>/dev/null || rc=$?
+(( rc == 137 )) && [[ -s .v.img.sectorcrypt-resume ]] || die "the in-image key change kill did not land ($rc)"
+cp v.img v.half
+"$SC" reencrypt --decrypt --header v.hdr -d pass --no-progress v.img 2>err && die "--decrypt ran over a half-done key change"
+grep -q "belongs to an interrupted key change" err || die "--decrypt over a key change: $(cat err)"
+cmp -s v.img v.half && [[ ! -e v.hdr && ! -e v.hdr.sectorcrypt-export ]] || die "the refused --decrypt changed something"
+"$SC" reencrypt -d pass --volume-key-file l.vk2 "${FAST[@]}" --no-progress v.img 2>/dev/null
+"$SC" decrypt --type luks2 -d pass --no-progress v.img v.dec
+cmp -s v.dec l.plain || die "the resumed in-image key change lost data"
+echo "an interrupted in-image key change is resumed, not overridden"
 echo "PASS"

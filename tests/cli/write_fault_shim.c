@@ -1,6 +1,7 @@
 // LD_PRELOAD shim for the crash tests: lets a real `sectorcrypt` process write a given
 // number of bytes to one file, then fails the next write (EIO or ENOSPC) or tears it and
-// kills the process, as a failing disk, a full disk or a power cut would.
+// kills the process, as a failing disk, a full disk or a power cut would. pwrite() is what
+// sectorcrypt uses; write() is libcryptsetup's (a header it rewrites).
 //   SECTORCRYPT_TEST_FAULT_PATH    the file (its path ends with this)
 //   SECTORCRYPT_TEST_FAULT_AFTER   bytes written to it before the fault
 //   SECTORCRYPT_TEST_FAULT_ACTION  eio | enospc | kill (default eio)
@@ -63,4 +64,19 @@ ssize_t pwrite64(int fd, const void* buf, size_t count, off_t off) {
   static pwrite_fn real;
   if (real == NULL) real = (pwrite_fn)dlsym(RTLD_NEXT, "pwrite64");
   return faulty_pwrite(real, fd, buf, count, off);
+}
+
+// write() at the file position: the torn part goes through the real write(), which moves
+// the position as the call would have.
+static ssize_t (*real_write)(int, const void*, size_t);
+
+static ssize_t write_at_position(int fd, const void* buf, size_t count, off_t off) {
+  (void)off;
+  return real_write(fd, buf, count);
+}
+
+ssize_t write(int fd, const void* buf, size_t count) {
+  if (real_write == NULL) real_write = (ssize_t(*)(int, const void*, size_t))dlsym(RTLD_NEXT, "write");
+  if (!is_target(fd)) return real_write(fd, buf, count);
+  return faulty_pwrite(write_at_position, fd, buf, count, lseek(fd, 0, SEEK_CUR));
 }
