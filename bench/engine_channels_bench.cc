@@ -323,6 +323,9 @@ void BM_Channels(benchmark::State& state) {
   const EngineStats st = ek.engine->stats();
   state.counters["inline_share"] =
       st.channel_requests == 0 ? 0 : static_cast<double>(st.inline_requests) / static_cast<double>(st.channel_requests);
+  // How well the workers' path coalesced: request parts per batch (0: all inline).
+  state.counters["parts_per_batch"] =
+      st.batches == 0 ? 0 : static_cast<double>(st.parts) / static_cast<double>(st.batches);
 }
 
 // A producer's doorbell for BM_SubmitAnyThread/wait:1: callbacks count completions and
