@@ -75,6 +75,22 @@ void retire_exported_header(const std::string& exported, const std::string& head
   sync_dir_of(header);
 }
 
+// The end of a conversion that staged a new header: the resume file holds the completion
+// record, so from here a rerun only places the header (again, unless a run killed after
+// placing it removed the staged copy) and removes the files.
+int place_staged_header(const std::string& staged, const InputFile& image, uint64_t room,
+                        const std::string& resume_path) {
+  if (exists(staged)) {
+    place_header(staged, image, room);
+    if (::unlink(staged.c_str()) != 0) {
+      fail("cannot remove the placed header's staged copy '{}': {}", staged, std::strerror(errno));
+    }
+    sync_dir_of(staged);
+  }
+  remove_resume_file(resume_path);
+  return kExitOk;
+}
+
 }  // namespace
 
 int run_encrypt_in_image(const ReencryptOptions& o) {
@@ -115,14 +131,7 @@ int run_encrypt_in_image(const ReencryptOptions& o) {
     }
     if (ResumeFile::finished(resume_path)) {
       // Killed after the shift: the header is left to place (again), or only the files.
-      if (exists(staged)) {
-        place_header(staged, image, room);
-        if (::unlink(staged.c_str()) != 0) {
-          fail("cannot remove the placed header's staged copy '{}': {}", staged, std::strerror(errno));
-        }
-        sync_dir_of(staged);
-      }
-      remove_resume_file(resume_path);
+      place_staged_header(staged, image, room, resume_path);
       std::fprintf(stderr, "sectorcrypt: '%s' is encrypted (finished the interrupted run)\n",
                    image.name.c_str());
       return kExitOk;
@@ -177,15 +186,7 @@ int run_encrypt_in_image(const ReencryptOptions& o) {
   const ShiftResult r = run_data_shift(job, &progress);
   if (r.interrupted) return report_resumable_interrupt(r.bytes_done, area_bytes, resume_path);
   engine.reset();
-  // The resume file now holds the completion record: from here a rerun only places the
-  // header (again) and removes the files.
-  place_header(staged, image, room);
-  if (::unlink(staged.c_str()) != 0) {
-    fail("cannot remove the placed header's staged copy '{}': {}", staged, std::strerror(errno));
-  }
-  sync_dir_of(staged);
-  remove_resume_file(resume_path);
-  return kExitOk;
+  return place_staged_header(staged, image, room, resume_path);
 }
 
 // A change of key (neither --encrypt nor --decrypt) without --header: the header is inside
@@ -212,14 +213,7 @@ int run_change_key_in_image(const ReencryptOptions& o) {
     }
     if (ResumeFile::finished(resume_path)) {
       // Killed after the rewrite: the new header is left to place (again), or only the files.
-      if (exists(staged)) {
-        place_header(staged, image, run->area_offset);
-        if (::unlink(staged.c_str()) != 0) {
-          fail("cannot remove the placed header's staged copy '{}': {}", staged, std::strerror(errno));
-        }
-        sync_dir_of(staged);
-      }
-      remove_resume_file(resume_path);
+      place_staged_header(staged, image, run->area_offset, resume_path);
       std::fprintf(stderr, "sectorcrypt: '%s' has its new volume key (finished the interrupted "
                    "run)\n", image.name.c_str());
       return kExitOk;
@@ -294,15 +288,7 @@ int run_change_key_in_image(const ReencryptOptions& o) {
   const RewriteResult r = run_resumable_rewrite(job, &progress);
   if (r.interrupted) return report_resumable_interrupt(r.bytes_done, area_bytes, resume_path);
   engine.reset();
-  // The resume file now holds the completion record: from here a rerun only places the
-  // header (again) and removes the files.
-  place_header(staged, image, room);
-  if (::unlink(staged.c_str()) != 0) {
-    fail("cannot remove the placed header's staged copy '{}': {}", staged, std::strerror(errno));
-  }
-  sync_dir_of(staged);
-  remove_resume_file(resume_path);
-  return kExitOk;
+  return place_staged_header(staged, image, room, resume_path);
 }
 
 bool decrypt_moves_data(const ReencryptOptions& o) {
