@@ -91,6 +91,32 @@ int place_staged_header(const std::string& staged, const InputFile& image, uint6
   return kExitOk;
 }
 
+// Hands the volume key to the engine (and wipes it from `vol`), then moves the data area
+// by the header's room while crypting it (data_shift.h): up for --encrypt, down
+// (toward_start) for --decrypt.
+ShiftResult shift_data(const ReencryptOptions& o, Engine& engine, luks2::Volume& vol,
+                       Direction dir, bool toward_start, const InputFile& image,
+                       uint64_t area_bytes, const std::string& resume_path) {
+  KeyHandle handle;
+  check(engine.add_key(vol.key.data(), vol.key.size(), KeyOptions{}, &handle), "volume key");
+  vol.key.reset();
+  Progress progress(o.progress.value_or(::isatty(STDERR_FILENO) == 1), area_bytes);
+  if (o.progress_json) progress.set_json(o.image);
+  ShiftJob job;
+  job.pump.engine = &engine;
+  job.pump.key = handle;
+  job.pump.dir = dir;
+  job.pump.format = vol.layout.format;
+  job.pump.iv_sector = vol.layout.iv_offset;
+  job.fd = image.fd;
+  job.name = image.name;
+  job.shift = vol.layout.data_offset_bytes;
+  job.area_bytes = area_bytes;
+  job.toward_start = toward_start;
+  job.resume_path = resume_path;
+  return run_data_shift(job, &progress);
+}
+
 }  // namespace
 
 int run_encrypt_in_image(const ReencryptOptions& o) {
@@ -167,23 +193,8 @@ int run_encrypt_in_image(const ReencryptOptions& o) {
          layout.format.sector_size, room, o.sector_size);
   }
 
-  KeyHandle handle;
-  check(engine->add_key(vol.key.data(), vol.key.size(), KeyOptions{}, &handle), "volume key");
-  vol.key.reset();
-  Progress progress(o.progress.value_or(::isatty(STDERR_FILENO) == 1), area_bytes);
-  if (o.progress_json) progress.set_json(o.image);
-  ShiftJob job;
-  job.pump.engine = engine.get();
-  job.pump.key = handle;
-  job.pump.dir = Direction::encrypt;
-  job.pump.format = layout.format;
-  job.pump.iv_sector = layout.iv_offset;
-  job.fd = image.fd;
-  job.name = image.name;
-  job.shift = room;
-  job.area_bytes = area_bytes;
-  job.resume_path = resume_path;
-  const ShiftResult r = run_data_shift(job, &progress);
+  const ShiftResult r = shift_data(o, *engine, vol, Direction::encrypt, false, image, area_bytes,
+                                   resume_path);
   if (r.interrupted) return report_resumable_interrupt(r.bytes_done, area_bytes, resume_path);
   engine.reset();
   return place_staged_header(staged, image, room, resume_path);
@@ -374,28 +385,9 @@ int run_decrypt_from_image(const ReencryptOptions& o) {
   }
   luks2::Volume vol;
   unlock(o.image, exported, pass, &vol);
-  const luks2::SegmentLayout& layout = vol.layout;
-  const uint64_t room = layout.data_offset_bytes;
-  const uint64_t area_bytes = data_area_bytes(layout, image);
-
-  KeyHandle handle;
-  check(engine->add_key(vol.key.data(), vol.key.size(), KeyOptions{}, &handle), "volume key");
-  vol.key.reset();
-  Progress progress(o.progress.value_or(::isatty(STDERR_FILENO) == 1), area_bytes);
-  if (o.progress_json) progress.set_json(o.image);
-  ShiftJob job;
-  job.pump.engine = engine.get();
-  job.pump.key = handle;
-  job.pump.dir = Direction::decrypt;
-  job.pump.format = layout.format;
-  job.pump.iv_sector = layout.iv_offset;
-  job.fd = image.fd;
-  job.name = image.name;
-  job.shift = room;
-  job.area_bytes = area_bytes;
-  job.toward_start = true;
-  job.resume_path = resume_path;
-  const ShiftResult r = run_data_shift(job, &progress);
+  const uint64_t area_bytes = data_area_bytes(vol.layout, image);
+  const ShiftResult r = shift_data(o, *engine, vol, Direction::decrypt, true, image, area_bytes,
+                                   resume_path);
   if (r.interrupted) return report_resumable_interrupt(r.bytes_done, area_bytes, resume_path);
   engine.reset();
   retire_exported_header(exported, o.header);
