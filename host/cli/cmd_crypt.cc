@@ -68,7 +68,7 @@ Resilience in_place_resilience(const CryptOptions& o) {
 
 // `sector_size`: the volume's (with --type luks2, the header's, known once it is opened).
 uint64_t zone_bytes(const CryptOptions& o, Resilience mode, uint32_t sector_size) {
-  if (!o.zone_size) return mode == Resilience::journal ? kJournalZoneBytes : kChecksumZoneBytes;
+  if (!o.zone_size) return default_zone_bytes(mode);
   const uint64_t z = parse_size(*o.zone_size);
   if (z == 0 || z % sector_size != 0 || z > (1ull << 30)) {
     fail("--zone-size {} must be a whole number of {}-byte sectors, at most 1 GiB", *o.zone_size,

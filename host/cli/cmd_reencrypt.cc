@@ -236,23 +236,11 @@ int run_reencrypt(const ReencryptOptions& o) {
     }
   }
   const luks2::SegmentLayout& layout = vol.layout;
-  if (!image.size || *image.size <= layout.data_offset_bytes) {
-    fail("'{}' has no data after the header's data offset", image.name);
-  }
-  const uint64_t area_bytes = layout.data_bytes > 0 ? layout.data_bytes : *image.size - layout.data_offset_bytes;
-  if (area_bytes % layout.format.sector_size != 0) {
-    fail("the data of '{}' ({} bytes) is not a whole number of {}-byte sectors", image.name,
-         area_bytes, layout.format.sector_size);
-  }
+  const uint64_t area_bytes = data_area_bytes(layout, image);
 
-  KeyHandle handle, new_handle;
-  check(engine->add_key(vol.key.data(), vol.key.size(), KeyOptions{}, &handle), "volume key");
-  vol.key.reset();
-  if (change_key) {
-    check(engine->add_key(new_vol.key.data(), new_vol.key.size(), KeyOptions{}, &new_handle),
-          "new volume key");
-    new_vol.key.reset();
-  }
+  const KeyHandle handle = add_volume_key(*engine, vol, "volume key");
+  KeyHandle new_handle;
+  if (change_key) new_handle = add_volume_key(*engine, new_vol, "new volume key");
 
   Progress progress(o.progress.value_or(::isatty(STDERR_FILENO) == 1), area_bytes);
   if (o.progress_json) progress.set_json(o.image);
@@ -282,16 +270,8 @@ int run_reencrypt(const ReencryptOptions& o) {
     }
     if (::fdatasync(image.fd) != 0) fail("cannot flush '{}': {}", image.name, std::strerror(errno));
   } else {
-    RewriteJob job;
-    job.pump = pump;
-    job.fd = image.fd;
-    job.name = image.name;
-    job.area_offset = layout.data_offset_bytes;
-    job.area_bytes = area_bytes;
-    job.mode = resilience;
-    job.zone_bytes = resilience == Resilience::journal ? kJournalZoneBytes : kChecksumZoneBytes;
-    job.resume_path = resume_path;
-    const RewriteResult r = run_resumable_rewrite(job, &progress);
+    const RewriteResult r = rewrite_area(pump, image, layout.data_offset_bytes, area_bytes,
+                                         resilience, resume_path, &progress);
     if (r.interrupted) return report_resumable_interrupt(r.bytes_done, area_bytes, resume_path);
   }
   engine.reset();

@@ -97,9 +97,7 @@ int place_staged_header(const std::string& staged, const InputFile& image, uint6
 ShiftResult shift_data(const ReencryptOptions& o, Engine& engine, luks2::Volume& vol,
                        Direction dir, bool toward_start, const InputFile& image,
                        uint64_t area_bytes, const std::string& resume_path) {
-  KeyHandle handle;
-  check(engine.add_key(vol.key.data(), vol.key.size(), KeyOptions{}, &handle), "volume key");
-  vol.key.reset();
+  const KeyHandle handle = add_volume_key(engine, vol, "volume key");
   Progress progress(o.progress.value_or(::isatty(STDERR_FILENO) == 1), area_bytes);
   if (o.progress_json) progress.set_json(o.image);
   ShiftJob job;
@@ -274,29 +272,18 @@ int run_change_key_in_image(const ReencryptOptions& o) {
          new_vol.layout.format.sector_size, room, layout.format.sector_size);
   }
 
-  KeyHandle handle, new_handle;
-  check(engine->add_key(vol.key.data(), vol.key.size(), KeyOptions{}, &handle), "volume key");
-  vol.key.reset();
-  check(engine->add_key(new_vol.key.data(), new_vol.key.size(), KeyOptions{}, &new_handle),
-        "new volume key");
-  new_vol.key.reset();
+  PumpJob pump;
+  pump.engine = engine.get();
+  pump.key = add_volume_key(*engine, vol, "volume key");
+  pump.dir = Direction::decrypt;
+  pump.format = layout.format;
+  pump.iv_sector = layout.iv_offset;
+  pump.then = SecondCrypt{add_volume_key(*engine, new_vol, "new volume key"), Direction::encrypt,
+                          new_vol.layout.iv_offset};
   Progress progress(o.progress.value_or(::isatty(STDERR_FILENO) == 1), area_bytes);
   if (o.progress_json) progress.set_json(o.image);
-  RewriteJob job;
-  job.pump.engine = engine.get();
-  job.pump.key = handle;
-  job.pump.dir = Direction::decrypt;
-  job.pump.format = layout.format;
-  job.pump.iv_sector = layout.iv_offset;
-  job.pump.then = SecondCrypt{new_handle, Direction::encrypt, new_vol.layout.iv_offset};
-  job.fd = image.fd;
-  job.name = image.name;
-  job.area_offset = room;
-  job.area_bytes = area_bytes;
-  job.mode = resilience;
-  job.zone_bytes = resilience == Resilience::journal ? kJournalZoneBytes : kChecksumZoneBytes;
-  job.resume_path = resume_path;
-  const RewriteResult r = run_resumable_rewrite(job, &progress);
+  const RewriteResult r = rewrite_area(pump, image, room, area_bytes, resilience, resume_path,
+                                       &progress);
   if (r.interrupted) return report_resumable_interrupt(r.bytes_done, area_bytes, resume_path);
   engine.reset();
   return place_staged_header(staged, image, room, resume_path);

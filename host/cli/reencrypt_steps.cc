@@ -197,6 +197,28 @@ void open_image_in_place(const ReencryptOptions& o, InputFile* image) {
   }
 }
 
+KeyHandle add_volume_key(Engine& engine, luks2::Volume& vol, const char* what) {
+  KeyHandle handle;
+  check(engine.add_key(vol.key.data(), vol.key.size(), KeyOptions{}, &handle), what);
+  vol.key.reset();
+  return handle;
+}
+
+RewriteResult rewrite_area(const PumpJob& pump, const InputFile& image, uint64_t offset,
+                           uint64_t bytes, Resilience mode, const std::string& resume_path,
+                           Progress* progress) {
+  RewriteJob job;
+  job.pump = pump;
+  job.fd = image.fd;
+  job.name = image.name;
+  job.area_offset = offset;
+  job.area_bytes = bytes;
+  job.mode = mode;
+  job.zone_bytes = default_zone_bytes(mode);
+  job.resume_path = resume_path;
+  return run_resumable_rewrite(job, progress);
+}
+
 uint64_t data_area_bytes(const luks2::SegmentLayout& layout, const InputFile& image) {
   if (!image.size || *image.size <= layout.data_offset_bytes) {
     fail("'{}' has no data after the header's data offset", image.name);

@@ -11,6 +11,8 @@
 
 #include "engine/engine.h"
 #include "host/cli/crypt_files.h"
+#include "host/cli/progress.h"
+#include "host/cli/resumable_rewrite.h"
 #include "host/cli/resume_file.h"
 #include "host/luks2/luks2_volume.h"
 
@@ -105,5 +107,15 @@ void open_image_in_place(const ReencryptOptions& o, InputFile* image);
 
 // The data area of an unlocked volume: its length, in whole sectors.
 uint64_t data_area_bytes(const luks2::SegmentLayout& layout, const InputFile& image);
+
+// Hands an unlocked volume's key to the engine and wipes it from `vol`. `what` names the
+// key in an error ("volume key", "new volume key").
+KeyHandle add_volume_key(Engine& engine, luks2::Volume& vol, const char* what);
+
+// Rewrites [offset, offset + bytes) of the image in place through `pump` with `mode`'s
+// resilience and default zone size (resumable_rewrite.h).
+RewriteResult rewrite_area(const PumpJob& pump, const InputFile& image, uint64_t offset,
+                           uint64_t bytes, Resilience mode, const std::string& resume_path,
+                           Progress* progress);
 
 }  // namespace sectorcrypt::cli::reencrypt

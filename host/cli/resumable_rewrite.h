@@ -35,6 +35,9 @@ struct RewriteResult {
 // Default zone sizes: big enough that the two syncs per zone cost little.
 inline constexpr uint64_t kChecksumZoneBytes = 64ull << 20;
 inline constexpr uint64_t kJournalZoneBytes = 32ull << 20;
+inline constexpr uint64_t default_zone_bytes(Resilience mode) {
+  return mode == Resilience::journal ? kJournalZoneBytes : kChecksumZoneBytes;
+}
 
 // The resume file used when --journal names none: next to the target.
 std::string default_resume_path(const std::string& target);
